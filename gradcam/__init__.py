@@ -1,0 +1,23 @@
+"""Grad-CAM for Edge Impulse image models: explain every test image, hand back deploy.zip.
+
+The public API (`Explainer`, `load_model`) is imported lazily so that `import gradcam` and the
+command line's `--help` stay fast and do no TensorFlow work.
+"""
+
+__all__ = ["Explainer", "Explanation", "GradcamError", "load_model"]
+
+
+def __getattr__(name: str):
+    if name in ("Explainer", "Explanation"):
+        from gradcam import explainer
+
+        return getattr(explainer, name)
+    if name == "load_model":
+        from gradcam.model import load_model
+
+        return load_model
+    if name == "GradcamError":
+        from gradcam.errors import GradcamError
+
+        return GradcamError
+    raise AttributeError(name)

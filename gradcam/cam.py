@@ -1,0 +1,139 @@
+"""Batched class activation maps. `BaseCAM` holds the shared pass; each method supplies its weights.
+
+For a batch, one traced function runs the model once in inference mode, takes the target score
+y^c before softmax/sigmoid, and differentiates it with respect to the target layer's feature maps
+A^k. Each method turns (A, dy/dA) into weights w; the map is ReLU(sum_k w_k * A^k).
+Samples do not interact in inference mode, so the gradient of the batch's summed score gives
+every sample its own gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from gradcam.errors import GradcamError
+from gradcam.model import ModelAdapter
+
+POOLINGS = ("mean", "sum_abs")
+NORMALIZATIONS = ("percentile", "simple")
+PREDICTED = -1  # target index meaning "the class the model predicts"
+
+
+@dataclass(frozen=True)
+class CamBatch:
+    """Raw maps (N, h, w) and the model's outputs for a batch."""
+
+    maps: np.ndarray
+    scores: np.ndarray
+    probabilities: np.ndarray
+
+
+class BaseCAM:
+    """The shared pass: activations, gradients of the target score, the map."""
+
+    def __init__(self, adapter: ModelAdapter, pooling: str = "mean"):
+        if pooling not in POOLINGS:
+            raise GradcamError(f"pooling {pooling!r}: expected one of {', '.join(POOLINGS)}")
+        self.adapter = adapter
+        self.pooling = pooling
+        height, width, channels = adapter.image_shape
+        signature = [
+            tf.TensorSpec((None, height, width, channels), tf.float32),
+            tf.TensorSpec((None,), tf.int32),
+        ]
+        self._pass = tf.function(self._batch_pass, input_signature=signature)
+
+    def weights(self, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+        """Weights broadcastable to the activations (N, h, w, K)."""
+        raise NotImplementedError
+
+    def target_score(self, scores: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """y^c per sample: the target class's score; a binary model explains +logit for the positive
+        class and -logit for the negative one; regression explains its raw output."""
+        task = self.adapter.task
+        if task == "regression":
+            return scores[:, 0]
+        if task == "binary":
+            logit = scores[:, 0]
+            positive = tf.where(targets >= 0, targets == 1, logit >= 0)
+            return tf.where(positive, logit, -logit)
+        index = tf.where(targets >= 0, targets, tf.argmax(scores, axis=-1, output_type=tf.int32))
+        return tf.gather(scores, index, batch_dims=1)
+
+    def _batch_pass(self, images: tf.Tensor, targets: tf.Tensor):
+        with tf.GradientTape() as tape:
+            # Watch the input so that frozen (non-trainable) layers are recorded too.
+            tape.watch(images)
+            out = self.adapter(images)
+            y = self.target_score(out.scores, targets)
+        grads = tape.gradient(y, out.activations)
+        maps = tf.nn.relu(tf.reduce_sum(self.weights(out.activations, grads) * out.activations, axis=-1))
+        return maps, out.scores, out.probabilities
+
+    def __call__(self, images: np.ndarray, targets: np.ndarray | None = None) -> CamBatch:
+        """images: (N, H, W, C) preprocessed; targets: class index per image, PREDICTED for the prediction."""
+        if targets is None:
+            targets = np.full(len(images), PREDICTED, dtype=np.int32)
+        maps, scores, probabilities = self._pass(tf.constant(images, tf.float32), tf.constant(targets, tf.int32))
+        return CamBatch(maps.numpy(), scores.numpy(), probabilities.numpy())
+
+
+def _spatial_sum(x: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(x, axis=(1, 2), keepdims=True)
+
+
+class GradCAM(BaseCAM):
+    """Selvaraju et al.: w_k = mean_ij dy/dA^k_ij (or sum_ij |dy/dA^k_ij| with pooling sum_abs)."""
+
+    def weights(self, activations, grads):
+        if self.pooling == "sum_abs":
+            return _spatial_sum(tf.abs(grads))
+        return tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """Chattopadhyay et al.: w_k = sum_ij a_ij^k ReLU(g_ij^k), a = g^2 / (2 g^2 + sum_ab A_ab g^3)."""
+
+    def weights(self, activations, grads):
+        g2 = tf.square(grads)
+        denominator = 2.0 * g2 + _spatial_sum(activations) * g2 * grads
+        alpha = g2 / tf.where(denominator != 0.0, denominator, tf.ones_like(denominator))
+        return _spatial_sum(alpha * tf.nn.relu(grads))
+
+
+class HiResCAM(BaseCAM):
+    """Draelos & Carin: the gradient itself, element by element (faithful to the score)."""
+
+    def weights(self, activations, grads):
+        return grads
+
+
+class LayerCAM(BaseCAM):
+    """Jiang et al.: the positive part of the gradient, element by element."""
+
+    def weights(self, activations, grads):
+        return tf.nn.relu(grads)
+
+
+METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "layercam": LayerCAM}
+
+
+def make_cam(adapter: ModelAdapter, method: str = "gradcam", pooling: str = "mean") -> BaseCAM:
+    if method not in METHODS:
+        raise GradcamError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    return METHODS[method](adapter, pooling)
+
+
+def normalize(maps: np.ndarray, mode: str = "percentile", percentile: float = 99.0) -> np.ndarray:
+    """Scale each map to 0..1: `simple` divides by its maximum; `percentile` divides by its 99th
+    percentile and clips, so a few extreme cells do not wash out the rest. A zero map stays zero."""
+    if mode not in NORMALIZATIONS:
+        raise GradcamError(f"heatmap normalization {mode!r}: expected one of {', '.join(NORMALIZATIONS)}")
+    flat = maps.reshape(len(maps), -1).astype(np.float32)
+    top = flat.max(axis=1) if mode == "simple" else np.percentile(flat, percentile, axis=1)
+    top = np.where(top > 0, top, flat.max(axis=1))  # a map whose 99th percentile is 0 but has a peak
+    safe = np.where(top > 0, top, 1.0)[:, None]
+    return np.clip(flat / safe, 0.0, 1.0).reshape(maps.shape)

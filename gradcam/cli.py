@@ -1,0 +1,136 @@
+"""Command line: flags -> Settings; picks the source (offline model and dataset, for now)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from gradcam.errors import GradcamError
+from gradcam.settings import Settings
+
+log = logging.getLogger("gradcam")
+
+# Choices are repeated here (not imported) so that --help needs no TensorFlow; tests check they match.
+METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
+POOLINGS = ("mean", "sum_abs")
+NORMALIZATIONS = ("percentile", "simple")
+RESIZE_MODES = ("squash", "fit-short", "fit-long", "crop")
+COLORS = ("RGB", "Grayscale")
+INPUT_SCALINGS = ("0..1", "-1..1", "-128..127", "0..255", "torch", "bgr-subtract-imagenet-mean")
+CATEGORIES = ("testing", "training", "all")
+LAYOUTS = ("blend", "panel")
+
+
+def _classes(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="main.py",
+        description="Grad-CAM for Edge Impulse image models: explain every test image, write deploy.zip.",
+    )
+    src = p.add_argument_group("offline job (no network)")
+    src.add_argument("--model", type=Path, help="Keras model: .h5, .keras, or a zip holding model.h5")
+    src.add_argument("--dataset", type=Path, help="Edge Impulse export zip, or its extracted folder")
+    src.add_argument("--classes", type=_classes, help="class names in model output order, comma separated")
+    p.add_argument("--out", type=Path, default=Path("output"), help="folder for deploy.zip (default: output)")
+    p.add_argument("--category", choices=CATEGORIES, default="testing", help="which samples to explain")
+
+    cam = p.add_argument_group("Grad-CAM")
+    cam.add_argument("--method", choices=METHODS, default="gradcam")
+    cam.add_argument("--layer", help="layer to explain, e.g. mobilenetv2_0.35_96/Conv_1 (default: last conv)")
+    cam.add_argument("--pooling-gradients", choices=POOLINGS, default="mean", help="Grad-CAM weights")
+    cam.add_argument("--heatmap-normalization", choices=NORMALIZATIONS, default="percentile")
+    cam.add_argument("--target-class", help="explain every image with respect to this class")
+    cam.add_argument("--alpha", type=float, default=0.4, help="heatmap strength in the overlay (default 0.4)")
+    cam.add_argument("--layout", choices=LAYOUTS, default="blend", help="blend, or original|heatmap|blend panel")
+    cam.add_argument("--regression-threshold", type=float, default=0.1, help="max abs error counted correct")
+    cam.add_argument("--batch-size", type=int, default=32)
+
+    pre = p.add_argument_group("preprocessing (as the impulse's image block)")
+    pre.add_argument("--resize-mode", choices=RESIZE_MODES, default="squash")
+    pre.add_argument("--color", choices=COLORS, help="colour depth (default: from the model's input)")
+    pre.add_argument("--input-scaling", choices=INPUT_SCALINGS, default="0..1")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        model=args.model,
+        dataset=args.dataset,
+        out=args.out,
+        category=args.category,
+        classes=args.classes,
+        layer=args.layer,
+        method=args.method,
+        pooling_gradients=args.pooling_gradients,
+        heatmap_normalization=args.heatmap_normalization,
+        target_class=args.target_class,
+        alpha=args.alpha,
+        layout=args.layout,
+        regression_threshold=args.regression_threshold,
+        batch_size=args.batch_size,
+        resize_mode=args.resize_mode,
+        color=args.color,
+        input_scaling=args.input_scaling,
+    )
+
+
+def _import_quietly() -> None:
+    """Import TensorFlow and Keras with their C++ start-up chatter (absl, oneDNN notices) kept off
+    stderr, which is for our one-line errors; replayed if the import itself fails."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+            import tf_keras  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _report(summary) -> None:
+    labelled = summary.count("correct") + summary.count("incorrect")
+    accuracy = f", accuracy {summary.count('correct') / labelled:.1%}" if labelled else ""
+    log.info(
+        "done: %d correct, %d incorrect, %d unlabeled, %d skipped%s",
+        summary.count("correct"),
+        summary.count("incorrect"),
+        summary.count("unlabeled"),
+        len(summary.skipped),
+        accuracy,
+    )
+    for source, reason in summary.skipped:
+        log.info("skipped %s: %s", source, reason)
+    log.info("stage times: %s", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages.items()))
+    log.info("wrote %s", summary.zip_path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    _import_quietly()
+    settings = settings_from(args)
+    try:
+        from gradcam.pipeline import run_offline
+
+        _report(run_offline(settings))
+    except GradcamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

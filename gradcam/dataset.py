@@ -1,0 +1,187 @@
+"""Edge Impulse export (zip or extracted folder) -> labelled samples, read safely.
+
+The label of a sample comes from `info.labels`; the file-name prefix (`car.IMG_1.jpg.x.ingestion-y.jpg`)
+is only a fallback for files that `info.labels` does not list. Zips are read in place, never
+extracted: an entry that would escape the folder (`../x`, an absolute path, a link) makes the
+whole zip an error, since such a zip is not an Edge Impulse export.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from gradcam.errors import GradcamError
+
+CATEGORIES = ("testing", "training", "all")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+_FALLBACK_LABEL = re.compile(r"^(-?\d+(?:\.\d+)?|[^.]+)\.")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of the dataset: its path inside the dataset and its true label (None: unlabeled)."""
+
+    path: str
+    label: str | None
+    category: str
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+
+@dataclass
+class Dataset:
+    """The samples to explain, the ones passed over with their reasons, and a way to read bytes."""
+
+    source: Path
+    samples: list[Sample]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    _zip: zipfile.ZipFile | None = None
+
+    def read(self, sample: Sample) -> bytes:
+        if self._zip is not None:
+            return self._zip.read(sample.path)
+        return (self.source / sample.path).read_bytes()
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def labels(self) -> list[str]:
+        """The distinct true labels, sorted as Edge Impulse orders classes."""
+        return sorted({s.label for s in self.samples if s.label is not None})
+
+
+def fallback_label(name: str) -> str | None:
+    """The label encoded in an uploader-friendly file name (`car.IMG_1.jpg...`, `12.5.x.jpg`)."""
+    match = _FALLBACK_LABEL.match(name)
+    return match.group(1) if match else None
+
+
+def _check_entry(source: Path, info: zipfile.ZipInfo) -> None:
+    name = info.filename
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
+        raise GradcamError(f"{source}: unsafe entry {name!r} escapes the dataset folder; refusing this zip")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise GradcamError(f"{source}: entry {name!r} is a symbolic link; refusing this zip")
+
+
+def _label_of(entry: dict) -> tuple[str | None, str | None]:
+    """(label, reason to skip) from an info.labels entry's `label` object."""
+    label = entry.get("label") or {"type": "unlabeled"}
+    kind = label.get("type")
+    if kind == "label":
+        return str(label.get("label")), None
+    if kind == "unlabeled":
+        return None, None
+    return None, f"label type {kind!r} is not supported (single-label images only)"
+
+
+def _category_of(path: str, entry: dict | None = None) -> str:
+    if entry and entry.get("category"):
+        return str(entry["category"])
+    return PurePosixPath(path).parts[0] if "/" in path else "testing"
+
+
+def _wanted(category: str, wanted: str) -> bool:
+    return wanted == "all" or category == wanted
+
+
+def _collect(
+    source: Path, files: list[str], info_labels: dict | None, category: str
+) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """Samples from info.labels (authoritative), then image files it does not list (name fallback)."""
+    present = set(files)
+    samples: list[Sample] = []
+    skipped: list[tuple[str, str]] = []
+    listed: set[str] = set()
+    for entry in (info_labels or {}).get("files", []):
+        path = str(entry.get("path", "")).removeprefix("./")
+        listed.add(path)
+        sample_category = _category_of(path, entry)
+        if not _wanted(sample_category, category):
+            continue
+        label, reason = _label_of(entry)
+        if path not in present:
+            reason = "listed in info.labels but missing from the dataset"
+        elif not path.lower().endswith(IMAGE_SUFFIXES):
+            reason = f"not an image (expected one of {', '.join(IMAGE_SUFFIXES)})"
+        if reason:
+            skipped.append((path, reason))
+        else:
+            samples.append(Sample(path, label, sample_category))
+    for path in sorted(present - listed):
+        name = PurePosixPath(path).name
+        if name == "info.labels" or name == "README.txt" or not _wanted(_category_of(path), category):
+            continue
+        if not path.lower().endswith(IMAGE_SUFFIXES):
+            skipped.append((path, f"not an image (expected one of {', '.join(IMAGE_SUFFIXES)})"))
+            continue
+        samples.append(Sample(path, fallback_label(name), _category_of(path)))
+    if not samples and not skipped:
+        raise GradcamError(f"{source}: no {category} images found (expected an Edge Impulse export)")
+    return samples, skipped
+
+
+def _parse_info_labels(source: Path, text: bytes | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        info = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GradcamError(f"{source}: info.labels is not valid JSON ({exc})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("files"), list):
+        raise GradcamError(f"{source}: info.labels has no 'files' list")
+    return info
+
+
+def _open_zip(source: Path, category: str) -> Dataset:
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise GradcamError(f"{source}: not a readable zip file ({exc})") from None
+    infos = archive.infolist()
+    for info in infos:
+        _check_entry(source, info)
+    files = [i.filename for i in infos if not i.is_dir()]
+    info_text = archive.read("info.labels") if "info.labels" in files else None
+    samples, skipped = _collect(source, files, _parse_info_labels(source, info_text), category)
+    return Dataset(source, samples, skipped, archive)
+
+
+def _walk(root: Path) -> Iterator[str]:
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+            raise GradcamError(f"{path}: link points outside the dataset folder")
+        if path.is_file():
+            yield path.relative_to(root).as_posix()
+
+
+def open_dataset(source: str | Path, category: str = "testing") -> Dataset:
+    """Open an Edge Impulse export zip or folder and list the samples of `category`."""
+    source = Path(source)
+    if category not in CATEGORIES:
+        raise GradcamError(f"category {category!r}: expected one of {', '.join(CATEGORIES)}")
+    if source.is_dir():
+        info_file = source / "info.labels"
+        info_text = info_file.read_bytes() if info_file.is_file() else None
+        samples, skipped = _collect(source, list(_walk(source)), _parse_info_labels(source, info_text), category)
+        return Dataset(source, samples, skipped)
+    if not source.exists():
+        raise GradcamError(f"{source}: dataset not found (expected an export zip or its folder)")
+    return _open_zip(source, category)

@@ -1,0 +1,154 @@
+"""The public Python API: build an explainer from a model once, call it on batches of images.
+
+from gradcam import Explainer
+explainer = Explainer.from_file("model.h5", classes=["circle", "square", "triangle"])
+for result in explainer.explain(images):        # RGB uint8 arrays of any size
+    result.label, result.confidence, result.heatmap, result.overlay
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gradcam.cam import PREDICTED, make_cam, normalize
+from gradcam.errors import GradcamError
+from gradcam.model import ModelAdapter, load_model
+from gradcam.overlay import blend, panel
+from gradcam.preprocess import Geometry, ImageSpec, display_image, preprocess
+
+
+@dataclass
+class Explanation:
+    """What the model said about one image and where it looked."""
+
+    prediction: int | float  # class index, or the value for regression
+    label: str  # the predicted class name (regression: the value as text)
+    confidence: float  # probability of the prediction (regression: nan)
+    scores: np.ndarray  # probabilities per class (regression: the raw output)
+    cam: np.ndarray  # normalised map at the target layer's resolution (h, w)
+    heatmap: np.ndarray  # the map on the original image, 0..1 (H0, W0)
+    image: np.ndarray  # the original as displayed (RGB uint8)
+
+    def overlay(self, alpha: float = 0.4) -> np.ndarray:
+        return blend(self.image, self.heatmap, alpha)
+
+    def panel(self, alpha: float, caption: str) -> np.ndarray:
+        return panel(self.image, self.heatmap, alpha, caption)
+
+    @property
+    def peak(self) -> tuple[int, int] | None:
+        """(x, y) of the heatmap's maximum in original image pixels; None for an all-zero map."""
+        if not self.heatmap.max() > 0:
+            return None
+        y, x = np.unravel_index(int(np.argmax(self.heatmap)), self.heatmap.shape)
+        return int(x), int(y)
+
+
+class Explainer:
+    """Preprocessing, model and CAM method together, traced once and reused for every batch."""
+
+    def __init__(
+        self,
+        model,
+        classes: Sequence[str] | None = None,
+        *,
+        layer: str | None = None,
+        method: str = "gradcam",
+        pooling: str = "mean",
+        normalization: str = "percentile",
+        resize_mode: str = "squash",
+        grayscale: bool | None = None,
+        input_scaling: str = "0..1",
+        impulse_shape: tuple[int, int, int] | None = None,
+    ):
+        self.adapter = ModelAdapter(model, layer, impulse_shape)
+        height, width, channels = self.adapter.image_shape
+        if grayscale is None:
+            grayscale = channels == 1
+        if (1 if grayscale else 3) != channels:
+            raise GradcamError(
+                f"colour depth {'Grayscale' if grayscale else 'RGB'} does not match the model input "
+                f"with {channels} channel(s)"
+            )
+        self.spec = ImageSpec(width, height, grayscale, resize_mode, input_scaling)
+        self.classes = self._check_classes(classes)
+        self.cam = make_cam(self.adapter, method, pooling)
+        self.method = method
+        self.normalization = normalization
+
+    @classmethod
+    def from_file(cls, path: str | Path, classes: Sequence[str] | None = None, **options) -> Explainer:
+        return cls(load_model(path), classes, **options)
+
+    @property
+    def task(self) -> str:
+        return self.adapter.task
+
+    @property
+    def layer_name(self) -> str:
+        return self.adapter.layer_name
+
+    def _check_classes(self, classes: Sequence[str] | None) -> list[str]:
+        task, outputs = self.adapter.task, self.adapter.num_outputs
+        if task == "regression":
+            return list(classes or [])
+        expected = 2 if task == "binary" else outputs
+        classes = list(classes) if classes else [str(i) for i in range(expected)]
+        if len(classes) != expected:
+            raise GradcamError(
+                f"{len(classes)} class names ({', '.join(classes)}) for a {task} model with {expected} "
+                "outputs; give the class names in model output order (--classes a,b,c)"
+            )
+        return classes
+
+    def target_index(self, label: str | None) -> int:
+        """The class index to explain for `label` (None: the predicted class)."""
+        if label is None or self.task == "regression":
+            return PREDICTED
+        if label not in self.classes:
+            raise GradcamError(f"target class {label!r}: the model's classes are {', '.join(self.classes)}")
+        return self.classes.index(label)
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """RGB uint8 image -> (model input, geometry). Thread-safe: OpenCV and NumPy only."""
+        return preprocess(image, self.spec)
+
+    def run(self, inputs: np.ndarray, targets: np.ndarray | None = None):
+        """Preprocessed batch -> CamBatch with maps normalised to 0..1."""
+        batch = self.cam(inputs, targets)
+        batch.maps[...] = normalize(batch.maps, self.normalization)
+        return batch
+
+    def interpret(self, scores: np.ndarray, probabilities: np.ndarray) -> tuple[int | float, str, float, np.ndarray]:
+        """One sample's outputs -> (prediction, label, confidence, class scores)."""
+        if self.task == "regression":
+            value = float(scores[0])
+            return value, f"{value:.4g}", float("nan"), scores
+        if self.task == "binary":
+            p = float(probabilities[0])
+            index = int(p >= 0.5)
+            return index, self.classes[index], p if index else 1.0 - p, np.array([1.0 - p, p])
+        index = int(np.argmax(probabilities))
+        return index, self.classes[index], float(probabilities[index]), probabilities
+
+    def finish(self, image: np.ndarray, geometry: Geometry, cam: np.ndarray, scores, probabilities) -> Explanation:
+        """Put one sample's map back on its original image. Thread-safe."""
+        size = (image.shape[1], image.shape[0])
+        heatmap = geometry.to_original(cam, size, (self.spec.width, self.spec.height))
+        prediction, label, confidence, class_scores = self.interpret(scores, probabilities)
+        return Explanation(prediction, label, confidence, class_scores, cam, heatmap, display_image(image, self.spec))
+
+    def explain(self, images: Sequence[np.ndarray], target_class: str | None = None) -> list[Explanation]:
+        """Explain RGB uint8 images of any size, each with respect to its predicted class or `target_class`."""
+        prepared = [self.prepare(image) for image in images]
+        inputs = np.stack([x for x, _ in prepared])
+        targets = np.full(len(images), self.target_index(target_class), dtype=np.int32)
+        batch = self.run(inputs, targets)
+        return [
+            self.finish(image, geometry, batch.maps[i], batch.scores[i], batch.probabilities[i])
+            for i, (image, (_, geometry)) in enumerate(zip(images, prepared, strict=True))
+        ]

@@ -1,0 +1,29 @@
+"""Heatmap colouring and blending: JET colours added to the image in float, then clipped."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+CAPTION_HEIGHT = 28
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """0..1 heatmap (H, W) -> RGB uint8 JET colours (blue = 0, red = 1)."""
+    levels = np.clip(np.rint(heatmap * 255.0), 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(levels, cv2.COLORMAP_JET)[..., ::-1]
+
+
+def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """image + alpha * colours, as the original block and the Keras example do, but clipped to 0..255."""
+    mixed = image.astype(np.float32) + alpha * colorize(heatmap).astype(np.float32)
+    return np.clip(mixed, 0, 255).astype(np.uint8)
+
+
+def panel(image: np.ndarray, heatmap: np.ndarray, alpha: float, caption: str) -> np.ndarray:
+    """Original, heatmap and blend side by side, over a caption strip."""
+    row = np.concatenate([image, colorize(heatmap), blend(image, heatmap, alpha)], axis=1)
+    strip = np.full((CAPTION_HEIGHT, row.shape[1], 3), 255, dtype=np.uint8)
+    scale = 0.45
+    cv2.putText(strip, caption, (6, CAPTION_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([row, strip], axis=0)

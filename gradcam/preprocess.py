@@ -1,0 +1,163 @@
+"""Edge Impulse's image block: resize mode, colour depth and input scaling, and the way back.
+
+An image goes through the same steps as in Studio: resized to the impulse's width and height
+(`squash`, `fit-short` = centre crop to the target aspect, `fit-long` = letterbox with black),
+converted to RGB or grayscale (0.299 R + 0.587 G + 0.114 B), divided by 255, then scaled as the
+model's `imageInputScaling` says. `Geometry` records where the model's input sits in the
+original image, so a heatmap can be put back on the original at its own resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gradcam.errors import GradcamError
+
+RESIZE_MODES = ("squash", "fit-short", "fit-long", "crop")
+COLORS = ("RGB", "Grayscale")
+INPUT_SCALINGS = ("0..1", "-1..1", "-128..127", "0..255", "torch", "bgr-subtract-imagenet-mean")
+
+_GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What the model expects: its input size, colour depth, how to resize and how to scale."""
+
+    width: int
+    height: int
+    grayscale: bool = False
+    resize_mode: str = "squash"
+    input_scaling: str = "0..1"
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise GradcamError(f"resize mode {self.resize_mode!r}: expected one of {', '.join(RESIZE_MODES)}")
+        if self.input_scaling not in INPUT_SCALINGS:
+            raise GradcamError(f"input scaling {self.input_scaling!r}: expected one of {', '.join(INPUT_SCALINGS)}")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the model input lies in the original image.
+
+    In continuous pixel-edge coordinates, original = model * scale + offset, per axis; `valid`
+    is the rectangle (x0, y0, x1, y1) of the original image that the model saw.
+    """
+
+    scale_x: float
+    scale_y: float
+    offset_x: float
+    offset_y: float
+    valid: tuple[int, int, int, int]
+
+    def to_original(self, heatmap: np.ndarray, size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
+        """Map a low-resolution heatmap over the model input onto the original image.
+
+        `size` and `model_size` are (width, height). Outside the part of the image the model
+        saw (the sides cut off by fit-short), the heatmap is zero.
+        """
+        kx = model_size[0] / heatmap.shape[1] * self.scale_x
+        ky = model_size[1] / heatmap.shape[0] * self.scale_y
+        # original pixel centre i + 0.5 = (j + 0.5) * k + offset, solved for heatmap index j.
+        inverse = np.array(
+            [
+                [1 / kx, 0, (0.5 - self.offset_x) / kx - 0.5],
+                [0, 1 / ky, (0.5 - self.offset_y) / ky - 0.5],
+            ],
+            dtype=np.float64,
+        )
+        full = cv2.warpAffine(
+            heatmap.astype(np.float32),
+            inverse,
+            size,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        x0, y0, x1, y1 = self.valid
+        if (x0, y0, x1, y1) != (0, 0, size[0], size[1]):
+            mask = np.zeros_like(full)
+            mask[y0:y1, x0:x1] = 1
+            full *= mask
+        return full
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def fit(image: np.ndarray, spec: ImageSpec) -> tuple[np.ndarray, Geometry]:
+    """Resize an RGB uint8 image to the model's size as Edge Impulse's resize mode does."""
+    h0, w0 = image.shape[:2]
+    w, h = spec.width, spec.height
+    if spec.resize_mode == "squash":
+        return _resize(image, w, h), Geometry(w0 / w, h0 / h, 0.0, 0.0, (0, 0, w0, h0))
+    if spec.resize_mode in ("fit-short", "crop"):
+        scale = max(w / w0, h / h0)
+        cw, ch = min(w0, round(w / scale)), min(h0, round(h / scale))
+        x0, y0 = (w0 - cw) // 2, (h0 - ch) // 2
+        resized = _resize(image[y0 : y0 + ch, x0 : x0 + cw], w, h)
+        return resized, Geometry(cw / w, ch / h, float(x0), float(y0), (x0, y0, x0 + cw, y0 + ch))
+    # fit-long: the whole image, letterboxed with black.
+    scale = min(w / w0, h / h0)
+    nw, nh = max(1, round(w0 * scale)), max(1, round(h0 * scale))
+    px, py = (w - nw) // 2, (h - nh) // 2
+    canvas = np.zeros((h, w, image.shape[2]), dtype=image.dtype)
+    canvas[py : py + nh, px : px + nw] = _resize(image, nw, nh)
+    sx, sy = w0 / nw, h0 / nh
+    return canvas, Geometry(sx, sy, -px * sx, -py * sy, (0, 0, w0, h0))
+
+
+def to_color_depth(image: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """RGB uint8 -> float32 0..255 with the model's channels (grayscale keeps a channel axis)."""
+    pixels = image.astype(np.float32)
+    if spec.grayscale:
+        return (pixels @ _GRAY_WEIGHTS)[..., None]
+    return pixels
+
+
+def scale(pixels: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """float32 0..255 (any leading shape, channels last) -> the model's input range."""
+    x = pixels / 255.0
+    mode = spec.input_scaling
+    if mode == "0..1":
+        return x
+    if mode == "-1..1":
+        return x * 2.0 - 1.0
+    if mode == "-128..127":
+        return x * 255.0 - 128.0
+    if mode == "0..255":
+        return x * 255.0
+    mean, std = _IMAGENET_MEAN, _IMAGENET_STD
+    if spec.grayscale:
+        mean, std = mean.mean(keepdims=True), std.mean(keepdims=True)
+    if mode == "torch":
+        return (x - mean) / std
+    # bgr-subtract-imagenet-mean: Caffe style, BGR order, 0..255 minus the ImageNet mean.
+    bgr_mean = _CAFFE_BGR_MEAN.mean(keepdims=True) if spec.grayscale else _CAFFE_BGR_MEAN
+    return x[..., ::-1] * 255.0 - bgr_mean
+
+
+def preprocess(image: np.ndarray, spec: ImageSpec) -> tuple[np.ndarray, Geometry]:
+    """RGB uint8 image of any size -> (model input H x W x C float32, its geometry)."""
+    resized, geometry = fit(image, spec)
+    return scale(to_color_depth(resized, spec), spec).astype(np.float32), geometry
+
+
+def display_image(image: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """The original image as the model saw its colours: grayscale models get a gray RGB image."""
+    if not spec.grayscale:
+        return image
+    gray = np.clip(np.rint(to_color_depth(image, spec)), 0, 255).astype(np.uint8)
+    return np.repeat(gray, 3, axis=2)

@@ -1,0 +1,49 @@
+"""Progress for long work: a bar on a terminal, else a log line every few seconds (Studio shows stdout)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from tqdm import tqdm
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress:
+    """Count work done; `update` is cheap, output is throttled."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None, every: float = 5.0):
+        self.total, self.label, self.every = total, label, every
+        self.stream = stream or sys.stdout
+        self.done = 0
+        self.start = self._last = time.monotonic()
+        interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._bar = tqdm(total=total, desc=label, unit="img", file=self.stream) if interactive else None
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            print(self.line(now), file=self.stream, flush=True)
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max((now or time.monotonic()) - self.start, 1e-9)
+        rate = self.done / elapsed
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        eta_text = _duration(eta) if eta != float("inf") else "?"
+        return f"{self.label}: {self.done}/{self.total} images, {rate:.1f} img/s, ETA {eta_text}"
+
+    def close(self) -> float:
+        """Stop; returns the elapsed seconds."""
+        if self._bar is not None:
+            self._bar.close()
+        return time.monotonic() - self.start

@@ -1,0 +1,125 @@
+"""deploy.zip: overlays split into correct/ incorrect/ unlabeled/ by true label, plus results files.
+
+The zip is written under a temporary name and renamed at the end, so a crash never leaves a
+half-written deploy.zip behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+RESULT_FIELDS = (
+    "source",
+    "category",
+    "true_label",
+    "predicted",
+    "confidence",
+    "correct",
+    "error",
+    "overlay",
+    "peak_x",
+    "peak_y",
+    "scores",
+)
+
+
+@dataclass
+class Result:
+    """One explained sample, as reported."""
+
+    source: str
+    category: str
+    true_label: str | None
+    predicted: str
+    confidence: float | None
+    correct: bool | None  # None: unlabeled
+    scores: dict[str, float]
+    peak_x: int | None  # None: the map is all zero (nothing in the image raised the score)
+    peak_y: int | None
+    error: float | None = None  # regression: |predicted - true|
+    overlay: str = ""
+
+    @property
+    def folder(self) -> str:
+        if self.correct is None:
+            return "unlabeled"
+        return "correct" if self.correct else "incorrect"
+
+
+@dataclass
+class RunInfo:
+    """What the run was: for results.json and the report's header."""
+
+    model: str
+    layer: str
+    task: str
+    method: str
+    classes: list[str]
+    parameters: dict
+    skipped: list[dict] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+
+
+def _safe(text: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned[:80] or "_"
+
+
+class DeployZip:
+    """Collects overlays and results; `close` writes the results and moves the zip into place."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_DEFLATED)
+        self._names: set[str] = set()
+        self.results: list[Result] = []
+
+    def _unique(self, folder: str, stem: str, suffix: str) -> str:
+        name, n = f"{folder}/{stem}{suffix}", 1
+        while name in self._names:
+            n += 1
+            name = f"{folder}/{stem}-{n}{suffix}"
+        self._names.add(name)
+        return name
+
+    def add(self, result: Result, image: bytes, suffix: str = ".jpg") -> str:
+        """Store an encoded overlay (already compressed: stored as is) under a unique, traceable name."""
+        label = result.true_label if result.correct is not None else result.predicted
+        stem = PurePosixPath(result.source).name.split(".ingestion-")[0]
+        confidence = f"-{result.confidence:.2f}" if result.confidence is not None else ""
+        stem = _safe(f"{stem}.pred-{result.predicted}{confidence}")
+        result.overlay = self._unique(f"{result.folder}/{_safe(label or '_')}", stem, suffix)
+        self._zip.writestr(result.overlay, image, compress_type=zipfile.ZIP_STORED)
+        self.results.append(result)
+        return result.overlay
+
+    def _csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=RESULT_FIELDS)
+        writer.writeheader()
+        for r in self.results:
+            row = {k: v for k, v in asdict(r).items() if k in RESULT_FIELDS}
+            row["scores"] = json.dumps(r.scores)
+            writer.writerow(row)
+        return out.getvalue()
+
+    def close(self, info: RunInfo) -> Path:
+        self._zip.writestr("results.csv", self._csv())
+        document = {"run": asdict(info), "results": [asdict(r) for r in self.results]}
+        self._zip.writestr("results.json", json.dumps(document, indent=1, allow_nan=False, default=str))
+        self._zip.close()
+        os.replace(self._partial, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._zip.close()
+        self._partial.unlink(missing_ok=True)

@@ -1,0 +1,68 @@
+"""One settings object: filled from the flags, deployment-metadata.json and the impulse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    """Everything a run needs. Defaults are the command line's defaults."""
+
+    # Inputs and output.
+    model: Path | None = None
+    dataset: Path | None = None
+    out: Path = Path("output")
+    category: str = "testing"
+    classes: list[str] | None = None
+    # Grad-CAM.
+    layer: str | None = None
+    method: str = "gradcam"
+    pooling_gradients: str = "mean"
+    heatmap_normalization: str = "percentile"
+    target_class: str | None = None
+    alpha: float = 0.4
+    layout: str = "blend"
+    regression_threshold: float = 0.1
+    batch_size: int = 32
+    # Preprocessing, as Edge Impulse's image block.
+    resize_mode: str = "squash"
+    color: str | None = None  # RGB / Grayscale; None: from the model's input channels
+    input_scaling: str = "0..1"
+    image_shape: tuple[int, int, int] | None = None  # (height, width, channels) from the impulse
+
+    @property
+    def zip_path(self) -> Path:
+        return self.out / "deploy.zip"
+
+    def explainer_options(self) -> dict:
+        """Keyword arguments for `Explainer`."""
+        return {
+            "layer": self.layer,
+            "method": self.method,
+            "pooling": self.pooling_gradients,
+            "normalization": self.heatmap_normalization,
+            "resize_mode": self.resize_mode,
+            "grayscale": None if self.color is None else self.color == "Grayscale",
+            "input_scaling": self.input_scaling,
+            "impulse_shape": self.image_shape,
+        }
+
+    def parameters(self) -> dict:
+        """The options that shape the result, for the report."""
+        keys = [
+            "category",
+            "method",
+            "pooling_gradients",
+            "heatmap_normalization",
+            "target_class",
+            "alpha",
+            "layout",
+            "regression_threshold",
+            "resize_mode",
+            "color",
+            "input_scaling",
+            "batch_size",
+        ]
+        return {k: getattr(self, k) for k in keys}

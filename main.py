@@ -1,0 +1,5 @@
+import sys
+
+from gradcam.cli import main
+
+sys.exit(main())

@@ -1,0 +1,177 @@
+"""Test helpers: small models of the shapes Edge Impulse trains, export zips, a reference Grad-CAM."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = ROOT / "examples" / "shapes"
+
+
+def plain_cnn(k=keras, classes: int = 4, seed: int = 1):
+    k.utils.set_random_seed(seed)
+    return k.Sequential(
+        [
+            k.Input((32, 32, 3)),
+            k.layers.Conv2D(8, 3, activation="relu"),
+            k.layers.MaxPooling2D(2),
+            k.layers.Conv2D(16, 3, activation="relu", name="last_conv"),
+            k.layers.Flatten(),
+            k.layers.Dense(classes, activation="softmax"),
+        ]
+    )
+
+
+def nested_mobilenet(k=tf_keras, classes: int = 3, seed: int = 2):
+    """Edge Impulse's transfer-learning shape: MobileNetV2 0.35 nested in a Sequential."""
+    k.utils.set_random_seed(seed)
+    base = k.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None)
+    first = k.layers.InputLayer(input_shape=(96, 96, 3)) if k is tf_keras else k.Input((96, 96, 3))
+    return k.Sequential(
+        [
+            first,
+            base,
+            k.layers.Dense(16, activation="relu"),
+            k.layers.Dropout(0.1),
+            k.layers.Flatten(),
+            k.layers.Dense(classes, activation="softmax"),
+        ]
+    )
+
+
+def flat_input_cnn(k=keras, classes: int = 3, seed: int = 3, shape=(24, 24, 1)):
+    """Edge Impulse's default image model: a flat feature vector reshaped to an image."""
+    k.utils.set_random_seed(seed)
+    return k.Sequential(
+        [
+            k.Input((int(np.prod(shape)),)),
+            k.layers.Reshape(shape),
+            k.layers.Conv2D(8, 3, activation="relu"),
+            k.layers.MaxPooling2D(2),
+            k.layers.Conv2D(8, 3, activation="relu", name="last_conv"),
+            k.layers.Flatten(),
+            k.layers.Dropout(0.25),
+            k.layers.Dense(classes, activation="softmax"),
+        ]
+    )
+
+
+def single_output_cnn(activation: str | None, k=keras, seed: int = 4):
+    """One output unit: sigmoid = binary classifier, None = visual regression."""
+    k.utils.set_random_seed(seed)
+    return k.Sequential(
+        [
+            k.Input((32, 32, 3)),
+            k.layers.Conv2D(8, 3, activation="relu"),
+            k.layers.Conv2D(8, 3, strides=2, activation="relu", name="last_conv"),
+            k.layers.GlobalAveragePooling2D(),
+            k.layers.Dense(1, activation=activation),
+        ]
+    )
+
+
+def random_images(n: int, shape, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, *shape)).astype(np.float32)
+
+
+# --- The reference: one image at a time, in the style of the Keras Grad-CAM example. ---
+
+
+def _logits_clone(model):
+    """A copy of the model whose last layer has no activation (the Keras example's trick)."""
+    k = tf_keras if isinstance(model, tf_keras.Model) else keras
+    clone = k.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.layers[-1].activation = k.activations.linear
+    return clone
+
+
+def _split(model, path: list[str]):
+    """(x -> A, A -> logits) for models that are linear after the target layer."""
+    clone = _logits_clone(model)
+    if len(path) == 1:
+        index = [layer.name for layer in clone.layers].index(path[0])
+        before, after = clone.layers[: index + 1], clone.layers[index + 1 :]
+        return (lambda x: _chain(before, x)), (lambda a: _chain(after, a))
+    outer_names = [layer.name for layer in clone.layers]
+    index = outer_names.index(path[0])
+    base = clone.layers[index]
+    k = tf_keras if isinstance(model, tf_keras.Model) else keras
+    to_target = k.Model(base.inputs, base.get_layer(path[1]).output)
+    inner_names = [layer.name for layer in base.layers]
+    tail = base.layers[inner_names.index(path[1]) + 1 :]
+
+    def to_a(x):
+        return to_target(_chain(clone.layers[:index], x), training=False)
+
+    def from_a(a):
+        return _chain(clone.layers[index + 1 :], _chain(tail, a))
+
+    return to_a, from_a
+
+
+def _chain(layers, x):
+    for layer in layers:
+        x = layer(x, training=False)
+    return x
+
+
+def reference_cam(model, path: list[str], image: np.ndarray, target: int | None, method: str, task: str):
+    """One image: gradient of the target score w.r.t. the target layer, weights, ReLU, / max."""
+    to_a, from_a = _split(model, path)
+    x = tf.constant(image[None])
+    a = to_a(x)
+    with tf.GradientTape() as tape:
+        tape.watch(a)
+        z = from_a(a)[0]
+        if task == "regression":
+            y = z[0]
+        elif task == "binary":
+            positive = (z[0] >= 0) if target is None else target == 1
+            y = z[0] if positive else -z[0]
+        else:
+            y = z[int(tf.argmax(z)) if target is None else target]
+    g = tape.gradient(y, a)[0].numpy().astype(np.float64)
+    a = a[0].numpy().astype(np.float64)
+    if method == "gradcam":
+        weights = g.mean(axis=(0, 1))
+    elif method == "sum_abs":
+        weights = np.abs(g).sum(axis=(0, 1))
+    else:  # gradcam++
+        g2, g3 = g**2, g**3
+        denominator = 2 * g2 + a.sum(axis=(0, 1)) * g3
+        alpha = g2 / np.where(denominator != 0, denominator, 1)
+        weights = (alpha * np.maximum(g, 0)).sum(axis=(0, 1))
+    cam = np.maximum((a * weights).sum(axis=-1), 0)
+    return cam / cam.max() if cam.max() > 0 else cam
+
+
+# --- Datasets in Edge Impulse's export format. ---
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def write_export(
+    path: Path, samples: list[tuple[str, str | None, bytes]], extra: dict[str, bytes] | None = None
+) -> Path:
+    """samples: (path inside the zip, label or None for unlabeled, file bytes)."""
+    files = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, label, data in samples:
+            archive.writestr(name, data)
+            kind = {"type": "label", "label": label} if label is not None else {"type": "unlabeled"}
+            files.append({"path": name, "category": name.split("/")[0], "label": kind})
+        archive.writestr("info.labels", json.dumps({"version": 1, "files": files}))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return path

@@ -1,0 +1,195 @@
+"""The offline job as a user runs it: `python main.py --model ... --dataset ...`, then deploy.zip opened."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import tf_keras
+
+from gradcam.cli import main
+from tests import helpers
+from tests.helpers import ROOT, SHAPES, jpeg, write_export
+
+CLASSES = ["circle", "square", "triangle"]
+
+
+def _shape_samples(n: int):
+    """The first n test images of the bundled example: (path, label, bytes)."""
+    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
+        files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"][:n]
+        return [(f["path"], f["label"]["label"], archive.read(f["path"])) for f in files]
+
+
+def _independent_predictions(samples):
+    """Edge Impulse's fit-short + 0..1 written out by hand, then model.predict."""
+    model = tf_keras.models.load_model(SHAPES / "model.h5", compile=False)
+    batch = []
+    for _, _, data in samples:
+        image = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        square = image[:, 20:140]  # 160x120 -> centre 120x120
+        batch.append(cv2.resize(square, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1) / 255)
+    return model.predict(np.stack(batch), verbose=0)
+
+
+def _run(*args, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, "main.py", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """One run of main.py on 24 shapes, a corrupt image, a text file and a name used twice."""
+    tmp = tmp_path_factory.mktemp("job")
+    samples = _shape_samples(24)
+    twin_name = samples[0][0].split("/")[1]
+    extra = [
+        ("testing/broken.jpg", "circle", b"\xff\xd8\xff not really a jpeg"),
+        ("testing/notes.txt", "circle", b"hello"),
+        (f"training/{twin_name}", samples[1][1], samples[1][2]),  # same file name as a test sample
+    ]
+    export = write_export(tmp / "export.zip", samples + extra)
+    result = _run(
+        "--model",
+        SHAPES / "model.h5",
+        "--dataset",
+        export,
+        "--resize-mode",
+        "fit-short",
+        "--category",
+        "all",
+        "--out",
+        tmp / "out",
+    )
+    return result, tmp / "out" / "deploy.zip", [*samples, extra[2]]
+
+
+def test_job_exits_cleanly_and_says_where_the_zip_is(job):
+    result, zip_path, _ = job
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {zip_path}" in result.stdout
+    assert "skipped testing/broken.jpg: not a decodable image" in result.stdout
+
+
+def test_every_sample_is_in_the_zip_or_skipped_with_its_reason(job):
+    _, zip_path, samples = job
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        results = json.loads(archive.read("results.json"))
+        rows = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
+        overlays = [n for n in names if n.endswith(".jpg")]
+        assert len(overlays) == len(samples) == len(rows) == len(set(overlays))
+        assert sorted(r["overlay"] for r in rows) == sorted(overlays)
+        assert {r["source"] for r in rows} == {s[0] for s in samples}
+        skipped = {s["source"]: s["reason"] for s in results["run"]["skipped"]}
+        assert skipped["testing/broken.jpg"].startswith("not a decodable image")
+        assert skipped["testing/notes.txt"].startswith("not an image")
+        first = cv2.imdecode(np.frombuffer(archive.read(overlays[0]), np.uint8), cv2.IMREAD_COLOR)
+    assert first.shape == (120, 160, 3), "overlays keep the original resolution"
+    assert {n.split("/")[0] for n in overlays} <= {"correct", "incorrect"}
+
+
+def test_split_follows_the_models_own_predictions(job):
+    _, zip_path, samples = job
+    probabilities = _independent_predictions(samples)
+    with zipfile.ZipFile(zip_path) as archive:
+        rows = {r["source"]: r for r in csv.DictReader(io.StringIO(archive.read("results.csv").decode()))}
+    for (path, label, _), p in zip(samples, probabilities, strict=True):
+        row = rows[path]
+        predicted = CLASSES[int(np.argmax(p))]
+        assert row["predicted"] == predicted
+        assert float(row["confidence"]) == pytest.approx(float(p.max()), abs=1e-4)
+        folder = "correct" if predicted == label else "incorrect"
+        assert row["overlay"].startswith(f"{folder}/{label}/"), row["overlay"]
+    assert any(r["overlay"].startswith("incorrect/") for r in rows.values()) or len(rows) < 24
+
+
+def test_bad_model_is_one_clear_line_and_a_non_zero_exit(tmp_path):
+    (tmp_path / "broken.h5").write_bytes(b"garbage")
+    result = _run("--model", tmp_path / "broken.h5", "--dataset", SHAPES / "export.zip", "--out", tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "broken.h5: cannot load the Keras model" in lines[0]
+    assert not (tmp_path / "deploy.zip").exists()
+
+
+def test_model_without_convolution_fails_clearly(tmp_path, capsys):
+    model = tf_keras.Sequential(
+        [tf_keras.layers.InputLayer(input_shape=(12,)), tf_keras.layers.Dense(3, activation="softmax")]
+    )
+    model.save(tmp_path / "dense.h5")
+    code = main(
+        ["--model", str(tmp_path / "dense.h5"), "--dataset", str(SHAPES / "export.zip"), "--out", str(tmp_path)]
+    )
+    assert code == 2
+    assert "no 2-D convolution layer to explain; its layers: dense" in capsys.readouterr().err
+
+
+def _images(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_regression_uses_the_error_threshold(tmp_path):
+    model = helpers.single_output_cnn(None)
+    model.save(tmp_path / "reg.keras")
+    images = _images(6)
+    inputs = np.stack([cv2.resize(im, (32, 32), interpolation=cv2.INTER_AREA) / 255.0 for im in images]).astype(
+        np.float32
+    )
+    values = model.predict(inputs, verbose=0)[:, 0]
+    labels = [f"{v + d:.6f}" for v, d in zip(values, [0, 0.05, 0.5, -0.05, -2, 0.09], strict=True)]
+    samples = [
+        (f"testing/{i}.jpg", labels[i], cv2.imencode(".png", im[..., ::-1])[1].tobytes()) for i, im in enumerate(images)
+    ]
+    samples = [(path.replace(".jpg", ".png"), label, data) for path, label, data in samples]
+    export = write_export(tmp_path / "e.zip", [*samples, ("testing/word.png", "big", samples[0][2])])
+    assert main(["--model", str(tmp_path / "reg.keras"), "--dataset", str(export), "--out", str(tmp_path)]) == 0
+    with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
+        results = json.loads(archive.read("results.json"))
+    rows = {r["source"]: r for r in results["results"]}
+    assert [rows[f"testing/{i}.png"]["correct"] for i in range(6)] == [True, True, False, True, False, True]
+    assert rows["testing/2.png"]["error"] == pytest.approx(0.5, abs=1e-4)
+    assert results["run"]["task"] == "regression"
+    assert results["run"]["skipped"] == [
+        {"source": "testing/word.png", "reason": "regression label 'big' is not a number"}
+    ]
+
+
+def test_binary_model_and_unlabeled_samples(tmp_path):
+    model = helpers.single_output_cnn("sigmoid")
+    model.save(tmp_path / "bin.keras")
+    images = _images(4, seed=3)
+    samples = [(f"testing/{i}.jpg", ["no", "yes", None, "yes"][i], jpeg(im)) for i, im in enumerate(images)]
+    export = write_export(tmp_path / "e.zip", samples)
+    assert main(["--model", str(tmp_path / "bin.keras"), "--dataset", str(export), "--out", str(tmp_path)]) == 0
+    with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
+        results = json.loads(archive.read("results.json"))
+    assert results["run"]["task"] == "binary" and results["run"]["classes"] == ["no", "yes"]
+    unlabeled = [r for r in results["results"] if r["true_label"] is None]
+    assert len(unlabeled) == 1 and unlabeled[0]["overlay"].startswith(f"unlabeled/{unlabeled[0]['predicted']}/")
+    for r in results["results"]:
+        assert r["predicted"] in ("no", "yes") and 0.5 <= r["confidence"] <= 1.0
+
+
+def test_class_count_mismatch_names_the_fix(tmp_path, capsys):
+    code = main(
+        [
+            "--model",
+            str(SHAPES / "model.h5"),
+            "--dataset",
+            str(SHAPES / "export.zip"),
+            "--classes",
+            "a,b",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "give the class names in model output order (--classes a,b,c)" in capsys.readouterr().err

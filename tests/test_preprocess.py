@@ -1,0 +1,87 @@
+"""Edge Impulse's image block, checked against independent arithmetic, and the way back."""
+
+import numpy as np
+import pytest
+
+from gradcam.errors import GradcamError
+from gradcam.preprocess import ImageSpec, display_image, fit, preprocess, scale
+
+
+def test_fit_short_crops_the_centre_to_the_target_aspect():
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, 50:150] = 255  # the centre square is white, the sides black
+    resized, geometry = fit(image, ImageSpec(10, 10, resize_mode="fit-short"))
+    assert (resized == 255).all()
+    assert geometry.valid == (50, 0, 150, 100)
+
+
+def test_fit_long_letterboxes_with_black():
+    image = np.full((100, 200, 3), 200, np.uint8)
+    resized, geometry = fit(image, ImageSpec(20, 20, resize_mode="fit-long"))
+    assert (resized[:5] == 0).all() and (resized[15:] == 0).all()
+    assert (resized[5:15] == 200).all()
+    assert geometry.valid == (0, 0, 200, 100)
+
+
+def test_squash_uses_the_whole_image():
+    image = np.arange(40 * 80 * 3, dtype=np.uint8).reshape(40, 80, 3)
+    resized, _ = fit(image, ImageSpec(8, 8))
+    assert resized.shape == (8, 8, 3)
+
+
+def test_grayscale_uses_the_luma_weights_then_divides_by_255():
+    image = np.array([[[10, 200, 30]]], np.uint8)
+    x, _ = preprocess(image, ImageSpec(1, 1, grayscale=True))
+    assert x.shape == (1, 1, 1)
+    assert x[0, 0, 0] == pytest.approx((0.299 * 10 + 0.587 * 200 + 0.114 * 30) / 255, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "mode,expected",
+    [
+        ("0..1", [51 / 255, 102 / 255, 204 / 255]),
+        ("-1..1", [51 / 127.5 - 1, 102 / 127.5 - 1, 204 / 127.5 - 1]),
+        ("-128..127", [51 - 128, 102 - 128, 204 - 128]),
+        ("0..255", [51, 102, 204]),
+        ("torch", [(0.2 - 0.485) / 0.229, (0.4 - 0.456) / 0.224, (0.8 - 0.406) / 0.225]),
+        ("bgr-subtract-imagenet-mean", [204 - 103.939, 102 - 116.779, 51 - 123.68]),
+    ],
+)
+def test_input_scaling(mode, expected):
+    pixels = np.array([[[51, 102, 204]]], np.float32)
+    np.testing.assert_allclose(scale(pixels, ImageSpec(1, 1, input_scaling=mode))[0, 0], expected, rtol=1e-5)
+
+
+def test_unknown_options_are_errors():
+    with pytest.raises(GradcamError, match="resize mode 'stretch': expected one of squash, fit-short"):
+        ImageSpec(1, 1, resize_mode="stretch")
+    with pytest.raises(GradcamError, match="input scaling '0..2'"):
+        ImageSpec(1, 1, input_scaling="0..2")
+
+
+@pytest.mark.parametrize("mode", ["squash", "fit-short", "fit-long"])
+def test_heatmap_peak_maps_back_to_the_same_spot_in_the_original(mode):
+    """A bright spot at a known original position -> peak of the model input -> back to the original."""
+    h0, w0 = 120, 200
+    spot = (130, 40)  # (x, y) in the original, inside the fit-short crop (x 40..160)
+    image = np.zeros((h0, w0, 3), np.uint8)
+    image[spot[1] - 6 : spot[1] + 6, spot[0] - 6 : spot[0] + 6] = 255
+    spec = ImageSpec(40, 40, resize_mode=mode)
+    resized, geometry = fit(image, spec)
+    heatmap = resized[..., 0].astype(np.float32) / 255  # the "CAM" at model resolution
+    back = geometry.to_original(heatmap, (w0, h0), (40, 40))
+    assert back.shape == (h0, w0)
+    ys, xs = np.nonzero(back > 0.5 * back.max())
+    assert abs(xs.mean() - spot[0] + 0.5) < 3 and abs(ys.mean() - spot[1] + 0.5) < 3
+
+
+def test_fit_short_heatmap_is_zero_outside_the_crop():
+    _, geometry = fit(np.zeros((100, 200, 3), np.uint8), ImageSpec(10, 10, resize_mode="fit-short"))
+    back = geometry.to_original(np.ones((5, 5), np.float32), (200, 100), (10, 10))
+    assert (back[:, :50] == 0).all() and (back[:, 150:] == 0).all() and (back[:, 50:150] == 1).all()
+
+
+def test_grayscale_display_is_tiled_gray():
+    image = np.array([[[10, 200, 30]]], np.uint8)
+    shown = display_image(image, ImageSpec(1, 1, grayscale=True))
+    assert shown.shape == (1, 1, 3) and len(set(shown[0, 0])) == 1
