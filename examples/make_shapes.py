@@ -87,6 +87,11 @@ def file_name(index: int, shape: str, rng: np.random.Generator) -> str:
     return f"{stem}.jpg.{tag}.ingestion-6d8f7c9b5-x2k4q.jpg"
 
 
+def _write(archive: zipfile.ZipFile, name: str, data: bytes | str) -> None:
+    """A fixed timestamp, so that the zip is the same byte for byte on every run."""
+    archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
+
+
 def make_export(path: Path, per_class: dict[str, int], seed: int = 7) -> list[tuple[np.ndarray, int]]:
     rng = np.random.default_rng(seed)
     files, training = [], []
@@ -98,7 +103,7 @@ def make_export(path: Path, per_class: dict[str, int], seed: int = 7) -> list[tu
                 image, box = make_image(shape, rng, hard=rng.random() < 0.125)
                 _ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
                 name = f"{category}/{file_name(index, shape, rng)}"
-                archive.writestr(name, jpeg.tobytes())
+                _write(archive, name, jpeg.tobytes())
                 files.append(
                     {
                         "path": name,
@@ -111,9 +116,9 @@ def make_export(path: Path, per_class: dict[str, int], seed: int = 7) -> list[tu
                     decoded = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
                     training.append((decoded, CLASSES.index(shape)))
                 index += 1
-        archive.writestr("info.labels", json.dumps({"version": 1, "files": files}, indent=1))
-        archive.writestr(
-            "README.txt", "Synthetic shapes, exported in Edge Impulse's format by examples/make_shapes.py.\n"
+        _write(archive, "info.labels", json.dumps({"version": 1, "files": files}, indent=1))
+        _write(
+            archive, "README.txt", "Synthetic shapes, exported in Edge Impulse's format by examples/make_shapes.py.\n"
         )
     return training
 
@@ -126,7 +131,7 @@ def _conv(keras, filters: int) -> list:
     ]
 
 
-def train(samples: list[tuple[np.ndarray, int]], extra: int = 1800, seed: int = 7):
+def train(samples: list[tuple[np.ndarray, int]], extra: int = 3600, seed: int = 7):
     """Train on the export's training images plus `extra` more from the same generator (not shipped)."""
     import tensorflow as tf
     import tf_keras as keras
@@ -149,7 +154,7 @@ def train(samples: list[tuple[np.ndarray, int]], extra: int = 1800, seed: int = 
     ]
     model = keras.Sequential(layers)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=25, batch_size=32, shuffle=True, verbose=2)
+    model.fit(x, y, epochs=30, batch_size=32, shuffle=True, verbose=2)
     # Re-estimate the batch-norm statistics with the final weights: the running averages taken
     # while the weights still moved do not match them, and inference would suffer.
     for _ in range(3):

@@ -14,6 +14,7 @@ from gradcam.errors import GradcamError
 from gradcam.settings import Settings
 
 log = logging.getLogger("gradcam")
+DEFAULT_HOST = "studio.edgeimpulse.com"
 
 # Choices are repeated here (not imported) so that --help needs no TensorFlow; tests check they match.
 METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
@@ -53,10 +54,20 @@ def parser() -> argparse.ArgumentParser:
     cam.add_argument("--regression-threshold", type=float, default=0.1, help="max abs error counted correct")
     cam.add_argument("--batch-size", type=int, default=32)
 
-    pre = p.add_argument_group("preprocessing (as the impulse's image block)")
-    pre.add_argument("--resize-mode", choices=RESIZE_MODES, default="squash")
+    pre = p.add_argument_group("preprocessing (as the impulse's image block; default: from the impulse)")
+    pre.add_argument("--resize-mode", choices=RESIZE_MODES, help="default squash")
     pre.add_argument("--color", choices=COLORS, help="colour depth (default: from the model's input)")
-    pre.add_argument("--input-scaling", choices=INPUT_SCALINGS, default="0..1")
+    pre.add_argument("--input-scaling", choices=INPUT_SCALINGS, help="default 0..1")
+
+    studio = p.add_argument_group("Edge Impulse Studio")
+    studio.add_argument("--metadata", type=Path, help="deployment-metadata.json (Studio runs the block with this)")
+    studio.add_argument("--api-key", help="project API key, ei_... (or the EI_API_KEY environment variable)")
+    studio.add_argument("--project-id", type=int, help="default: the API key's project")
+    studio.add_argument("--impulse-id", type=int, help="default: the project's default impulse")
+    studio.add_argument("--host", help=f"Studio host (default {DEFAULT_HOST})")
+    studio.add_argument("--work-dir", type=Path, default=Path("gradcam-work"), help="downloads (with --api-key)")
+    studio.add_argument("--skip-dataset-download", action="store_true", help="reuse the export in --work-dir")
+    studio.add_argument("--export-timeout", type=float, default=1800.0, help="seconds to wait for the export")
     return p
 
 
@@ -79,6 +90,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
         resize_mode=args.resize_mode,
         color=args.color,
         input_scaling=args.input_scaling,
+        metadata=args.metadata,
+        api_key=args.api_key or os.environ.get("EI_API_KEY") or None,
+        host=args.host,
+        project_id=args.project_id,
+        impulse_id=args.impulse_id,
+        work_dir=args.work_dir,
+        skip_dataset_download=args.skip_dataset_download,
+        export_timeout=args.export_timeout,
     )
 
 
@@ -127,10 +146,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     _import_quietly()
     settings = settings_from(args)
     try:
-        from gradcam.pipeline import run_offline
-
-        _report(run_offline(settings))
+        _report(run(settings))
     except GradcamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def run(settings: Settings):
+    """Pick the source: Studio's metadata, an API key, or a local model and dataset."""
+    from gradcam import pipeline, sources
+
+    if settings.metadata:
+        # Scratch work under the temporary folder, never on Studio's network-mounted folders.
+        with tempfile.TemporaryDirectory(prefix="gradcam-") as work:
+            return pipeline.run(sources.from_block(settings, Path(work)))
+    if settings.api_key and settings.model is None:
+        return pipeline.run(sources.from_api_key(settings))
+    return pipeline.run(settings)

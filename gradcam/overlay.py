@@ -1,4 +1,4 @@
-"""Heatmap colouring and blending: JET colours added to the image in float, then clipped."""
+"""Heatmap colouring and blending: JET colours mixed with the image in float, then clipped."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ def colorize(heatmap: np.ndarray) -> np.ndarray:
 
 
 def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:
-    """image + alpha * colours, as the original block and the Keras example do, but clipped to 0..255."""
-    mixed = image.astype(np.float32) + alpha * colorize(heatmap).astype(np.float32)
-    return np.clip(mixed, 0, 255).astype(np.uint8)
+    """(1 - alpha) * image + alpha * colours, rounded and clipped to 0..255.
+
+    The original block added alpha * colours to the full image (and did not clip), which washes
+    bright or colourful images out to white; a weighted mix keeps both readable.
+    """
+    mixed = (1.0 - alpha) * image.astype(np.float32) + alpha * colorize(heatmap).astype(np.float32)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
 def panel(image: np.ndarray, heatmap: np.ndarray, alpha: float, caption: str) -> np.ndarray:

@@ -232,10 +232,10 @@ def build_explainer(settings: Settings, model, classes: list[str] | None) -> Exp
     return Explainer(model, classes, **settings.explainer_options())
 
 
-def run_offline(settings: Settings) -> Summary:
-    """The job on a local model and dataset: no network."""
+def run(settings: Settings) -> Summary:
+    """The job on a local model and dataset (the sources fetch them from Studio first)."""
     if settings.model is None or settings.dataset is None:
-        raise GradcamError("the offline job needs --model and --dataset")
+        raise GradcamError("nothing to explain: give --model and --dataset, --api-key, or --metadata")
     model = load_model(settings.model)
     with open_dataset(settings.dataset, settings.category) as dataset:
         explainer = build_explainer(settings, model, settings.classes or dataset.labels or None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -26,11 +26,20 @@ class Settings:
     layout: str = "blend"
     regression_threshold: float = 0.1
     batch_size: int = 32
-    # Preprocessing, as Edge Impulse's image block.
-    resize_mode: str = "squash"
-    color: str | None = None  # RGB / Grayscale; None: from the model's input channels
-    input_scaling: str = "0..1"
+    # Preprocessing, as Edge Impulse's image block; None: from the impulse, else the default.
+    resize_mode: str | None = None  # default squash
+    color: str | None = None  # RGB / Grayscale; default: from the model's input channels
+    input_scaling: str | None = None  # default 0..1
     image_shape: tuple[int, int, int] | None = None  # (height, width, channels) from the impulse
+    # Studio.
+    metadata: Path | None = None
+    api_key: str | None = field(default=None, repr=False)
+    host: str | None = None
+    project_id: int | None = None
+    impulse_id: int | None = None
+    work_dir: Path = Path("gradcam-work")
+    skip_dataset_download: bool = False
+    export_timeout: float = 1800.0
 
     @property
     def zip_path(self) -> Path:
@@ -43,9 +52,9 @@ class Settings:
             "method": self.method,
             "pooling": self.pooling_gradients,
             "normalization": self.heatmap_normalization,
-            "resize_mode": self.resize_mode,
+            "resize_mode": self.resize_mode or "squash",
             "grayscale": None if self.color is None else self.color == "Grayscale",
-            "input_scaling": self.input_scaling,
+            "input_scaling": self.input_scaling or "0..1",
             "impulse_shape": self.image_shape,
         }
 

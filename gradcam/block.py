@@ -1,0 +1,92 @@
+"""The deployment-block contract: deployment-metadata.json and the input/output folders.
+
+Studio runs the container with `--metadata <input>/deployment-metadata.json`; the input folder
+holds `trained.h5.zip`, the output folder must receive `deploy.zip`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from gradcam.errors import GradcamError
+
+NO_KEY = (
+    "deployment-metadata.json has no project.apiKey: enable 'privileged' for this block "
+    "(organisation > Custom blocks > Deployment) and create a development API key in the project "
+    "(Dashboard > Keys)"
+)
+
+
+@dataclass(frozen=True)
+class DeploymentMetadata:
+    project_id: int
+    project_name: str
+    api_key: str | None
+    studio_host: str | None
+    classes: list[str]
+    image_shape: tuple[int, int, int] | None  # (height, width, channels)
+    resize_mode: str | None
+    learn_id: int | None
+    input_dir: Path
+    output_dir: Path
+
+    @property
+    def model_zip(self) -> Path:
+        return self.input_dir / "trained.h5.zip"
+
+    def require_key(self) -> str:
+        if not self.api_key:
+            raise GradcamError(NO_KEY)
+        return self.api_key
+
+
+def _image_shape(impulse: dict) -> tuple[tuple[int, int, int] | None, str | None]:
+    image = next((b for b in impulse.get("inputBlocks", []) if b.get("type") == "image"), None)
+    if image is None:
+        return None, None
+    channels = 3
+    for dsp in impulse.get("dspBlocks", []):
+        metadata = dsp.get("metadata") or {}
+        shape = (metadata.get("outputConfig") or {}).get("shape") or {}
+        options = (metadata.get("dspConfig") or {}).get("options") or {}
+        if shape.get("channels"):
+            channels = int(shape["channels"])
+        elif options.get("channels"):
+            channels = 1 if options["channels"] == "Grayscale" else 3
+    return (int(image["imageHeight"]), int(image["imageWidth"]), channels), image.get("resizeMode")
+
+
+def read_metadata(path: str | Path) -> DeploymentMetadata:
+    """Parse deployment-metadata.json; missing or malformed fields are named in the error."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GradcamError(f"{path}: deployment metadata not found") from None
+    except (ValueError, OSError) as exc:
+        raise GradcamError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        project, folders = data["project"], data["folders"]
+        impulse = data.get("impulse") or {}
+        shape, resize_mode = _image_shape(impulse)
+        learn = [b for b in impulse.get("learnBlocks", []) if str(b.get("type", "")).startswith("keras")]
+        return DeploymentMetadata(
+            project_id=int(project["id"]),
+            project_name=str(project.get("name", "")),
+            api_key=project.get("apiKey") or None,
+            studio_host=project.get("studioHost"),
+            classes=[str(c) for c in data.get("classes", [])],
+            image_shape=shape,
+            resize_mode=resize_mode,
+            learn_id=int(learn[0]["id"]) if learn else None,
+            input_dir=Path(folders["input"]),
+            output_dir=Path(folders["output"]),
+        )
+    except KeyError as exc:
+        raise GradcamError(
+            f"{path}: missing field {exc.args[0]!r} (expected Edge Impulse deployment metadata)"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise GradcamError(f"{path}: malformed field ({exc})") from None

@@ -1,0 +1,84 @@
+"""Where the model and the dataset come from: Studio's block contract, an API key, or local files.
+
+Each source completes the settings (model and dataset paths, classes, preprocessing from the
+impulse) so that the pipeline only ever sees a local model and dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from gradcam.block import read_metadata
+from gradcam.errors import GradcamError
+from gradcam.settings import Settings
+from gradcam.studio import DEFAULT_HOST, StudioClient
+
+log = logging.getLogger("gradcam")
+
+
+def _prefer(flag, impulse):
+    """An option given on the command line wins over the impulse's value."""
+    return flag if flag is not None else impulse
+
+
+def from_block(settings: Settings, work: Path) -> Settings:
+    """Studio's deployment: deployment-metadata.json, trained.h5.zip in the input folder."""
+    meta = read_metadata(settings.metadata)
+    client = StudioClient(meta.require_key(), settings.host or meta.studio_host or DEFAULT_HOST)
+    log.info("project %s (%s)", meta.project_id, meta.project_name)
+    model = meta.model_zip
+    learn_id = meta.learn_id
+    if learn_id is None:
+        learn_id = client.impulse(meta.project_id).learn_id
+    _, _, scaling = client.keras_metadata(meta.project_id, learn_id)
+    if not model.is_file():
+        log.info("%s is missing: downloading the model", model)
+        model = client.download_model(meta.project_id, learn_id, work / "trained.h5.zip")
+    dataset = client.export_dataset(meta.project_id, work / "export.zip", settings.export_timeout)
+    return dataclasses.replace(
+        settings,
+        model=model,
+        dataset=dataset,
+        out=meta.output_dir,
+        classes=settings.classes or meta.classes or None,
+        image_shape=meta.image_shape,
+        resize_mode=_prefer(settings.resize_mode, meta.resize_mode),
+        color=_prefer(settings.color, _color(meta.image_shape)),
+        input_scaling=_prefer(settings.input_scaling, scaling),
+    )
+
+
+def from_api_key(settings: Settings) -> Settings:
+    """A local run with an API key: the key's project, its Keras learn block, a fresh export."""
+    client = StudioClient(settings.api_key or "", settings.host or DEFAULT_HOST)
+    project_id = settings.project_id or client.project_id()
+    info = client.impulse(project_id, settings.impulse_id)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    export = settings.work_dir / f"export-{project_id}.zip"
+    if settings.skip_dataset_download:
+        if not export.is_file():
+            raise GradcamError(f"--skip-dataset-download: no earlier export at {export}; run once without it")
+        log.info("reusing the export at %s", export)
+    else:
+        client.export_dataset(project_id, export, settings.export_timeout)
+    model = client.download_model(
+        project_id, info.learn_id, settings.work_dir / f"model-{project_id}-{info.learn_id}.zip"
+    )
+    return dataclasses.replace(
+        settings,
+        model=model,
+        dataset=export,
+        classes=settings.classes or info.classes or None,
+        image_shape=info.image_shape,
+        resize_mode=_prefer(settings.resize_mode, info.resize_mode),
+        color=_prefer(settings.color, _color(info.image_shape)),
+        input_scaling=_prefer(settings.input_scaling, info.input_scaling),
+    )
+
+
+def _color(shape: tuple[int, int, int] | None) -> str | None:
+    if shape is None:
+        return None
+    return "Grayscale" if shape[2] == 1 else "RGB"

@@ -1,0 +1,260 @@
+"""The Edge Impulse API: project, impulse, Keras metadata, model download, the test-set export.
+
+API calls go through the official `edgeimpulse-api` client; idempotent requests (GET) are
+retried with exponential backoff and jitter on connection errors, timeouts, 5xx and 429
+(honouring Retry-After) by urllib3, and every request has a timeout. The export's signed URL
+points at object storage on another host: it is fetched with a plain `requests` session that has
+never seen the API key. The key never appears in a message: errors are redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import edgeimpulse_api as ei
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from gradcam.errors import GradcamError
+
+log = logging.getLogger("gradcam")
+DEFAULT_HOST = "studio.edgeimpulse.com"
+IMAGE_LEARN_BLOCKS = ("keras-transfer-image", "keras", "keras-regression", "keras-akida-transfer-image", "keras-akida")
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def retry_policy(attempts: int = 6) -> urllib3.Retry:
+    """Backoff 0.5 s, 1 s, 2 s ... (max 30 s) with jitter; GET only; Retry-After honoured."""
+    return urllib3.Retry(
+        total=attempts,
+        backoff_factor=0.5,
+        backoff_jitter=0.5,
+        backoff_max=30,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+@dataclass(frozen=True)
+class ImpulseInfo:
+    """What the job needs to know about the project's impulse."""
+
+    project_id: int
+    impulse_id: int | None
+    learn_id: int
+    learn_type: str
+    classes: list[str]
+    mode: str  # classification / regression
+    input_scaling: str
+    image_shape: tuple[int, int, int] | None  # (height, width, channels)
+    resize_mode: str | None
+
+
+def base_url(host: str) -> str:
+    host = host.rstrip("/")
+    if host.endswith("/v1"):
+        host = host[:-3]
+    return host if host.startswith(("http://", "https://")) else f"https://{host}"
+
+
+class StudioClient:
+    """A project's view of Studio, with one API key."""
+
+    def __init__(self, api_key: str, host: str = DEFAULT_HOST, timeout: float = 60.0, poll_max: float = 10.0):
+        if not api_key:
+            raise GradcamError("no API key: pass --api-key or set EI_API_KEY")
+        self._key = api_key
+        self.timeout = timeout
+        self.poll_max = poll_max
+        config = ei.Configuration(host=f"{base_url(host)}/v1")
+        config.api_key["ApiKeyAuthentication"] = api_key
+        config.retries = retry_policy()
+        self._client = ei.ApiClient(config)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._key, "ei_***") if self._key else text
+
+    def _call(self, what: str, fn: Callable, *args, **kwargs):
+        """Call the API with a timeout; failures and `success: false` become one clear error."""
+        try:
+            response = fn(*args, _request_timeout=self.timeout, **kwargs)
+        except ei.exceptions.ApiException as exc:
+            detail = f"HTTP {exc.status} {exc.reason}"
+            if exc.status in (401, 403):
+                detail += " (is the API key valid for this project?)"
+            raise GradcamError(self.redact(f"Studio API: {what} failed: {detail}")) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise GradcamError(self.redact(f"Studio API: {what} failed: {type(exc).__name__}: {exc}")) from None
+        if getattr(response, "success", True) is False:
+            raise GradcamError(self.redact(f"Studio API: {what} failed: {response.error or 'no reason given'}"))
+        return response
+
+    # -- project and impulse ---------------------------------------------------------------
+
+    def project_id(self) -> int:
+        """The key's own project (an API key sees only its project)."""
+        projects = self._call("listing projects", ei.ProjectsApi(self._client).list_projects).projects
+        if len(projects) != 1:
+            names = ", ".join(f"{p.id} ({p.name})" for p in projects) or "none"
+            raise GradcamError(f"the API key sees {len(projects)} projects ({names}); choose one with --project-id")
+        log.info("project %s (%s)", projects[0].id, projects[0].name)
+        return projects[0].id
+
+    def impulse(self, project_id: int, impulse_id: int | None = None) -> ImpulseInfo:
+        """Image size, resize mode and colour depth from the impulse; classes, mode and input scaling
+        from the Keras learn block's metadata."""
+        impulse = self._call(
+            "reading the impulse", ei.ImpulseApi(self._client).get_impulse, project_id, impulse_id
+        ).impulse
+        if impulse is None:
+            raise GradcamError(f"project {project_id} has no impulse; create and train one first")
+        learn = choose_learn_block(impulse.learn_blocks)
+        log.info("learn block %s (%s, id %s)", learn.name, learn.type, learn.id)
+        image = next((b for b in impulse.input_blocks if b.type == "image"), None)
+        if image is None:
+            raise GradcamError(f"project {project_id}'s impulse has no image input block")
+        channels = self._channels(project_id, impulse.dsp_blocks, learn.dsp)
+        classes, mode, scaling = self.keras_metadata(project_id, learn.id)
+        shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
+        return ImpulseInfo(
+            project_id=project_id,
+            impulse_id=impulse_id,
+            learn_id=learn.id,
+            learn_type=_enum(learn.type),
+            classes=classes,
+            mode=mode,
+            input_scaling=scaling,
+            image_shape=shape,
+            resize_mode=_enum(image.resize_mode),
+        )
+
+    def keras_metadata(self, project_id: int, learn_id: int) -> tuple[list[str], str, str]:
+        """(class names in output order, mode, image input scaling) of a Keras learn block."""
+        metadata = self._call(
+            "reading the Keras metadata", ei.LearnApi(self._client).get_keras_metadata, project_id, learn_id
+        )
+        return list(metadata.class_names), _enum(metadata.mode), _enum(metadata.image_input_scaling) or "0..1"
+
+    def _channels(self, project_id: int, dsp_blocks: list, wanted: list[int]) -> int:
+        block = next((b for b in dsp_blocks if b.id in wanted and b.type == "image"), None)
+        if block is None:
+            return 3
+        config = self._call("reading the DSP config", ei.DSPApi(self._client).get_dsp_config, project_id, block.id)
+        for group in config.config or []:
+            for item in group.items:
+                if item.param == "channels":
+                    return 1 if (item.value or item.default_value) == "Grayscale" else 3
+        return 3
+
+    # -- downloads -------------------------------------------------------------------------
+
+    def download_model(self, project_id: int, learn_id: int, target: Path) -> Path:
+        """The trained Keras model: a zip holding model.h5."""
+        response = self._call(
+            "downloading the model",
+            ei.LearnApi(self._client).download_learn_model,
+            project_id,
+            learn_id,
+            "tflite-h5",
+            _preload_content=False,
+        )
+        target.write_bytes(response.data)
+        log.info("downloaded the model (%d bytes)", len(response.data))
+        return target
+
+    def export_dataset(self, project_id: int, target: Path, timeout: float = 1800.0) -> Path:
+        """Start an "export original" job, wait for it, download the zip it made."""
+        jobs = ei.JobsApi(self._client)
+        request = ei.ExportOriginalDataRequest(uploader_friendly_filenames=True, retain_crops=True)
+        job_id = self._call("starting the export job", jobs.start_original_export_job, project_id, request).id
+        log.info("export job %s started", job_id)
+        deadline = time.monotonic() + timeout
+        job = self._wait(project_id, job_id, deadline)
+        if not job.finished_successful:
+            raise GradcamError(f"the export job {job_id} failed{self._last_logs(project_id, job_id)}")
+        url = self._fresh_export_url(project_id, job.created, deadline)
+        return download(url, target, self.timeout)
+
+    def _wait(self, project_id: int, job_id: int, deadline: float):
+        delay = 1.0
+        jobs = ei.JobsApi(self._client)
+        while True:
+            job = self._call("polling the export job", jobs.get_job_status, project_id, job_id).job
+            if job.finished:
+                return job
+            if time.monotonic() + delay > deadline:
+                raise GradcamError(f"the export job {job_id} did not finish in time (see --export-timeout)")
+            time.sleep(delay)
+            delay = min(delay * 1.5, self.poll_max)
+
+    def _last_logs(self, project_id: int, job_id: int, lines: int = 10) -> str:
+        try:
+            logs = self._call("reading the job logs", ei.JobsApi(self._client).get_jobs_logs, project_id, job_id, lines)
+        except GradcamError:
+            return ""
+        text = " | ".join((item.data or "").strip() for item in logs.stdout[-lines:] if (item.data or "").strip())
+        return f"; its last log lines: {self.redact(text)}" if text else ""
+
+    def _fresh_export_url(self, project_id: int, job_created: datetime, deadline: float) -> str:
+        """The export made by our job: an export created before the job started is stale."""
+        delay = 1.0
+        while True:
+            export = self._call("asking for the export URL", ei.ExportApi(self._client).get_export_url, project_id)
+            if export.has_export and export.url and (export.created is None or export.created >= job_created):
+                return export.url
+            if time.monotonic() + delay > deadline:
+                found = f"only an export from {export.created}" if export.has_export else "no export"
+                raise GradcamError(f"Studio offers {found}, older than the export job started at {job_created}")
+            time.sleep(delay)
+            delay = min(delay * 1.5, self.poll_max)
+
+
+def _enum(value) -> str | None:
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def choose_learn_block(blocks: list):
+    """The Keras image classification or regression block (not blindly the first learn block)."""
+    by_type = {_enum(b.type): b for b in reversed(blocks)}
+    for kind in IMAGE_LEARN_BLOCKS:
+        if kind in by_type:
+            return by_type[kind]
+    found = ", ".join(f"{b.name} ({_enum(b.type)})" for b in blocks) or "none"
+    raise GradcamError(f"the impulse has no Keras image classification or regression block (found: {found})")
+
+
+def download(url: str, target: Path, timeout: float, attempts: int = 3) -> Path:
+    """Stream a signed URL to disk without any API key; a short read is retried, then an error."""
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
+    session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
+    for attempt in range(1, attempts + 1):
+        try:
+            with session.get(url, stream=True, timeout=timeout) as response:
+                response.raise_for_status()
+                expected = int(response.headers.get("Content-Length", -1))
+                size = 0
+                with open(target, "wb") as out:
+                    for chunk in response.iter_content(1 << 20):
+                        out.write(chunk)
+                        size += len(chunk)
+            if expected >= 0 and size != expected:
+                raise GradcamError(f"export download truncated: got {size} of {expected} bytes")
+            log.info("downloaded the export (%d bytes)", size)
+            return target
+        except (requests.RequestException, GradcamError) as exc:
+            reason = str(exc) if isinstance(exc, GradcamError) else f"{type(exc).__name__}"
+            if attempt == attempts:
+                raise GradcamError(f"could not download the export after {attempts} attempts: {reason}") from None
+            log.warning("export download failed (%s), retrying", reason)
+    raise AssertionError("unreachable")

@@ -1,0 +1,34 @@
+"""Overlays: JET colours, a float blend that is clipped, panels."""
+
+import numpy as np
+
+from gradcam.overlay import CAPTION_HEIGHT, blend, colorize, panel
+
+
+def test_colorize_runs_from_blue_to_red():
+    colours = colorize(np.array([[0.0, 1.0]]))
+    assert tuple(colours[0, 0]) == (0, 0, 128)  # JET's dark blue, in RGB
+    assert tuple(colours[0, 1]) == (128, 0, 0)  # JET's dark red
+
+
+def test_blend_is_a_weighted_mix_in_float():
+    image = np.full((2, 2, 3), 200, np.uint8)
+    heatmap = np.ones((2, 2), np.float32)
+    out = blend(image, heatmap, alpha=0.25)
+    np.testing.assert_array_equal(out[0, 0], np.rint(0.75 * 200 + 0.25 * np.array([128, 0, 0])))
+
+
+def test_blend_never_wraps_around():
+    image = np.full((1, 1, 3), 255, np.uint8)
+    heatmap = np.ones((1, 1), np.float32)
+    # Out-of-range alphas push the mix below 0 and above 255: clipped, not wrapped around.
+    np.testing.assert_array_equal(blend(image, heatmap, alpha=1.5)[0, 0], [64, 0, 0])
+    np.testing.assert_array_equal(blend(image, heatmap, alpha=-0.5)[0, 0], [255, 255, 255])
+
+
+def test_panel_shows_original_heatmap_and_blend_with_a_caption():
+    image = np.full((10, 12, 3), 90, np.uint8)
+    out = panel(image, np.zeros((10, 12), np.float32), 0.4, "true: a  predicted: b")
+    assert out.shape == (10 + CAPTION_HEIGHT, 36, 3)
+    np.testing.assert_array_equal(out[:10, :12], image)
+    assert (out[10:] < 255).any(), "the caption is drawn"
