@@ -7,6 +7,7 @@ holds `trained.h5.zip`, the output folder must receive `deploy.zip`.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,14 @@ class DeploymentMetadata:
     @property
     def model_zip(self) -> Path:
         return self.input_dir / "trained.h5.zip"
+
+    def check_output(self) -> None:
+        """Fail before the long work if deploy.zip could not be written."""
+        out = self.output_dir
+        if not out.is_dir():
+            raise GradcamError(f"output folder {out} does not exist or is not a folder")
+        if not os.access(out, os.W_OK):
+            raise GradcamError(f"output folder {out} is not writable")
 
     def require_key(self) -> str:
         if not self.api_key:

@@ -32,12 +32,13 @@ class Explanation:
     cam: np.ndarray  # normalised map at the target layer's resolution (h, w)
     heatmap: np.ndarray  # the map on the original image, 0..1 (H0, W0)
     image: np.ndarray  # the original as displayed (RGB uint8)
+    region: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the original that the model saw
 
     def overlay(self, alpha: float = 0.4) -> np.ndarray:
-        return blend(self.image, self.heatmap, alpha)
+        return blend(self.image, self.heatmap, alpha, self.region)
 
     def panel(self, alpha: float, caption: str) -> np.ndarray:
-        return panel(self.image, self.heatmap, alpha, caption)
+        return panel(self.image, self.heatmap, alpha, caption, self.region)
 
     @property
     def peak(self) -> tuple[int, int] | None:
@@ -140,7 +141,8 @@ class Explainer:
         size = (image.shape[1], image.shape[0])
         heatmap = geometry.to_original(cam, size, (self.spec.width, self.spec.height))
         prediction, label, confidence, class_scores = self.interpret(scores, probabilities)
-        return Explanation(prediction, label, confidence, class_scores, cam, heatmap, display_image(image, self.spec))
+        shown = display_image(image, self.spec)
+        return Explanation(prediction, label, confidence, class_scores, cam, heatmap, shown, geometry.valid)
 
     def explain(self, images: Sequence[np.ndarray], target_class: str | None = None) -> list[Explanation]:
         """Explain RGB uint8 images of any size, each with respect to its predicted class or `target_class`."""

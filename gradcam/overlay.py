@@ -14,19 +14,29 @@ def colorize(heatmap: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap(levels, cv2.COLORMAP_JET)[..., ::-1]
 
 
-def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:
-    """(1 - alpha) * image + alpha * colours, rounded and clipped to 0..255.
+Region = tuple[int, int, int, int]  # (x0, y0, x1, y1): the part of the image the model saw
+
+
+def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, region: Region | None = None) -> np.ndarray:
+    """(1 - alpha) * image + alpha * colours, rounded and clipped to 0..255, inside `region` only
+    (the sides a fit-short crop cut off were not seen by the model: they stay as they are).
 
     The original block added alpha * colours to the full image (and did not clip), which washes
     bright or colourful images out to white; a weighted mix keeps both readable.
     """
-    mixed = (1.0 - alpha) * image.astype(np.float32) + alpha * colorize(heatmap).astype(np.float32)
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    x0, y0, x1, y1 = region or (0, 0, image.shape[1], image.shape[0])
+    out = image.copy()
+    seen = (slice(y0, y1), slice(x0, x1))
+    mixed = (1.0 - alpha) * image[seen].astype(np.float32) + alpha * colorize(heatmap[seen]).astype(np.float32)
+    out[seen] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return out
 
 
-def panel(image: np.ndarray, heatmap: np.ndarray, alpha: float, caption: str) -> np.ndarray:
+def panel(
+    image: np.ndarray, heatmap: np.ndarray, alpha: float, caption: str, region: Region | None = None
+) -> np.ndarray:
     """Original, heatmap and blend side by side, over a caption strip."""
-    row = np.concatenate([image, colorize(heatmap), blend(image, heatmap, alpha)], axis=1)
+    row = np.concatenate([image, colorize(heatmap), blend(image, heatmap, alpha, region)], axis=1)
     strip = np.full((CAPTION_HEIGHT, row.shape[1], 3), 255, dtype=np.uint8)
     scale = 0.45
     cv2.putText(strip, caption, (6, CAPTION_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)

@@ -7,6 +7,7 @@ half-written deploy.zip behind.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -14,6 +15,8 @@ import re
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+
+from gradcam.errors import GradcamError
 
 RESULT_FIELDS = (
     "source",
@@ -67,6 +70,17 @@ class RunInfo:
     counts: dict = field(default_factory=dict)
 
 
+TEMPLATE = Path(__file__).with_name("report.html")
+
+
+def render_html(document: dict) -> str:
+    """index.html: the template with the run's data embedded as JSON that cannot close its script tag."""
+    data = json.dumps(document, allow_nan=False, default=str)
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    title = html.escape(f"Grad-CAM report: {document['run']['model']}")
+    return TEMPLATE.read_text().replace("{{TITLE}}", title).replace("{{DATA}}", data)
+
+
 def _safe(text: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
     return cleaned[:80] or "_"
@@ -77,9 +91,12 @@ class DeployZip:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._partial = self.path.with_name(self.path.name + ".partial")
-        self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_DEFLATED)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_DEFLATED)
+        except OSError as exc:
+            raise GradcamError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._names: set[str] = set()
         self.results: list[Result] = []
 
@@ -116,6 +133,7 @@ class DeployZip:
         self._zip.writestr("results.csv", self._csv())
         document = {"run": asdict(info), "results": [asdict(r) for r in self.results]}
         self._zip.writestr("results.json", json.dumps(document, indent=1, allow_nan=False, default=str))
+        self._zip.writestr("index.html", render_html(document))
         self._zip.close()
         os.replace(self._partial, self.path)
         return self.path

@@ -26,6 +26,7 @@ def _prefer(flag, impulse):
 def from_block(settings: Settings, work: Path) -> Settings:
     """Studio's deployment: deployment-metadata.json, trained.h5.zip in the input folder."""
     meta = read_metadata(settings.metadata)
+    meta.check_output()
     client = StudioClient(meta.require_key(), settings.host or meta.studio_host or DEFAULT_HOST)
     log.info("project %s (%s)", meta.project_id, meta.project_name)
     model = meta.model_zip

@@ -68,7 +68,9 @@ def base_url(host: str) -> str:
 class StudioClient:
     """A project's view of Studio, with one API key."""
 
-    def __init__(self, api_key: str, host: str = DEFAULT_HOST, timeout: float = 60.0, poll_max: float = 10.0):
+    def __init__(
+        self, api_key: str, host: str = DEFAULT_HOST, timeout: float = 60.0, poll_max: float = 10.0, retries: int = 6
+    ):
         if not api_key:
             raise GradcamError("no API key: pass --api-key or set EI_API_KEY")
         self._key = api_key
@@ -76,7 +78,7 @@ class StudioClient:
         self.poll_max = poll_max
         config = ei.Configuration(host=f"{base_url(host)}/v1")
         config.api_key["ApiKeyAuthentication"] = api_key
-        config.retries = retry_policy()
+        config.retries = retry_policy(retries)
         self._client = ei.ApiClient(config)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -178,8 +180,10 @@ class StudioClient:
         request = ei.ExportOriginalDataRequest(uploader_friendly_filenames=True, retain_crops=True)
         job_id = self._call("starting the export job", jobs.start_original_export_job, project_id, request).id
         log.info("export job %s started", job_id)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         job = self._wait(project_id, job_id, deadline)
+        log.info("export job %s finished after %.0fs", job_id, time.monotonic() - started)
         if not job.finished_successful:
             raise GradcamError(f"the export job {job_id} failed{self._last_logs(project_id, job_id)}")
         url = self._fresh_export_url(project_id, job.created, deadline)
@@ -238,6 +242,7 @@ def download(url: str, target: Path, timeout: float, attempts: int = 3) -> Path:
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
     session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
+    started = time.monotonic()
     for attempt in range(1, attempts + 1):
         try:
             with session.get(url, stream=True, timeout=timeout) as response:
@@ -250,7 +255,7 @@ def download(url: str, target: Path, timeout: float, attempts: int = 3) -> Path:
                         size += len(chunk)
             if expected >= 0 and size != expected:
                 raise GradcamError(f"export download truncated: got {size} of {expected} bytes")
-            log.info("downloaded the export (%d bytes)", size)
+            log.info("downloaded the export (%d bytes) in %.1fs", size, time.monotonic() - started)
             return target
         except (requests.RequestException, GradcamError) as exc:
             reason = str(exc) if isinstance(exc, GradcamError) else f"{type(exc).__name__}"

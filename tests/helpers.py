@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -14,6 +15,8 @@ import tf_keras
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ROOT / "examples" / "shapes"
+SHAPE_CLASSES = ["circle", "square", "triangle"]
+OUTPUT_ORDER = ["triangle", "square", "circle"]  # a model output order that is deliberately not alphabetical
 
 
 def plain_cnn(k=keras, classes: int = 4, seed: int = 1):
@@ -175,3 +178,51 @@ def write_export(
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
     return path
+
+
+# --- Checks shared by the end-to-end tests. ---
+
+
+def independent_predictions(samples):
+    """Edge Impulse's fit-short + 0..1 written out by hand, then model.predict."""
+    model = tf_keras.models.load_model(SHAPES / "model.h5", compile=False)
+    batch = []
+    for _, _, data in samples:
+        image = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        square = image[:, 20:140]  # 160x120 -> centre 120x120
+        batch.append(cv2.resize(square, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1) / 255)
+    return model.predict(np.stack(batch), verbose=0)
+
+
+def _overlays(zip_path):
+    with zipfile.ZipFile(zip_path) as archive:
+        results = json.loads(archive.read("results.json"))
+        names = [n for n in archive.namelist() if n.endswith(".jpg")]
+    return results, names
+
+
+def check_deploy_zip(zip_path, export_zip):
+    """One overlay per test sample, split as the model's own predictions say, classes in output order."""
+    results, names = _overlays(zip_path)
+    with zipfile.ZipFile(io.BytesIO(export_zip)) as export:
+        info = json.loads(export.read("info.labels"))
+        samples = [
+            (f["path"], f["label"]["label"], export.read(f["path"]))
+            for f in info["files"]
+            if f["category"] == "testing"
+        ]
+    assert len(names) == len(samples) == len(results["results"])
+    assert results["run"]["classes"] == OUTPUT_ORDER
+    rows = {r["source"]: r for r in results["results"]}
+    for (path, label, _), p in zip(samples, independent_predictions(samples), strict=True):
+        predicted = SHAPE_CLASSES[int(np.argmax(p))]
+        assert rows[path]["predicted"] == predicted
+        assert rows[path]["overlay"].startswith(f"{'correct' if predicted == label else 'incorrect'}/{label}/")
+
+
+def assert_key_kept_secret(studio, output: str, zip_path):
+    downloads = [r for r in studio.requests if r.server == "storage"]
+    assert downloads, "the export was downloaded from the storage host"
+    assert all("x-api-key" not in {k.lower() for k in r.headers} for r in downloads)
+    assert studio.api_key not in output
+    assert studio.api_key.encode() not in zip_path.read_bytes()

@@ -26,17 +26,6 @@ def _shape_samples(n: int):
         return [(f["path"], f["label"]["label"], archive.read(f["path"])) for f in files]
 
 
-def _independent_predictions(samples):
-    """Edge Impulse's fit-short + 0..1 written out by hand, then model.predict."""
-    model = tf_keras.models.load_model(SHAPES / "model.h5", compile=False)
-    batch = []
-    for _, _, data in samples:
-        image = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        square = image[:, 20:140]  # 160x120 -> centre 120x120
-        batch.append(cv2.resize(square, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1) / 255)
-    return model.predict(np.stack(batch), verbose=0)
-
-
 def _run(*args, cwd=ROOT):
     return subprocess.run(
         [sys.executable, "main.py", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
@@ -97,7 +86,7 @@ def test_every_sample_is_in_the_zip_or_skipped_with_its_reason(job):
 
 def test_split_follows_the_models_own_predictions(job):
     _, zip_path, samples = job
-    probabilities = _independent_predictions(samples)
+    probabilities = helpers.independent_predictions(samples)
     with zipfile.ZipFile(zip_path) as archive:
         rows = {r["source"]: r for r in csv.DictReader(io.StringIO(archive.read("results.csv").decode()))}
     for (path, label, _), p in zip(samples, probabilities, strict=True):
@@ -193,3 +182,30 @@ def test_class_count_mismatch_names_the_fix(tmp_path, capsys):
     )
     assert code == 2
     assert "give the class names in model output order (--classes a,b,c)" in capsys.readouterr().err
+
+
+def test_panel_layout_puts_original_heatmap_and_blend_side_by_side(tmp_path):
+    samples = _shape_samples(2)
+    export = write_export(tmp_path / "e.zip", samples)
+    args = [
+        "--model",
+        str(SHAPES / "model.h5"),
+        "--dataset",
+        str(export),
+        "--resize-mode",
+        "fit-short",
+        "--classes",
+        ",".join(CLASSES),
+    ]
+    assert main([*args, "--layout", "panel", "--out", str(tmp_path)]) == 0
+    with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".jpg"))
+        picture = cv2.imdecode(np.frombuffer(archive.read(name), np.uint8), cv2.IMREAD_COLOR)
+    original = cv2.imdecode(np.frombuffer(dict((p, d) for p, _, d in samples)[_source(name, samples)], np.uint8), 1)
+    assert picture.shape == (120 + 28, 3 * 160, 3)
+    assert np.abs(picture[:120, :160].astype(int) - original.astype(int)).mean() < 4, "the first panel is the original"
+
+
+def _source(overlay: str, samples) -> str:
+    stem = overlay.split("/")[-1].split(".pred-")[0]
+    return next(p for p, _, _ in samples if p.split("/")[-1].startswith(stem))

@@ -32,3 +32,11 @@ def test_panel_shows_original_heatmap_and_blend_with_a_caption():
     assert out.shape == (10 + CAPTION_HEIGHT, 36, 3)
     np.testing.assert_array_equal(out[:10, :12], image)
     assert (out[10:] < 255).any(), "the caption is drawn"
+
+
+def test_only_the_region_the_model_saw_is_tinted():
+    image = np.full((4, 10, 3), 100, np.uint8)
+    out = blend(image, np.ones((4, 10), np.float32), 0.5, region=(3, 0, 7, 4))
+    np.testing.assert_array_equal(out[:, :3], image[:, :3])
+    np.testing.assert_array_equal(out[:, 7:], image[:, 7:])
+    assert (out[:, 3:7] != 100).any()

@@ -1,0 +1,339 @@
+"""A local Studio: the Edge Impulse API calls the block makes, with faults on request.
+
+The API is served on 127.0.0.1; the export's signed link points at a second server on
+127.0.0.2, as Studio's point at object storage on another host. Every request is recorded with
+its headers, so tests can check where the API key went. Responses follow the `edgeimpulse-api`
+models (tests/test_studio.py validates them), so the emulator cannot drift from the real API.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PROJECT_ID = 4242
+IMPULSE_ID = 1
+DSP_ID = 31
+LEARN_ID = 19
+
+
+@dataclass
+class Faults:
+    """What should go wrong. Counters say how many times (then it behaves)."""
+
+    server_errors: int = 0  # 503 for the first N API GETs
+    rate_limited: int = 0  # 429 with Retry-After: 1 for the first N API GETs
+    job_fails: bool = False
+    stale_export: int = 0  # get-url answers with an export older than the job N times (-1: always)
+    truncated_downloads: int = 0  # the first N downloads stop halfway (-1: always)
+    slow_seconds: float = 0.0  # the first `slow_count` API GETs take this long
+    slow_count: int = 0
+    polls_until_done: int = 3  # job status polls before the job finishes
+
+
+@dataclass
+class Recorded:
+    server: str
+    method: str
+    path: str
+    headers: dict
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Emulator:
+    export_zip: bytes
+    model_zip: bytes
+    api_key: str = "ei_0123456789abcdef0123456789abcdef_test"
+    classes: list[str] = field(default_factory=lambda: ["circle", "square", "triangle"])
+    mode: str = "classification"
+    image: dict = field(default_factory=lambda: {"width": 64, "height": 64, "resizeMode": "fit-short"})
+    channels: str = "RGB"
+    faults: Faults = field(default_factory=Faults)
+    requests: list[Recorded] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+        self._jobs: dict[int, dict] = {}
+        self._next_job = 100
+        self._export_created = datetime(2020, 1, 1, tzinfo=UTC)
+        self.api = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, "api"))
+        self.storage = ThreadingHTTPServer(("127.0.0.2", 0), _handler(self, "storage"))
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.api.server_port}"
+
+    def __enter__(self) -> Emulator:
+        for server in (self.api, self.storage):
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for server in (self.api, self.storage):
+            server.shutdown()
+            server.server_close()
+
+    def _take(self, name: str) -> bool:
+        """Consume one occurrence of a counted fault."""
+        with self._lock:
+            left = getattr(self.faults, name)
+            if left == 0:
+                return False
+            if left > 0:
+                setattr(self.faults, name, left - 1)
+            return True
+
+    # -- API responses (JSON shaped as the edgeimpulse-api models) ---------------------------
+
+    def route(self, method: str, path: str) -> tuple[int, dict | bytes, dict]:
+        p = f"/v1/api/{PROJECT_ID}"
+        if method == "GET" and path == "/v1/api/projects":
+            return 200, projects(), {}
+        if method == "GET" and path == f"{p}/impulse":
+            return 200, impulse(self.image), {}
+        if method == "GET" and path == f"{p}/dsp/{DSP_ID}":
+            return 200, dsp_config(self.channels), {}
+        if method == "GET" and path == f"{p}/training/keras/{LEARN_ID}/metadata":
+            return 200, keras_metadata(self.classes, self.mode), {}
+        if method == "GET" and path == f"{p}/learn-data/{LEARN_ID}/model/tflite-h5":
+            return 200, self.model_zip, {"Content-Type": "application/zip"}
+        if method == "POST" and path == f"{p}/jobs/export/original":
+            return 200, self._start_job(), {}
+        match = re.fullmatch(rf"{p}/jobs/(\d+)/(status|stdout)", path)
+        if method == "GET" and match:
+            job = self._jobs.get(int(match.group(1)))
+            if job is None:
+                return 404, {"success": False, "error": "Job not found"}, {}
+            return 200, (self._job_status(job) if match.group(2) == "status" else job_logs(job)), {}
+        if method == "GET" and path == f"{p}/export/get-url":
+            return 200, self._export_url(), {}
+        return 404, {"success": False, "error": f"no route {method} {path}"}, {}
+
+    def _start_job(self) -> dict:
+        with self._lock:
+            job_id, self._next_job = self._next_job, self._next_job + 1
+            self._jobs[job_id] = {"id": job_id, "created": datetime.now(UTC), "polls": 0}
+        return {"success": True, "id": job_id}
+
+    def _job_status(self, job: dict) -> dict:
+        job["polls"] += 1
+        body = {
+            "id": job["id"],
+            "category": "Exporting data",
+            "categoryKey": "export-original",
+            "key": f"export-{job['id']}",
+            "created": job["created"].isoformat(),
+            "jobNotificationUids": [],
+        }
+        if job["polls"] >= self.faults.polls_until_done:
+            body["started"] = job["created"].isoformat()
+            body["finished"] = datetime.now(UTC).isoformat()
+            body["finishedSuccessful"] = not self.faults.job_fails
+            if not self.faults.job_fails:
+                self._export_created = datetime.now(UTC) + timedelta(milliseconds=1)
+        return {"success": True, "job": body}
+
+    def _export_url(self) -> dict:
+        created = self._export_created
+        if self._take("stale_export"):
+            created = datetime(2020, 1, 1, tzinfo=UTC)
+        url = f"http://127.0.0.2:{self.storage.server_port}/exports/{PROJECT_ID}.zip?X-Amz-Signature=abc123"
+        return {"success": True, "hasExport": True, "created": created.isoformat(), "url": url}
+
+
+def _handler(emulator: Emulator, server: str):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def _record(self) -> None:
+            emulator.requests.append(Recorded(server, self.command, self.path, dict(self.headers.items())))
+
+        def _send(self, status: int, body: dict | bytes, headers: dict | None = None, length: int | None = None):
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", (headers or {}).get("Content-Type", "application/json"))
+            for key, value in (headers or {}).items():
+                if key != "Content-Type":
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data) if length is None else length))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            self._record()
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self._api()
+
+        def do_GET(self):
+            self._record()
+            if server == "storage":
+                self._download()
+            else:
+                self._api()
+
+        def _api(self):
+            if self.headers.get("x-api-key") != emulator.api_key:
+                return self._send(401, {"success": False, "error": "Invalid API key"})
+            if self.command == "GET":
+                if emulator._take("slow_count"):
+                    time.sleep(emulator.faults.slow_seconds)
+                if emulator._take("server_errors"):
+                    return self._send(503, {"success": False, "error": "Service unavailable"})
+                if emulator._take("rate_limited"):
+                    return self._send(429, {"success": False, "error": "Too many requests"}, {"Retry-After": "1"})
+            self._send(*emulator.route(self.command, self.path.split("?")[0]))
+
+        def _download(self):
+            if not self.path.startswith(f"/exports/{PROJECT_ID}.zip") or "X-Amz-Signature" not in self.path:
+                return self._send(403, b"signature does not match", {"Content-Type": "text/plain"})
+            data = emulator.export_zip
+            if emulator._take("truncated_downloads"):
+                self._send(200, data[: len(data) // 2], {"Content-Type": "application/zip"}, length=len(data))
+                self.close_connection = True
+                return
+            self._send(200, data, {"Content-Type": "application/zip"})
+
+    return Handler
+
+
+# -- JSON bodies --------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime(2024, 5, 1, tzinfo=UTC).isoformat()
+
+
+def projects() -> dict:
+    project = {
+        "id": PROJECT_ID,
+        "name": "shapes",
+        "description": "Synthetic shapes",
+        "created": _now(),
+        "owner": "someone",
+        "ownerIsDeveloperProfile": False,
+        "collaborators": [],
+        "labelingMethod": "single_label",
+        "metadata": {},
+        "isEnterpriseProject": False,
+        "whitelabelId": None,
+        "tier": "free",
+        "hasPublicVersion": False,
+        "isPublic": False,
+        "allowsLivePublicAccess": False,
+        "indPauseProcessingSamples": False,
+        "publicProjectListed": False,
+    }
+    return {"success": True, "projects": [project]}
+
+
+def impulse(image: dict) -> dict:
+    return {
+        "success": True,
+        "impulse": {
+            "id": IMPULSE_ID,
+            "name": "Impulse #1",
+            "type": "default",
+            "inputBlocks": [
+                {
+                    "id": 1,
+                    "type": "image",
+                    "name": "Image data",
+                    "title": "Image data",
+                    "imageWidth": image["width"],
+                    "imageHeight": image["height"],
+                    "resizeMode": image["resizeMode"],
+                    "resizeMethod": "lanczos3",
+                    "cropAnchor": "middle-center",
+                }
+            ],
+            "dspBlocks": [
+                {
+                    "id": DSP_ID,
+                    "type": "image",
+                    "name": "Image",
+                    "title": "Image",
+                    "axes": ["image"],
+                    "input": 1,
+                    "implementationVersion": 1,
+                }
+            ],
+            "learnBlocks": [
+                {"id": 7, "type": "anomaly", "name": "Anomaly", "title": "Anomaly detection", "dsp": [DSP_ID]},
+                {
+                    "id": LEARN_ID,
+                    "type": "keras-transfer-image",
+                    "name": "Transfer learning",
+                    "title": "Transfer learning",
+                    "dsp": [DSP_ID],
+                },
+            ],
+            "postProcessingBlocks": [],
+        },
+    }
+
+
+def dsp_config(channels: str) -> dict:
+    item = {
+        "name": "Color depth",
+        "value": channels,
+        "defaultValue": "RGB",
+        "type": "select",
+        "param": "channels",
+        "readonly": False,
+        "shouldShow": True,
+        "required": True,
+        "showClickToSet": False,
+    }
+    return {
+        "success": True,
+        "dsp": {
+            "id": DSP_ID,
+            "name": "Image",
+            "windowLength": 0,
+            "type": "image",
+            "classes": [],
+            "features": {"generated": True},
+            "expectedWindowCount": 1,
+            "inputAxes": ["image"],
+            "canCalculateFeatureImportance": False,
+            "calculateFeatureImportance": False,
+            "canNormalizeData": False,
+            "normalizeData": "none",
+        },
+        "config": [{"group": "Parameters", "items": [item]}],
+    }
+
+
+def keras_metadata(classes: list[str], mode: str) -> dict:
+    return {
+        "success": True,
+        "created": _now(),
+        "layers": [],
+        "classNames": classes,
+        "labels": classes,
+        "availableModelTypes": ["float32", "int8"],
+        "recommendedModelType": "float32",
+        "modelValidationMetrics": [],
+        "hasTrainedModel": True,
+        "mode": mode,
+        "imageInputScaling": "0..1",
+        "thresholds": [],
+    }
+
+
+def job_logs(job: dict) -> dict:
+    lines = ["Exporting data...", "Error: storage quota exceeded while writing testing/42.jpg"]
+    return {
+        "success": True,
+        "stdout": [{"created": job["created"].isoformat(), "data": line} for line in lines],
+        "totalCount": len(lines),
+    }

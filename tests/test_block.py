@@ -1,0 +1,117 @@
+"""The container contract: main.py run exactly as Studio runs the block, in Studio's folder layout."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+from tests import helpers
+from tests import studio_emulator as emu
+from tests.helpers import OUTPUT_ORDER, ROOT
+
+# What Studio appends after --metadata: the block's parameters (parameters.json), at their defaults.
+STUDIO_ARGS = ["--alpha", "0.4", "--pooling-gradients", "mean", "--heatmap-normalization", "percentile"]
+
+
+def _home(root, studio, model_zip: bytes | None, api_key: str | None):
+    """<root>/home/input with deployment-metadata.json (and trained.h5.zip), an empty <root>/home/output."""
+    home = root / "home"
+    (home / "input").mkdir(parents=True)
+    (home / "output").mkdir()
+    if model_zip is not None:
+        (home / "input" / "trained.h5.zip").write_bytes(model_zip)
+    project = {"name": "shapes", "id": emu.PROJECT_ID, "owner": "someone", "studioHost": studio.host}
+    if api_key:
+        project["apiKey"] = api_key
+    metadata = {
+        "version": 1,
+        "deployCounter": 3,
+        "classes": OUTPUT_ORDER,
+        "samplesPerInference": 12288,
+        "axesCount": 1,
+        "frequency": 0,
+        "tfliteModels": [],
+        "project": project,
+        "impulse": {
+            "inputBlocks": [{"type": "image", "imageWidth": 64, "imageHeight": 64, "resizeMode": "fit-short"}],
+            "dspBlocks": [
+                {
+                    "type": "image",
+                    "metadata": {
+                        "dspConfig": {"options": {"channels": "RGB"}},
+                        "outputConfig": {
+                            "type": "image",
+                            "shape": {"width": 64, "height": 64, "channels": 3, "frames": 1},
+                        },
+                    },
+                }
+            ],
+            "learnBlocks": [{"id": emu.LEARN_ID, "type": "keras-transfer-image", "dsp": [emu.DSP_ID]}],
+        },
+        "sensor": "camera",
+        "folders": {"input": str(home / "input"), "output": str(home / "output")},
+    }
+    (home / "input" / "deployment-metadata.json").write_text(json.dumps(metadata))
+    return home
+
+
+def _run_block(home, *extra):
+    command = [
+        sys.executable,
+        "-u",
+        "main.py",
+        "--metadata",
+        home / "input" / "deployment-metadata.json",
+        *STUDIO_ARGS,
+        *extra,
+    ]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_studio_deployment_writes_only_deploy_zip(studio, tmp_path, export_zip, model_zip):
+    home = _home(tmp_path, studio, model_zip, studio.api_key)
+    result = _run_block(home)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (home / "output").iterdir()) == ["deploy.zip"]
+    helpers.check_deploy_zip(home / "output" / "deploy.zip", export_zip)
+    assert not any("/learn-data/" in r.path for r in studio.requests), "the mounted model is used, not downloaded"
+    helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, home / "output" / "deploy.zip")
+
+
+def test_missing_model_is_downloaded(studio, tmp_path, export_zip):
+    home = _home(tmp_path, studio, None, studio.api_key)
+    result = _run_block(home)
+    assert result.returncode == 0, result.stderr
+    assert any(r.path.endswith(f"/learn-data/{emu.LEARN_ID}/model/tflite-h5") for r in studio.requests)
+    helpers.check_deploy_zip(home / "output" / "deploy.zip", export_zip)
+
+
+def test_no_api_key_explains_how_to_get_one(studio, tmp_path, model_zip):
+    home = _home(tmp_path, studio, model_zip, None)
+    result = _run_block(home)
+    assert result.returncode == 2
+    assert "no project.apiKey: enable 'privileged'" in result.stderr
+    assert "create a development API key" in result.stderr
+    assert list((home / "output").iterdir()) == []
+
+
+def test_output_that_cannot_be_written_fails_before_the_work(studio, tmp_path, model_zip):
+    home = _home(tmp_path, studio, model_zip, studio.api_key)
+    shutil.rmtree(home / "output")
+    (home / "output").write_text("a file where the folder should be")
+    result = _run_block(home)
+    assert result.returncode == 2
+    assert f"output folder {home / 'output'} does not exist or is not a folder" in result.stderr
+    assert not any(r.path.endswith("/jobs/export/original") for r in studio.requests)
+
+
+def test_malformed_metadata_names_the_field(tmp_path):
+    path = tmp_path / "deployment-metadata.json"
+    path.write_text(json.dumps({"version": 1, "project": {"id": 1}}))
+    result = subprocess.run(
+        [sys.executable, "main.py", "--metadata", path], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == f"error: {path}: missing field 'folders' (expected Edge Impulse deployment metadata)"
+    )

@@ -1,0 +1,204 @@
+"""deploy.zip and its report: the tree, results files, and index.html checked in a real headless browser."""
+
+import csv
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gradcam.errors import GradcamError
+from gradcam.report import DeployZip, Result, RunInfo
+from tests.helpers import ROOT
+
+EVIL = "<img src=x onerror=alert(1)>"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _jpeg(seed: int) -> bytes:
+    image = np.random.default_rng(seed).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def _result(i: int, truth, predicted, confidence, correct, error=None) -> Result:
+    return Result(
+        source=f"testing/img{i}.jpg.x.ingestion-1.jpg",
+        category="testing",
+        true_label=truth,
+        predicted=predicted,
+        confidence=confidence,
+        correct=correct,
+        scores={},
+        peak_x=1,
+        peak_y=2,
+        error=error,
+    )
+
+
+def _classification_zip(path: Path) -> Path:
+    out = DeployZip(path)
+    rows = [
+        ("cat", "cat", 0.9, True),
+        ("cat", "dog", 0.6, False),
+        ("dog", "dog", 0.8, True),
+        (EVIL, "cat", 0.7, False),
+        ("dog", EVIL, 0.55, False),
+        (None, "dog", 0.99, None),
+    ]
+    for i, (truth, predicted, confidence, correct) in enumerate(rows):
+        out.add(_result(i, truth, predicted, confidence, correct), _jpeg(i))
+    out.add(_result(1, "cat", "cat", 0.95, True), _jpeg(9))  # same source name again: a unique entry
+    info = RunInfo(
+        "model.h5",
+        "conv",
+        "classification",
+        "gradcam",
+        ["cat", "dog", EVIL],
+        {"regression_threshold": 0.1},
+        skipped=[{"source": "testing/bad.jpg", "reason": "not a decodable image"}],
+    )
+    return out.close(info)
+
+
+def test_zip_tree_results_and_unique_names(tmp_path):
+    path = _classification_zip(tmp_path / "deploy.zip")
+    assert [p.name for p in tmp_path.iterdir()] == ["deploy.zip"], "no partial file left behind"
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        rows = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
+        page = archive.read("index.html").decode()
+    images = [n for n in names if n.endswith(".jpg")]
+    assert len(images) == len(set(images)) == len(rows) == 7
+    assert {n.split("/")[0] for n in images} == {"correct", "incorrect", "unlabeled"}
+    assert "incorrect/cat/img1.jpg.x.pred-dog-0.60.jpg" in images
+    assert "correct/cat/img1.jpg.x.pred-cat-0.95.jpg" in images
+    assert any(n.startswith("incorrect/img_src_x_onerror_alert_1/") for n in images), "labels are made safe as names"
+    assert sorted(r["overlay"] for r in rows) == sorted(images)
+    assert EVIL not in page and "\\u003cimg src=x onerror=alert(1)\\u003e" in page
+
+
+def test_a_crash_leaves_no_zip(tmp_path):
+    out = DeployZip(tmp_path / "deploy.zip")
+    out.add(_result(0, "a", "a", 0.9, True), _jpeg(0))
+    out.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_target_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GradcamError, match="cannot write .*file/deploy.zip"):
+        DeployZip(tmp_path / "file" / "deploy.zip")
+
+
+# --- In a real browser. ---
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it): browser tests skipped")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def _open(browser, zip_path: Path, folder: Path):
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(folder)
+    page = browser.new_page()
+    problems = []
+    page.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.goto((folder / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    return page, problems
+
+
+def test_report_loads_filters_and_never_runs_labels(browser, tmp_path):
+    page, problems = _open(browser, _classification_zip(tmp_path / "deploy.zip"), tmp_path / "unzipped")
+    assert page.locator("#gallery figure").count() == 7
+    assert page.locator("img[src='x']").count() == 0
+    assert page.get_by_text(f"true: {EVIL}").count() == 1, "the label shows as text"
+    page.select_option("#outcome", "incorrect")
+    shown = page.locator("#gallery figure")
+    assert shown.count() == 3
+    assert sorted(shown.nth(i).locator(".src").inner_text() for i in range(3)) == [
+        "testing/img1.jpg.x.ingestion-1.jpg",
+        "testing/img3.jpg.x.ingestion-1.jpg",
+        "testing/img4.jpg.x.ingestion-1.jpg",
+    ]
+    assert all(shown.nth(i).get_attribute("data-outcome") == "incorrect" for i in range(3))
+    page.locator("#confusion td.cell").nth(1).click()  # true cat, predicted dog
+    assert page.locator("#gallery figure").count() == 1
+    assert page.locator("#skipped").get_by_text("not a decodable image").count() == 1
+    images = page.locator("#gallery img")
+    assert images.first.evaluate("img => img.complete && img.naturalWidth") == 80, (
+        "thumbnails load from the zip's files"
+    )
+    assert problems == []
+
+
+def test_report_of_a_real_run_with_screenshot(browser, tmp_path):
+    """The bundled example, explained, as a user opens it; the screenshot is kept as a test artefact."""
+    from gradcam.cli import main
+
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "--model",
+                str(ROOT / "examples/shapes/model.h5"),
+                "--dataset",
+                str(ROOT / "examples/shapes/export.zip"),
+                "--resize-mode",
+                "fit-short",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    page, problems = _open(browser, out / "deploy.zip", tmp_path / "unzipped")
+    results = json.loads((tmp_path / "unzipped" / "results.json").read_text())
+    assert page.locator("#gallery figure").count() == len(results["results"]) == 120
+    correct = sum(r["correct"] for r in results["results"])
+    assert page.locator("#cards").inner_text().startswith("120\nexplained\n" + f"{100 * correct / 120:.1f}%\naccuracy")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=False)
+    assert problems == []
+
+
+def test_regression_report_draws_its_plots(browser, tmp_path):
+    out = DeployZip(tmp_path / "deploy.zip")
+    for i, (truth, predicted) in enumerate([(1.0, 1.05), (2.0, 2.5), (3.0, 2.95), (4.0, 3.0)]):
+        error = abs(truth - predicted)
+        out.add(_result(i, str(truth), f"{predicted:.4g}", None, error <= 0.1, round(error, 6)), _jpeg(i))
+    path = out.close(RunInfo("reg.h5", "conv", "regression", "gradcam", [], {"regression_threshold": 0.1}))
+    page, problems = _open(browser, path, tmp_path / "unzipped")
+    assert page.locator("#regression svg").count() == 2
+    assert page.locator("#regression circle").count() == 4
+    assert page.locator("#confusion-section").is_hidden()
+    assert page.locator("#gallery figure").first.locator(".src").inner_text() == "testing/img3.jpg.x.ingestion-1.jpg"
+    assert problems == []
