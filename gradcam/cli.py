@@ -71,6 +71,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _optional(text: str | None) -> str | None:
+    """Studio passes an empty optional string parameter as ""; it means "not set"."""
+    return text.strip() or None if text is not None else None
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         model=args.model,
@@ -78,11 +83,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         out=args.out,
         category=args.category,
         classes=args.classes,
-        layer=args.layer,
+        layer=_optional(args.layer),
         method=args.method,
         pooling_gradients=args.pooling_gradients,
         heatmap_normalization=args.heatmap_normalization,
-        target_class=args.target_class,
+        target_class=_optional(args.target_class),
         alpha=args.alpha,
         layout=args.layout,
         regression_threshold=args.regression_threshold,

@@ -1,0 +1,157 @@
+"""parameters.json and .ei-block-config: valid per the block contract, and every parameter reaches the job."""
+
+import json
+
+import jsonschema
+import pytest
+
+from gradcam import cam, cli, dataset, pipeline, preprocess
+from tests.helpers import ROOT
+
+PARAMETER_TYPES = ["boolean", "flag", "int", "float", "select", "string"]
+
+# Section 2 of the contract doc (shared/docs/edge-impulse-block.md), as a JSON schema.
+SCHEMA = {
+    "type": "object",
+    "required": ["version", "type", "info"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"const": 1},
+        "type": {"const": "deploy"},
+        "info": {
+            "type": "object",
+            "required": [
+                "name",
+                "description",
+                "category",
+                "cliArguments",
+                "supportsEonCompiler",
+                "mountLearnBlock",
+                "showOptimizations",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "description": {"type": "string", "minLength": 1},
+                "category": {"enum": ["library", "firmware"]},
+                "integrateUrl": {"type": "string"},
+                "cliArguments": {"type": "string"},
+                "supportsEonCompiler": {"type": "boolean"},
+                "mountLearnBlock": {"type": "boolean"},
+                "showOptimizations": {"type": "boolean"},
+                "privileged": {"type": "boolean"},
+            },
+        },
+        "parameters": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "value", "type", "param"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string"},
+                    "value": {"type": ["string", "number", "boolean"]},
+                    "type": {"enum": PARAMETER_TYPES},
+                    "help": {"type": "string"},
+                    "param": {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"},
+                    "valid": {
+                        "type": "array",
+                        "items": {
+                            "anyOf": [
+                                {"type": "string"},
+                                {
+                                    "type": "object",
+                                    "required": ["label", "value"],
+                                    "additionalProperties": False,
+                                    "properties": {"label": {"type": "string"}, "value": {"type": "string"}},
+                                },
+                            ]
+                        },
+                    },
+                    "optional": {"type": "boolean"},
+                    "readonly": {"type": "boolean"},
+                    "showIf": {
+                        "type": "object",
+                        "required": ["parameter", "operator", "value"],
+                        "properties": {
+                            "parameter": {"type": "string"},
+                            "operator": {"enum": ["eq", "neq"]},
+                            "value": {"type": "string"},
+                        },
+                    },
+                    "section": {"type": "string"},
+                    "hint": {"type": "string"},
+                    "placeholder": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def block():
+    return json.loads((ROOT / "parameters.json").read_text())
+
+
+def test_parameters_json_follows_the_contract(block):
+    jsonschema.validate(block, SCHEMA)
+    assert block["info"]["name"] == "Grad-CAM visualization"
+    assert block["info"]["privileged"] is True, "the block needs the project's API key to export the test set"
+    params = [p["param"] for p in block["parameters"]]
+    assert len(params) == len(set(params))
+    for p in block["parameters"]:
+        if "showIf" in p:
+            assert p["showIf"]["parameter"] in params
+
+
+def _studio_argv(parameter: dict, value) -> list[str]:
+    """How Studio passes one parameter's value on the command line (contract doc, section 2)."""
+    flag = f"--{parameter['param']}"
+    kind = parameter["type"]
+    if kind == "boolean":
+        return [flag, "1" if value else "0"]
+    if kind == "flag":
+        return [flag] if value else []
+    return [flag, str(value)]
+
+
+def _values(parameter: dict) -> list:
+    valid = [v["value"] if isinstance(v, dict) else v for v in parameter.get("valid", [])]
+    return [parameter["value"], *valid]
+
+
+def test_every_parameter_at_every_value_reaches_the_settings(block):
+    for parameter in block["parameters"]:
+        for value in _values(parameter):
+            argv = ["--metadata", "/home/input/deployment-metadata.json", *_studio_argv(parameter, value)]
+            settings = cli.settings_from(cli.parser().parse_args(argv))
+            got = getattr(settings, parameter["param"].replace("-", "_"))
+            expected = {"float": float, "int": int}.get(parameter["type"], lambda v: v or None)(value)
+            assert got == expected, f"{parameter['param']}={value!r} reached the settings as {got!r}"
+
+
+def test_all_parameters_at_once_in_any_order(block):
+    argv = [arg for p in reversed(block["parameters"]) for arg in _studio_argv(p, p["value"])]
+    settings = cli.settings_from(cli.parser().parse_args([*argv, "--metadata", "/x/deployment-metadata.json"]))
+    assert settings.alpha == 0.4 and settings.layer is None and str(settings.metadata) == "/x/deployment-metadata.json"
+
+
+def test_cli_choices_match_the_modules_they_feed():
+    assert cli.METHODS == tuple(cam.METHODS)
+    assert cli.POOLINGS == cam.POOLINGS and cli.NORMALIZATIONS == cam.NORMALIZATIONS
+    assert cli.RESIZE_MODES == preprocess.RESIZE_MODES and cli.INPUT_SCALINGS == preprocess.INPUT_SCALINGS
+    assert cli.COLORS == preprocess.COLORS and cli.CATEGORIES == dataset.CATEGORIES and cli.LAYOUTS == pipeline.LAYOUTS
+
+
+def test_ei_block_config_is_the_v2_format():
+    config = json.loads((ROOT / ".ei-block-config").read_text())
+    assert config["version"] == 2
+    assert set(config["config"]["edgeimpulse.com"]) == {"organizationId", "id"}
+
+
+def test_dockerfile_runs_main_py_outside_home():
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    assert 'ENTRYPOINT ["python3", "-u", "main.py"]' in lines
+    workdir = [line.split()[1] for line in lines if line.startswith("WORKDIR")]
+    assert workdir and not any(w.startswith("/home") for w in workdir)
