@@ -33,3 +33,6 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) output .pytest_cache
+
+bench: $(STAMP)
+	$(PY) bench/run.py

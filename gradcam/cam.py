@@ -30,6 +30,10 @@ class CamBatch:
     scores: np.ndarray
     probabilities: np.ndarray
 
+    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(map, scores, probabilities) of the i-th image."""
+        return self.maps[i], self.scores[i], self.probabilities[i]
+
 
 class BaseCAM:
     """The shared pass: activations, gradients of the target score, the map."""
@@ -47,7 +51,7 @@ class BaseCAM:
         self._pass = tf.function(self._batch_pass, input_signature=signature)
 
     def weights(self, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-        """Weights broadcastable to the activations (N, h, w, K)."""
+        """One weight per channel (N, K), or per position and channel (N, h, w, K)."""
         raise NotImplementedError
 
     def target_score(self, scores: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
@@ -64,14 +68,18 @@ class BaseCAM:
         return tf.gather(scores, index, batch_dims=1)
 
     def _batch_pass(self, images: tf.Tensor, targets: tf.Tensor):
-        with tf.GradientTape() as tape:
-            # Watch the input so that frozen (non-trainable) layers are recorded too.
-            tape.watch(images)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            # Record from the target layer on (frozen layers too), not from the input: cheaper.
+            tape.watch(self.adapter.watched)
             out = self.adapter(images)
             y = self.target_score(out.scores, targets)
         grads = tape.gradient(y, out.activations)
-        maps = tf.nn.relu(tf.reduce_sum(self.weights(out.activations, grads) * out.activations, axis=-1))
-        return maps, out.scores, out.probabilities
+        weights = self.weights(out.activations, grads)
+        if weights.shape.rank == 2:  # sum_k w_k A^k as a batched matrix-vector product
+            combined = tf.einsum("nhwk,nk->nhw", out.activations, weights)
+        else:
+            combined = tf.reduce_sum(weights * out.activations, axis=-1)
+        return tf.nn.relu(combined), out.scores, out.probabilities
 
     def __call__(self, images: np.ndarray, targets: np.ndarray | None = None) -> CamBatch:
         """images: (N, H, W, C) preprocessed; targets: class index per image, PREDICTED for the prediction."""
@@ -81,8 +89,8 @@ class BaseCAM:
         return CamBatch(maps.numpy(), scores.numpy(), probabilities.numpy())
 
 
-def _spatial_sum(x: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(x, axis=(1, 2), keepdims=True)
+def _spatial_sum(x: tf.Tensor, keepdims: bool = False) -> tf.Tensor:
+    return tf.reduce_sum(x, axis=(1, 2), keepdims=keepdims)
 
 
 class GradCAM(BaseCAM):
@@ -91,7 +99,7 @@ class GradCAM(BaseCAM):
     def weights(self, activations, grads):
         if self.pooling == "sum_abs":
             return _spatial_sum(tf.abs(grads))
-        return tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        return tf.reduce_mean(grads, axis=(1, 2))
 
 
 class GradCAMPlusPlus(BaseCAM):
@@ -99,7 +107,7 @@ class GradCAMPlusPlus(BaseCAM):
 
     def weights(self, activations, grads):
         g2 = tf.square(grads)
-        denominator = 2.0 * g2 + _spatial_sum(activations) * g2 * grads
+        denominator = 2.0 * g2 + _spatial_sum(activations, keepdims=True) * g2 * grads
         alpha = g2 / tf.where(denominator != 0.0, denominator, tf.ones_like(denominator))
         return _spatial_sum(alpha * tf.nn.relu(grads))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -77,33 +78,14 @@ def _optional(text: str | None) -> str | None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings(
-        model=args.model,
-        dataset=args.dataset,
-        out=args.out,
-        category=args.category,
-        classes=args.classes,
+    """Each flag fills the settings field of the same name (a test checks that every flag has one)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
+    values.update(
         layer=_optional(args.layer),
-        method=args.method,
-        pooling_gradients=args.pooling_gradients,
-        heatmap_normalization=args.heatmap_normalization,
         target_class=_optional(args.target_class),
-        alpha=args.alpha,
-        layout=args.layout,
-        regression_threshold=args.regression_threshold,
-        batch_size=args.batch_size,
-        resize_mode=args.resize_mode,
-        color=args.color,
-        input_scaling=args.input_scaling,
-        metadata=args.metadata,
         api_key=args.api_key or os.environ.get("EI_API_KEY") or None,
-        host=args.host,
-        project_id=args.project_id,
-        impulse_id=args.impulse_id,
-        work_dir=args.work_dir,
-        skip_dataset_download=args.skip_dataset_download,
-        export_timeout=args.export_timeout,
     )
+    return Settings(**values)
 
 
 def _import_quietly() -> None:

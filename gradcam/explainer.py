@@ -151,6 +151,6 @@ class Explainer:
         targets = np.full(len(images), self.target_index(target_class), dtype=np.int32)
         batch = self.run(inputs, targets)
         return [
-            self.finish(image, geometry, batch.maps[i], batch.scores[i], batch.probabilities[i])
+            self.finish(image, geometry, *batch.sample(i))
             for i, (image, (_, geometry)) in enumerate(zip(images, prepared, strict=True))
         ]

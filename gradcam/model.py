@@ -214,6 +214,9 @@ class ModelAdapter:
         self.model = model
         self.target_path = find_target_layer(model, layer)
         self.layer_name = path_name(self.target_path)
+        # Variables a gradient tape must watch so that every op from the target layer to the
+        # output is recorded, even in frozen (non-trainable) layers.
+        self.watched = [w if isinstance(w, tf.Variable) else w.value for w in self.target_path[-1].weights]
         self.image_shape, self.flat_input = _image_shape(model, impulse_shape)
         last = _layers(model)[-1]
         self.task, self._activation = self._task(last, int(model.outputs[0].shape[-1]))

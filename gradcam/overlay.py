@@ -6,12 +6,14 @@ import cv2
 import numpy as np
 
 CAPTION_HEIGHT = 28
+# OpenCV's JET colours as an RGB table: indexing it is several times faster than applyColorMap.
+_JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0, ::-1].copy()
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:
     """0..1 heatmap (H, W) -> RGB uint8 JET colours (blue = 0, red = 1)."""
     levels = np.clip(np.rint(heatmap * 255.0), 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(levels, cv2.COLORMAP_JET)[..., ::-1]
+    return _JET[levels]
 
 
 Region = tuple[int, int, int, int]  # (x0, y0, x1, y1): the part of the image the model saw
@@ -27,8 +29,8 @@ def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, region: Re
     x0, y0, x1, y1 = region or (0, 0, image.shape[1], image.shape[0])
     out = image.copy()
     seen = (slice(y0, y1), slice(x0, x1))
-    mixed = (1.0 - alpha) * image[seen].astype(np.float32) + alpha * colorize(heatmap[seen]).astype(np.float32)
-    out[seen] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    # addWeighted mixes in floating point and rounds with saturation: no wrap-around.
+    out[seen] = cv2.addWeighted(np.ascontiguousarray(image[seen]), 1.0 - alpha, colorize(heatmap[seen]), alpha, 0.0)
     return out
 
 

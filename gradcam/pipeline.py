@@ -7,8 +7,11 @@ with the dataset.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -21,8 +24,9 @@ import numpy as np
 
 from gradcam.dataset import Dataset, Sample, open_dataset
 from gradcam.errors import GradcamError
-from gradcam.explainer import Explainer
+from gradcam.explainer import Explainer, Explanation
 from gradcam.model import load_model
+from gradcam.preprocess import Geometry
 from gradcam.progress import Progress
 from gradcam.report import DeployZip, Result, RunInfo
 from gradcam.settings import Settings
@@ -50,7 +54,7 @@ class _Prepared:
     sample: Sample
     image: np.ndarray | None = None
     inputs: np.ndarray | None = None
-    geometry: object = None
+    geometry: Geometry | None = None
     reason: str = ""
 
 
@@ -59,9 +63,12 @@ class _Stages:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def add(self, stage: str, start: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
 
 
 def _decode(dataset: Dataset, sample: Sample, explainer: Explainer, stages: _Stages) -> _Prepared:
@@ -79,14 +86,7 @@ def _decode(dataset: Dataset, sample: Sample, explainer: Explainer, stages: _Sta
     return _Prepared(sample, image, inputs, geometry)
 
 
-def _true_value(explainer: Explainer, label: str | None) -> float | None:
-    if label is None or explainer.task != "regression":
-        return None
-    return float(label)
-
-
-def _result(explanation, sample: Sample, explainer: Explainer, threshold: float) -> Result:
-    scores = explanation.scores
+def _result(explanation: Explanation, sample: Sample, explainer: Explainer, threshold: float) -> Result:
     names = explainer.classes if explainer.task != "regression" else ["value"]
     correct, error = None, None
     if sample.label is not None and explainer.task == "regression":
@@ -94,26 +94,25 @@ def _result(explanation, sample: Sample, explainer: Explainer, threshold: float)
         correct = error <= threshold
     elif sample.label is not None:
         correct = explanation.label == sample.label
-    confidence = None if math.isnan(explanation.confidence) else round(explanation.confidence, 6)
     peak = explanation.peak
     return Result(
         source=sample.path,
         category=sample.category,
         true_label=sample.label,
         predicted=explanation.label,
-        confidence=confidence,
+        confidence=None if math.isnan(explanation.confidence) else round(explanation.confidence, 6),
         correct=correct,
-        scores={n: round(float(s), 6) for n, s in zip(names, scores, strict=False)},
+        scores={n: round(float(s), 6) for n, s in zip(names, explanation.scores, strict=False)},
         peak_x=peak[0] if peak else None,
         peak_y=peak[1] if peak else None,
         error=None if error is None else round(error, 6),
     )
 
 
-def _render(explainer: Explainer, prepared: _Prepared, maps, settings: Settings, stages: _Stages):
+def _render(explainer: Explainer, prepared: _Prepared, outputs: tuple, settings: Settings, stages: _Stages):
+    """One sample's map on its original image, drawn and encoded as JPEG: (Result, bytes)."""
     start = time.perf_counter()
-    cam, scores, probabilities = maps
-    explanation = explainer.finish(prepared.image, prepared.geometry, cam, scores, probabilities)
+    explanation = explainer.finish(prepared.image, prepared.geometry, *outputs)
     result = _result(explanation, prepared.sample, explainer, settings.regression_threshold)
     if settings.layout == "panel":
         truth = prepared.sample.label if prepared.sample.label is not None else "unlabeled"
@@ -121,68 +120,71 @@ def _render(explainer: Explainer, prepared: _Prepared, maps, settings: Settings,
         picture = explanation.panel(settings.alpha, f"true: {truth}  predicted: {result.predicted}{confidence}")
     else:
         picture = explanation.overlay(settings.alpha)
-    _ok, encoded = cv2.imencode(
-        ".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-    )
+    bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+    _ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     stages.add("overlay+encode", start)
     return result, encoded.tobytes()
 
 
-def _batches(samples: list[Sample], size: int) -> Iterator[list[Sample]]:
-    for i in range(0, len(samples), size):
-        yield samples[i : i + size]
-
-
-def _validate_labels(dataset: Dataset, explainer: Explainer) -> list[tuple[str, str]]:
-    """Regression labels must be numbers: others are skipped with the reason."""
+def _usable(dataset: Dataset, explainer: Explainer) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """The samples to explain, and the skipped ones with reasons (regression labels must be numbers)."""
+    skipped = list(dataset.skipped)
     if explainer.task != "regression":
-        return []
-    skipped, kept = [], []
+        return list(dataset.samples), skipped
+    samples = []
     for sample in dataset.samples:
         try:
-            _true_value(explainer, sample.label)
-            kept.append(sample)
+            if sample.label is not None:
+                float(sample.label)
+            samples.append(sample)
         except ValueError:
             skipped.append((sample.path, f"regression label {sample.label!r} is not a number"))
-    dataset.samples = kept
-    return skipped
+    return samples, skipped
+
+
+def _decoded_batches(pool: ThreadPoolExecutor, decode, samples: list[Sample], size: int) -> Iterator[list[_Prepared]]:
+    """Batches of decoded samples; the next batch decodes in the pool while the caller uses this one."""
+    batches = (samples[i : i + size] for i in range(0, len(samples), size))
+    pending: deque[list[Future]] = deque()
+    for batch in itertools.islice(batches, 2):
+        pending.append([pool.submit(decode, s) for s in batch])
+    while pending:
+        current = pending.popleft()
+        upcoming = next(batches, None)
+        if upcoming is not None:
+            pending.append([pool.submit(decode, s) for s in upcoming])
+        yield [f.result() for f in current]
 
 
 def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) -> Summary:
-    """Explain every sample of `dataset` and write settings.zip_path."""
+    """Explain every sample of `dataset` and write settings.zip_path.
+
+    At most two batches are decoding and one batch is rendering while the model runs, so memory
+    stays flat however large the dataset is.
+    """
     if settings.layout not in LAYOUTS:
         raise GradcamError(f"layout {settings.layout!r}: expected one of {', '.join(LAYOUTS)}")
     if settings.batch_size < 1:
         raise GradcamError(f"batch size {settings.batch_size}: expected a positive number")
-    skipped = list(dataset.skipped) + _validate_labels(dataset, explainer)
+    samples, skipped = _usable(dataset, explainer)
     target = explainer.target_index(settings.target_class)
     stages = _Stages()
     output = DeployZip(settings.zip_path)
-    progress = Progress(len(dataset.samples), "explaining")
+    progress = Progress(len(samples), "explaining")
+
+    def write(futures: list[Future]) -> None:
+        for future in futures:
+            result, picture = future.result()
+            start = time.perf_counter()
+            output.add(result, picture)
+            stages.add("zip", start)
+            progress.update()
+
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            decoding: deque[list[Future]] = deque()
             rendering: deque[list[Future]] = deque()
-            batches = _batches(dataset.samples, settings.batch_size)
-
-            def read_ahead() -> None:
-                batch = next(batches, None)
-                if batch is not None:
-                    decoding.append([pool.submit(_decode, dataset, s, explainer, stages) for s in batch])
-
-            def write(futures: list[Future]) -> None:
-                for future in futures:
-                    result, picture = future.result()
-                    start = time.perf_counter()
-                    output.add(result, picture)
-                    stages.add("zip", start)
-                    progress.update()
-
-            read_ahead()
-            read_ahead()
-            while decoding:
-                prepared = [f.result() for f in decoding.popleft()]
-                read_ahead()
+            decode = functools.partial(_decode, dataset, explainer=explainer, stages=stages)
+            for prepared in _decoded_batches(pool, decode, samples, settings.batch_size):
                 for p in prepared:
                     if p.reason:
                         skipped.append((p.sample.path, p.reason))
@@ -194,14 +196,7 @@ def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) 
                     stages.add("model", start)
                     rendering.append(
                         [
-                            pool.submit(
-                                _render,
-                                explainer,
-                                p,
-                                (batch.maps[i], batch.scores[i], batch.probabilities[i]),
-                                settings,
-                                stages,
-                            )
+                            pool.submit(_render, explainer, p, batch.sample(i), settings, stages)
                             for i, p in enumerate(good)
                         ]
                     )
@@ -209,27 +204,26 @@ def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) 
                     write(rendering.popleft())
             while rendering:
                 write(rendering.popleft())
-        elapsed = progress.close()
-        info = RunInfo(
-            model=str(settings.model.name if settings.model else ""),
-            layer=explainer.layer_name,
-            task=explainer.task,
-            method=explainer.method,
-            classes=explainer.classes,
-            parameters=settings.parameters(),
-            skipped=[{"source": s, "reason": r} for s, r in skipped],
-        )
-        summary = Summary(settings.zip_path, output.results, skipped, dict(stages.seconds, total=elapsed))
-        info.counts = {f: summary.count(f) for f in ("correct", "incorrect", "unlabeled")} | {"skipped": len(skipped)}
-        output.close(info)
+        summary = Summary(settings.zip_path, output.results, skipped, dict(stages.seconds, total=progress.close()))
+        output.close(_run_info(explainer, settings, summary))
         return summary
     except BaseException:
         output.abort()
         raise
 
 
-def build_explainer(settings: Settings, model, classes: list[str] | None) -> Explainer:
-    return Explainer(model, classes, **settings.explainer_options())
+def _run_info(explainer: Explainer, settings: Settings, summary: Summary) -> RunInfo:
+    counts = {f: summary.count(f) for f in ("correct", "incorrect", "unlabeled")}
+    return RunInfo(
+        model=settings.model.name if settings.model else "",
+        layer=explainer.layer_name,
+        task=explainer.task,
+        method=explainer.method,
+        classes=explainer.classes,
+        parameters=settings.parameters(),
+        skipped=[{"source": s, "reason": r} for s, r in summary.skipped],
+        counts=counts | {"skipped": len(summary.skipped)},
+    )
 
 
 def run(settings: Settings) -> Summary:
@@ -238,6 +232,6 @@ def run(settings: Settings) -> Summary:
         raise GradcamError("nothing to explain: give --model and --dataset, --api-key, or --metadata")
     model = load_model(settings.model)
     with open_dataset(settings.dataset, settings.category) as dataset:
-        explainer = build_explainer(settings, model, settings.classes or dataset.labels or None)
+        explainer = Explainer(model, settings.classes or dataset.labels or None, **settings.explainer_options())
         log.info("explaining layer %s (%s, %s)", explainer.layer_name, explainer.task, explainer.method)
         return explain_dataset(explainer, dataset, settings)

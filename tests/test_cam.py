@@ -43,6 +43,20 @@ def test_batched_cam_matches_per_image_reference(name, method, pooling, referenc
         np.testing.assert_allclose(maps[i], expected, atol=1e-4, err_msg=f"{name} image {i}")
 
 
+def test_frozen_layers_are_explained_too():
+    """Edge Impulse freezes the MobileNetV2 base during transfer learning."""
+    model = helpers.nested_mobilenet()
+    model.layers[0].trainable = False
+    images = _inputs(ModelAdapter(model), 2)
+    maps = normalize(make_cam(ModelAdapter(model))(images).maps, "simple")
+    for i in range(2):
+        expected = helpers.reference_cam(
+            model, ["mobilenetv2_0.35_96", "Conv_1"], images[i], None, "gradcam", "classification"
+        )
+        np.testing.assert_allclose(maps[i], expected, atol=1e-4)
+    assert maps.max() > 0
+
+
 def test_target_class_changes_the_explained_score():
     model = helpers.plain_cnn()
     adapter = ModelAdapter(model)

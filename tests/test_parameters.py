@@ -1,11 +1,13 @@
 """parameters.json and .ei-block-config: valid per the block contract, and every parameter reaches the job."""
 
+import dataclasses
 import json
 
 import jsonschema
 import pytest
 
 from gradcam import cam, cli, dataset, pipeline, preprocess
+from gradcam.settings import Settings
 from tests.helpers import ROOT
 
 PARAMETER_TYPES = ["boolean", "flag", "int", "float", "select", "string"]
@@ -137,8 +139,21 @@ def test_all_parameters_at_once_in_any_order(block):
     assert settings.alpha == 0.4 and settings.layer is None and str(settings.metadata) == "/x/deployment-metadata.json"
 
 
+def test_every_flag_has_a_settings_field():
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    destinations = {action.dest for action in cli.parser()._actions if action.dest != "help"}
+    assert destinations <= fields, destinations - fields
+
+
+def test_api_key_comes_from_the_environment_when_not_given(monkeypatch):
+    monkeypatch.setenv("EI_API_KEY", "ei_from_env")
+    assert cli.settings_from(cli.parser().parse_args([])).api_key == "ei_from_env"
+    assert cli.settings_from(cli.parser().parse_args(["--api-key", "ei_flag"])).api_key == "ei_flag"
+    assert "ei_from_env" not in repr(cli.settings_from(cli.parser().parse_args([])))
+
+
 def test_cli_choices_match_the_modules_they_feed():
-    assert cli.METHODS == tuple(cam.METHODS)
+    assert tuple(cam.METHODS) == cli.METHODS
     assert cli.POOLINGS == cam.POOLINGS and cli.NORMALIZATIONS == cam.NORMALIZATIONS
     assert cli.RESIZE_MODES == preprocess.RESIZE_MODES and cli.INPUT_SCALINGS == preprocess.INPUT_SCALINGS
     assert cli.COLORS == preprocess.COLORS and cli.CATEGORIES == dataset.CATEGORIES and cli.LAYOUTS == pipeline.LAYOUTS

@@ -1,0 +1,251 @@
+"""make bench: how fast is the block, and where does the time go? Everything measured in one run.
+
+Generates its own inputs (no downloads): an Edge Impulse-style export of N 320x240 JPEGs and two
+models of realistic shape with random weights: MobileNetV2 alpha 0.35 at 96x96 nested in a
+Sequential as Edge Impulse nests it (Keras 2 .h5), and Edge Impulse's default small conv model
+with a flat input. Prints a table, ratios first, and writes it to bench/results/latest.md.
+
+    .venv/bin/python bench/run.py [--n 500] [--big 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from gradcam.cam import make_cam  # noqa: E402
+from gradcam.dataset import open_dataset  # noqa: E402
+from gradcam.explainer import Explainer  # noqa: E402
+from gradcam.model import ModelAdapter, load_model  # noqa: E402
+from gradcam.pipeline import explain_dataset  # noqa: E402
+from gradcam.settings import Settings  # noqa: E402
+
+CLASSES = ["a", "b", "c"]
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+def make_export(path: Path, n: int, seed: int = 0) -> Path:
+    """n camera-sized (320x240) JPEGs with smooth random content, labelled in info.labels."""
+    rng = np.random.default_rng(seed)
+    files = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(n):
+            coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+            image = cv2.resize(coarse, (320, 240), interpolation=cv2.INTER_CUBIC)
+            name = f"testing/{i:05d}.jpg.abcdefgh.ingestion-1.jpg"
+            archive.writestr(name, cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+            files.append({"path": name, "category": "testing", "label": {"type": "label", "label": CLASSES[i % 3]}})
+        archive.writestr("info.labels", json.dumps({"version": 1, "files": files}))
+    return path
+
+
+def mobilenet_model(path: Path) -> Path:
+    tf_keras.utils.set_random_seed(0)
+    base = tf_keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None)
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.InputLayer(input_shape=(96, 96, 3)),
+            base,
+            tf_keras.layers.Dense(16, activation="relu"),
+            tf_keras.layers.Dropout(0.1),
+            tf_keras.layers.Flatten(),
+            tf_keras.layers.Dense(len(CLASSES), activation="softmax"),
+        ]
+    )
+    model.save(path)
+    return path
+
+
+def small_conv_model(path: Path) -> Path:
+    """Edge Impulse's default image model: flat input, two conv blocks, dense softmax."""
+    tf_keras.utils.set_random_seed(0)
+    L = tf_keras.layers
+    model = tf_keras.Sequential(
+        [
+            L.InputLayer(input_shape=(96 * 96 * 3,)),
+            L.Reshape((96, 96, 3)),
+            L.Conv2D(32, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(2, padding="same"),
+            L.Conv2D(16, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(2, padding="same"),
+            L.Flatten(),
+            L.Dropout(0.25),
+            L.Dense(len(CLASSES), activation="softmax"),
+        ]
+    )
+    model.save(path)
+    return path
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+
+def rate(fn, images: int, min_seconds: float) -> float:
+    """images/s of fn (which processes `images` images), after one warm-up call."""
+    fn()
+    runs, start = 0, time.perf_counter()
+    while True:
+        fn()
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return runs * images / elapsed
+
+
+def core(model_path: Path, batch: int, seconds: float) -> tuple[float, float]:
+    """(CAM images/s, forward-only images/s) on the same model and batch."""
+    model = load_model(model_path)
+    adapter = ModelAdapter(model)
+    cam = make_cam(adapter)
+    x = np.random.default_rng(0).random((batch, *adapter.image_shape)).astype(np.float32)
+    flat = x.reshape(batch, -1) if adapter.flat_input else x
+    forward = tf.function(lambda t: model(t, training=False))
+    forward_rate = rate(lambda: forward(tf.constant(flat)).numpy(), batch, seconds)
+    cam_rate = rate(lambda: cam(x), batch, seconds)
+    return cam_rate, forward_rate
+
+
+def _decode(data: bytes, explainer: Explainer) -> np.ndarray:
+    image = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return explainer.prepare(image)[0]
+
+
+def bare_loop(model_path: Path, export: Path, batch: int) -> float:
+    """decode + preprocess + forward, single thread, batched: the floor the job is compared with."""
+    model = load_model(model_path)
+    explainer = Explainer(model, CLASSES, resize_mode="fit-short")
+    forward = tf.function(lambda t: model(t, training=False))
+    with open_dataset(export) as dataset:
+        samples = dataset.samples
+        forward(tf.constant(np.zeros((batch, *(model.inputs[0].shape[1:])), np.float32)))  # warm-up
+
+        def run():
+            for i in range(0, len(samples), batch):
+                x = np.stack([_decode(dataset.read(s), explainer) for s in samples[i : i + batch]])
+                forward(tf.constant(x.reshape(len(x), *model.inputs[0].shape[1:]))).numpy()
+
+        start = time.perf_counter()
+        run()
+        return len(samples) / (time.perf_counter() - start)
+
+
+def end_to_end(model_path: Path, export: Path, out: Path, batch: int) -> tuple[float, dict]:
+    """The whole offline job (decode, preprocess, CAM, overlay, encode, zip, report): images/s, stages."""
+    model = load_model(model_path)
+    explainer = Explainer(model, CLASSES, resize_mode="fit-short")
+    explainer.run(np.zeros((batch, *explainer.adapter.image_shape), np.float32))  # trace once, as the job does
+    settings = Settings(model=model_path, dataset=export, out=out, batch_size=batch, resize_mode="fit-short")
+    with open_dataset(export) as dataset:
+        n = len(dataset.samples)
+        start = time.perf_counter()
+        summary = explain_dataset(explainer, dataset, settings)
+        return n / (time.perf_counter() - start), summary.stages
+
+
+def upstream_style(model_path: Path, export: Path, count: int) -> float:
+    """The original block's way: a gradient model built and its function traced again for every image."""
+    model = load_model(model_path)
+    explainer = Explainer(model, CLASSES, resize_mode="fit-short")
+    with open_dataset(export) as dataset:
+        images = [_decode(dataset.read(s), explainer) for s in dataset.samples[:count]]
+    start = time.perf_counter()
+    for x in images:
+        cam = make_cam(ModelAdapter(model))  # rebuilds the tapped model and a new tf.function
+        cam(x[None])
+    return count / (time.perf_counter() - start)
+
+
+def peak_rss(model_path: Path, export: Path, out: Path) -> float:
+    """Peak resident memory (MiB) of the offline job on `export`, in a fresh process."""
+    code = (
+        "import resource, sys; from gradcam.cli import main; "
+        f"code = main(['--model', {str(model_path)!r}, '--dataset', {str(export)!r}, '--resize-mode', 'fit-short', "
+        f"'--out', {str(out)!r}]); "
+        "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    kib = int(next(line for line in result.stdout.splitlines() if line.startswith("RSS")).split()[1])
+    return kib / 1024
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=500, help="images for the end-to-end runs")
+    parser.add_argument("--big", type=int, default=5000, help="images for the memory run")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5.0, help="minimum seconds per core measurement")
+    parser.add_argument("--upstream", type=int, default=10, help="images for the per-image baseline")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="gradcam-bench-"))
+    models = {
+        "MobileNetV2 0.35 96x96 (nested)": mobilenet_model(tmp / "mobilenet.h5"),
+        "EI default conv, flat input": small_conv_model(tmp / "conv.h5"),
+    }
+    export = make_export(tmp / "export.zip", args.n)
+    big = make_export(tmp / "big.zip", args.big, seed=1)
+
+    rows, details = [], []
+    for name, path in models.items():
+        cam_rate, forward_rate = core(path, args.batch, args.seconds)
+        job_rate, stages = end_to_end(path, export, tmp / "out", args.batch)
+        floor = bare_loop(path, export, args.batch)
+        upstream = upstream_style(path, export, args.upstream)
+        rows.append((name, cam_rate / forward_rate, job_rate / floor, job_rate / upstream))
+        details.append(
+            f"| {name} | {cam_rate:.0f} | {forward_rate:.0f} | {job_rate:.0f} | {floor:.0f} | {upstream:.2f} | "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items())
+            + " |"
+        )
+    small_rss = peak_rss(models["MobileNetV2 0.35 96x96 (nested)"], export, tmp / "rss-small")
+    big_rss = peak_rss(models["MobileNetV2 0.35 96x96 (nested)"], big, tmp / "rss-big")
+
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}; batch {args.batch}, "
+        f"{args.n} JPEGs of 320x240.",
+        "",
+        "| model | CAM / forward-only (target >= 0.9) | job / decode+preprocess+forward (target >= 0.5) "
+        "| job / per-image upstream style |",
+        "|---|---|---|---|",
+        *[f"| {n} | {a:.2f} | {b:.2f} | {c:.0f}x |" for n, a, b, c in rows],
+        "",
+        f"Peak memory of the whole job (MobileNetV2): {small_rss:.0f} MiB for {args.n} images, "
+        f"{big_rss:.0f} MiB for {args.big} images: ratio {big_rss / small_rss:.2f} (target <= 1.2).",
+        "",
+        "| model | CAM img/s | forward img/s | job img/s | decode+preprocess+forward img/s | upstream img/s "
+        "| job stage times (summed over threads) |",
+        "|---|---|---|---|---|---|---|",
+        *details,
+    ]
+    table = "\n".join(lines)
+    print(table)
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "latest.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
