@@ -29,7 +29,7 @@ class DeploymentMetadata:
     classes: list[str]
     image_shape: tuple[int, int, int] | None  # (height, width, channels)
     resize_mode: str | None
-    learn_id: int | None
+    learn_blocks: list[tuple[int, str, str]]  # (id, type, name) of the impulse's learn blocks
     input_dir: Path
     output_dir: Path
 
@@ -80,7 +80,10 @@ def read_metadata(path: str | Path) -> DeploymentMetadata:
         project, folders = data["project"], data["folders"]
         impulse = data.get("impulse") or {}
         shape, resize_mode = _image_shape(impulse)
-        learn = [b for b in impulse.get("learnBlocks", []) if str(b.get("type", "")).startswith("keras")]
+        learn = [
+            (int(b["id"]), str(b.get("type", "")), str(b.get("name", b.get("type", ""))))
+            for b in impulse.get("learnBlocks", [])
+        ]
         return DeploymentMetadata(
             project_id=int(project["id"]),
             project_name=str(project.get("name", "")),
@@ -89,7 +92,7 @@ def read_metadata(path: str | Path) -> DeploymentMetadata:
             classes=[str(c) for c in data.get("classes", [])],
             image_shape=shape,
             resize_mode=resize_mode,
-            learn_id=int(learn[0]["id"]) if learn else None,
+            learn_blocks=learn,
             input_dir=Path(folders["input"]),
             output_dir=Path(folders["output"]),
         )

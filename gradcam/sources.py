@@ -13,7 +13,7 @@ from pathlib import Path
 from gradcam.block import read_metadata
 from gradcam.errors import GradcamError
 from gradcam.settings import Settings
-from gradcam.studio import DEFAULT_HOST, StudioClient
+from gradcam.studio import DEFAULT_HOST, StudioClient, choose_learn_block
 
 log = logging.getLogger("gradcam")
 
@@ -30,8 +30,9 @@ def from_block(settings: Settings, work: Path) -> Settings:
     client = StudioClient(meta.require_key(), settings.host or meta.studio_host or DEFAULT_HOST)
     log.info("project %s (%s)", meta.project_id, meta.project_name)
     model = meta.model_zip
-    learn_id = meta.learn_id
-    if learn_id is None:
+    if meta.learn_blocks:
+        learn_id, _, _ = choose_learn_block(meta.learn_blocks)
+    else:
         learn_id = client.impulse(meta.project_id).learn_id
     _, _, scaling = client.keras_metadata(meta.project_id, learn_id)
     if not model.is_file():

@@ -120,11 +120,11 @@ class StudioClient:
         ).impulse
         if impulse is None:
             raise GradcamError(f"project {project_id} has no impulse; create and train one first")
-        learn = choose_learn_block(impulse.learn_blocks)
-        log.info("learn block %s (%s, id %s)", learn.name, learn.type, learn.id)
+        learn_id, _, _ = choose_learn_block([(b.id, _enum(b.type), b.name) for b in impulse.learn_blocks])
         image = next((b for b in impulse.input_blocks if b.type == "image"), None)
         if image is None:
             raise GradcamError(f"project {project_id}'s impulse has no image input block")
+        learn = next(b for b in impulse.learn_blocks if b.id == learn_id)
         channels = self._channels(project_id, impulse.dsp_blocks, learn.dsp)
         classes, mode, scaling = self.keras_metadata(project_id, learn.id)
         shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
@@ -227,13 +227,16 @@ def _enum(value) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
-def choose_learn_block(blocks: list):
-    """The Keras image classification or regression block (not blindly the first learn block)."""
-    by_type = {_enum(b.type): b for b in reversed(blocks)}
+def choose_learn_block(blocks: list[tuple[int, str, str]]) -> tuple[int, str, str]:
+    """The Keras image classification or regression block among (id, type, name), not blindly the
+    first learn block (an impulse may also hold anomaly or object detection blocks)."""
+    by_type = {block[1]: block for block in reversed(blocks)}
     for kind in IMAGE_LEARN_BLOCKS:
         if kind in by_type:
+            learn_id, _, name = by_type[kind]
+            log.info("learn block %s (%s, id %s)", name, kind, learn_id)
             return by_type[kind]
-    found = ", ".join(f"{b.name} ({_enum(b.type)})" for b in blocks) or "none"
+    found = ", ".join(f"{name} ({kind})" for _, kind, name in blocks) or "none"
     raise GradcamError(f"the impulse has no Keras image classification or regression block (found: {found})")
 
 

@@ -46,7 +46,10 @@ def _home(root, studio, model_zip: bytes | None, api_key: str | None):
                     },
                 }
             ],
-            "learnBlocks": [{"id": emu.LEARN_ID, "type": "keras-transfer-image", "dsp": [emu.DSP_ID]}],
+            "learnBlocks": [
+                {"id": 7, "type": "keras-visual-anomaly", "dsp": [emu.DSP_ID]},
+                {"id": emu.LEARN_ID, "type": "keras-transfer-image", "dsp": [emu.DSP_ID]},
+            ],
         },
         "sensor": "camera",
         "folders": {"input": str(home / "input"), "output": str(home / "output")},

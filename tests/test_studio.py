@@ -13,7 +13,7 @@ import requests
 
 from gradcam.cli import main
 from gradcam.errors import GradcamError
-from gradcam.studio import StudioClient
+from gradcam.studio import StudioClient, choose_learn_block
 from tests import helpers
 from tests import studio_emulator as emu
 from tests.helpers import OUTPUT_ORDER, ROOT
@@ -144,3 +144,16 @@ def test_export_with_an_escaping_entry_is_refused(export_zip, model_zip, tmp_pat
     assert code == 2
     assert "unsafe entry '../evil.jpg' escapes the dataset folder" in capsys.readouterr().err
     assert not (tmp_path / "deploy.zip").exists()
+
+
+def test_the_keras_image_block_is_chosen_not_the_first():
+    blocks = [
+        (7, "keras-visual-anomaly", "Anomaly"),
+        (9, "keras-object-detection", "FOMO"),
+        (19, "keras", "Classifier"),
+    ]
+    assert choose_learn_block(blocks) == (19, "keras", "Classifier")
+    with pytest.raises(
+        GradcamError, match=r"no Keras image classification or regression block \(found: FOMO \(keras-object"
+    ):
+        choose_learn_block(blocks[1:2])
