@@ -19,7 +19,6 @@ import tensorflow as tf
 from gradcam.errors import GradcamError
 
 CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
-TASKS = ("classification", "binary", "regression")
 
 
 def _keras_modules() -> list:

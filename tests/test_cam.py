@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tf_keras
 
-from gradcam.cam import PREDICTED, make_cam, normalize
+from gradcam.cam import make_cam, normalize
 from gradcam.errors import GradcamError
 from gradcam.model import ModelAdapter
 from tests import helpers
@@ -129,7 +129,3 @@ def test_unknown_method_and_pooling_are_clear_errors():
         make_cam(adapter, "gradcam", "max")
     with pytest.raises(GradcamError, match="heatmap normalization 'minmax'"):
         normalize(np.zeros((1, 2, 2)), "minmax")
-
-
-def test_predicted_target_is_minus_one():
-    assert PREDICTED == -1
