@@ -169,7 +169,7 @@ def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) 
     samples, skipped = _usable(dataset, explainer)
     target = explainer.target_index(settings.target_class)
     stages = _Stages()
-    output = DeployZip(settings.zip_path)
+    output = DeployZip(settings.zip_path, by_label=explainer.task != "regression")
     progress = Progress(len(samples), "explaining")
 
     def write(futures: list[Future]) -> None:

@@ -89,8 +89,10 @@ def _safe(text: str) -> str:
 class DeployZip:
     """Collects overlays and results; `close` writes the results and moves the zip into place."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, by_label: bool = True):
+        """by_label: one sub-folder per label (classification); regression has none."""
         self.path = Path(path)
+        self.by_label = by_label
         self._partial = self.path.with_name(self.path.name + ".partial")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +116,8 @@ class DeployZip:
         stem = PurePosixPath(result.source).name.split(".ingestion-")[0]
         confidence = f"-{result.confidence:.2f}" if result.confidence is not None else ""
         stem = _safe(f"{stem}.pred-{result.predicted}{confidence}")
-        result.overlay = self._unique(f"{result.folder}/{_safe(label or '_')}", stem, suffix)
+        folder = f"{result.folder}/{_safe(label or '_')}" if self.by_label else result.folder
+        result.overlay = self._unique(folder, stem, suffix)
         self._zip.writestr(result.overlay, image, compress_type=zipfile.ZIP_STORED)
         self.results.append(result)
         return result.overlay

@@ -145,6 +145,7 @@ def test_regression_uses_the_error_threshold(tmp_path):
     rows = {r["source"]: r for r in results["results"]}
     assert [rows[f"testing/{i}.png"]["correct"] for i in range(6)] == [True, True, False, True, False, True]
     assert rows["testing/2.png"]["error"] == pytest.approx(0.5, abs=1e-4)
+    assert rows["testing/2.png"]["overlay"].startswith("incorrect/2.png.pred-"), "no folder per regression value"
     assert results["run"]["task"] == "regression"
     assert results["run"]["skipped"] == [
         {"source": "testing/word.png", "reason": "regression label 'big' is not a number"}
