@@ -29,8 +29,7 @@ RESULT_FIELDS = (
     "overlay",
     "peak_x",
     "peak_y",
-    "scores",
-)
+)  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
 
 
 @dataclass
@@ -123,13 +122,13 @@ class DeployZip:
         return result.overlay
 
     def _csv(self) -> str:
+        classes = list(dict.fromkeys(name for r in self.results for name in r.scores))
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=RESULT_FIELDS)
+        writer = csv.DictWriter(out, fieldnames=[*RESULT_FIELDS, *(f"score:{c}" for c in classes)])
         writer.writeheader()
         for r in self.results:
             row = {k: v for k, v in asdict(r).items() if k in RESULT_FIELDS}
-            row["scores"] = json.dumps(r.scores)
-            writer.writerow(row)
+            writer.writerow(row | {f"score:{c}": s for c, s in r.scores.items()})
         return out.getvalue()
 
     def close(self, info: RunInfo) -> Path:

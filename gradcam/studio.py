@@ -190,12 +190,13 @@ class StudioClient:
         return download(url, target, self.timeout)
 
     def _wait(self, project_id: int, job_id: int, deadline: float):
-        delay = 1.0
+        delay, started = 1.0, time.monotonic()
         jobs = ei.JobsApi(self._client)
         while True:
             job = self._call("polling the export job", jobs.get_job_status, project_id, job_id).job
             if job.finished:
                 return job
+            log.info("export job %s still running (%.0fs)", job_id, time.monotonic() - started)
             if time.monotonic() + delay > deadline:
                 raise GradcamError(f"the export job {job_id} did not finish in time (see --export-timeout)")
             time.sleep(delay)
@@ -251,11 +252,14 @@ def download(url: str, target: Path, timeout: float, attempts: int = 3) -> Path:
             with session.get(url, stream=True, timeout=timeout) as response:
                 response.raise_for_status()
                 expected = int(response.headers.get("Content-Length", -1))
-                size = 0
+                size, last_log = 0, time.monotonic()
                 with open(target, "wb") as out:
                     for chunk in response.iter_content(1 << 20):
                         out.write(chunk)
                         size += len(chunk)
+                        if time.monotonic() - last_log >= 5:
+                            last_log = time.monotonic()
+                            log.info("downloading the export: %.1f of %.1f MB", size / 1e6, max(expected, size) / 1e6)
             if expected >= 0 and size != expected:
                 raise GradcamError(f"export download truncated: got {size} of {expected} bytes")
             log.info("downloaded the export (%d bytes) in %.1fs", size, time.monotonic() - started)

@@ -25,6 +25,7 @@ def _jpeg(seed: int) -> bytes:
 
 
 def _result(i: int, truth, predicted, confidence, correct, error=None) -> Result:
+    scores = {"cat": 0.5, "dog": 0.3, EVIL: 0.2} if error is None else {"value": float(predicted)}
     return Result(
         source=f"testing/img{i}.jpg.x.ingestion-1.jpg",
         category="testing",
@@ -32,7 +33,7 @@ def _result(i: int, truth, predicted, confidence, correct, error=None) -> Result
         predicted=predicted,
         confidence=confidence,
         correct=correct,
-        scores={},
+        scores=scores,
         peak_x=1,
         peak_y=2,
         error=error,
@@ -78,6 +79,8 @@ def test_zip_tree_results_and_unique_names(tmp_path):
     assert "correct/cat/img1.jpg.x.pred-cat-0.95.jpg" in images
     assert any(n.startswith("incorrect/img_src_x_onerror_alert_1/") for n in images), "labels are made safe as names"
     assert sorted(r["overlay"] for r in rows) == sorted(images)
+    assert list(rows[0])[-3:] == ["score:cat", "score:dog", f"score:{EVIL}"], "one score column per class"
+    assert [float(rows[0][c]) for c in list(rows[0])[-3:]] == [0.5, 0.3, 0.2]
     assert EVIL not in page and "\\u003cimg src=x onerror=alert(1)\\u003e" in page
 
 

@@ -53,6 +53,7 @@ def test_local_run_with_an_api_key(studio, export_zip, tmp_path):
     assert result.returncode == 0, result.stderr
     helpers.check_deploy_zip(tmp_path / "out" / "deploy.zip", export_zip)
     assert "learn block Transfer learning (keras-transfer-image, id 19)" in result.stdout
+    assert "export job 100 still running" in result.stdout, "a long export shows it is alive"
     helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, tmp_path / "out" / "deploy.zip")
 
 
