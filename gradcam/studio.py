@@ -9,6 +9,7 @@ never seen the API key. The key never appears in a message: errors are redacted.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -189,18 +190,33 @@ class StudioClient:
         url = self._fresh_export_url(project_id, job.created, deadline)
         return download(url, target, self.timeout)
 
-    def _wait(self, project_id: int, job_id: int, deadline: float):
-        delay, started = 1.0, time.monotonic()
-        jobs = ei.JobsApi(self._client)
+    def _poll(self, fetch: Callable, ready: Callable, deadline: float, late: Callable, waiting=None):
+        """fetch() until ready(answer), sleeping 1 s, 1.5 s, ... (at most poll_max) in between;
+        past the deadline, an error with late(answer) as its message."""
+        delay = 1.0
         while True:
-            job = self._call("polling the export job", jobs.get_job_status, project_id, job_id).job
-            if job.finished:
-                return job
-            log.info("export job %s still running (%.0fs)", job_id, time.monotonic() - started)
+            answer = fetch()
+            if ready(answer):
+                return answer
+            if waiting is not None:
+                waiting(answer)
             if time.monotonic() + delay > deadline:
-                raise GradcamError(f"the export job {job_id} did not finish in time (see --export-timeout)")
+                raise GradcamError(late(answer))
             time.sleep(delay)
             delay = min(delay * 1.5, self.poll_max)
+
+    def _wait(self, project_id: int, job_id: int, deadline: float):
+        started = time.monotonic()
+        status = functools.partial(
+            self._call, "polling the export job", ei.JobsApi(self._client).get_job_status, project_id, job_id
+        )
+        return self._poll(
+            lambda: status().job,
+            ready=lambda job: job.finished,
+            deadline=deadline,
+            late=lambda job: f"the export job {job_id} did not finish in time (see --export-timeout)",
+            waiting=lambda job: log.info("export job %s still running (%.0fs)", job_id, time.monotonic() - started),
+        )
 
     def _last_logs(self, project_id: int, job_id: int, lines: int = 10) -> str:
         try:
@@ -212,16 +228,18 @@ class StudioClient:
 
     def _fresh_export_url(self, project_id: int, job_created: datetime, deadline: float) -> str:
         """The export made by our job: an export created before the job started is stale."""
-        delay = 1.0
-        while True:
-            export = self._call("asking for the export URL", ei.ExportApi(self._client).get_export_url, project_id)
-            if export.has_export and export.url and (export.created is None or export.created >= job_created):
-                return export.url
-            if time.monotonic() + delay > deadline:
-                found = f"only an export from {export.created}" if export.has_export else "no export"
-                raise GradcamError(f"Studio offers {found}, older than the export job started at {job_created}")
-            time.sleep(delay)
-            delay = min(delay * 1.5, self.poll_max)
+
+        def fresh(export) -> bool:
+            return export.has_export and export.url and (export.created is None or export.created >= job_created)
+
+        def late(export) -> str:
+            found = f"only an export from {export.created}" if export.has_export else "no export"
+            return f"Studio offers {found}, older than the export job started at {job_created}"
+
+        fetch = functools.partial(
+            self._call, "asking for the export URL", ei.ExportApi(self._client).get_export_url, project_id
+        )
+        return self._poll(fetch, fresh, deadline, late).url
 
 
 def _enum(value) -> str | None:
