@@ -230,6 +230,7 @@ def run(settings: Settings) -> Summary:
     """The job on a local model and dataset (the sources fetch them from Studio first)."""
     if settings.model is None or settings.dataset is None:
         raise GradcamError("nothing to explain: give --model and --dataset, --api-key, or --metadata")
+    settings = settings.with_defaults()
     model = load_model(settings.model)
     with open_dataset(settings.dataset, settings.category) as dataset:
         explainer = Explainer(model, settings.classes or dataset.labels or None, **settings.explainer_options())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -45,6 +45,10 @@ class Settings:
     def zip_path(self) -> Path:
         return self.out / "deploy.zip"
 
+    def with_defaults(self) -> Settings:
+        """Preprocessing options that neither a flag nor the impulse set take their defaults."""
+        return replace(self, resize_mode=self.resize_mode or "squash", input_scaling=self.input_scaling or "0..1")
+
     def explainer_options(self) -> dict:
         """Keyword arguments for `Explainer`."""
         return {
@@ -52,9 +56,9 @@ class Settings:
             "method": self.method,
             "pooling": self.pooling_gradients,
             "normalization": self.heatmap_normalization,
-            "resize_mode": self.resize_mode or "squash",
+            "resize_mode": self.resize_mode,
             "grayscale": None if self.color is None else self.color == "Grayscale",
-            "input_scaling": self.input_scaling or "0..1",
+            "input_scaling": self.input_scaling,
             "impulse_shape": self.image_shape,
         }
 

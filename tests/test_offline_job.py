@@ -162,6 +162,10 @@ def test_binary_model_and_unlabeled_samples(tmp_path):
     with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
         results = json.loads(archive.read("results.json"))
     assert results["run"]["task"] == "binary" and results["run"]["classes"] == ["no", "yes"]
+    parameters = results["run"]["parameters"]
+    assert (parameters["resize_mode"], parameters["input_scaling"]) == ("squash", "0..1"), (
+        "the defaults used are reported"
+    )
     unlabeled = [r for r in results["results"] if r["true_label"] is None]
     assert len(unlabeled) == 1 and unlabeled[0]["overlay"].startswith(f"unlabeled/{unlabeled[0]['predicted']}/")
     for r in results["results"]:
