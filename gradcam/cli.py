@@ -15,9 +15,10 @@ from gradcam.errors import GradcamError
 from gradcam.settings import Settings
 
 log = logging.getLogger("gradcam")
-DEFAULT_HOST = "studio.edgeimpulse.com"
 
-# Choices are repeated here (not imported) so that --help needs no TensorFlow; tests check they match.
+# Choices and the host are repeated here (not imported) so that --help needs no TensorFlow or API
+# client; tests check they match.
+DEFAULT_HOST = "studio.edgeimpulse.com"
 METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
 POOLINGS = ("mean", "sum_abs")
 NORMALIZATIONS = ("percentile", "simple")

@@ -6,7 +6,7 @@ import json
 import jsonschema
 import pytest
 
-from gradcam import cam, cli, dataset, pipeline, preprocess
+from gradcam import cam, cli, dataset, pipeline, preprocess, studio
 from gradcam.settings import Settings
 from tests.helpers import ROOT
 
@@ -157,6 +157,7 @@ def test_cli_choices_match_the_modules_they_feed():
     assert cli.POOLINGS == cam.POOLINGS and cli.NORMALIZATIONS == cam.NORMALIZATIONS
     assert cli.RESIZE_MODES == preprocess.RESIZE_MODES and cli.INPUT_SCALINGS == preprocess.INPUT_SCALINGS
     assert cli.COLORS == preprocess.COLORS and cli.CATEGORIES == dataset.CATEGORIES and cli.LAYOUTS == pipeline.LAYOUTS
+    assert cli.DEFAULT_HOST == studio.DEFAULT_HOST
 
 
 def test_ei_block_config_is_the_v2_format():
