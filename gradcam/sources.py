@@ -18,9 +18,30 @@ from gradcam.studio import DEFAULT_HOST, StudioClient, choose_learn_block
 log = logging.getLogger("gradcam")
 
 
-def _prefer(flag, impulse):
-    """An option given on the command line wins over the impulse's value."""
-    return flag if flag is not None else impulse
+def _complete(
+    settings: Settings,
+    impulse_classes: list[str],
+    image_shape: tuple[int, int, int] | None,
+    resize_mode: str | None,
+    input_scaling: str | None,
+    **fetched,
+) -> Settings:
+    """The settings with the fetched files and the impulse's values; an option given on the
+    command line wins over the impulse's."""
+
+    def prefer(flag, impulse):
+        return flag if flag is not None else impulse
+
+    color = None if image_shape is None else ("Grayscale" if image_shape[2] == 1 else "RGB")
+    return dataclasses.replace(
+        settings,
+        classes=settings.classes or impulse_classes or None,
+        image_shape=image_shape,
+        resize_mode=prefer(settings.resize_mode, resize_mode),
+        color=prefer(settings.color, color),
+        input_scaling=prefer(settings.input_scaling, input_scaling),
+        **fetched,
+    )
 
 
 def from_block(settings: Settings, work: Path) -> Settings:
@@ -39,16 +60,15 @@ def from_block(settings: Settings, work: Path) -> Settings:
         log.info("%s is missing: downloading the model", model)
         model = client.download_model(meta.project_id, learn_id, work / "trained.h5.zip")
     dataset = client.export_dataset(meta.project_id, work / "export.zip", settings.export_timeout)
-    return dataclasses.replace(
+    return _complete(
         settings,
+        meta.classes,
+        meta.image_shape,
+        meta.resize_mode,
+        scaling,
         model=model,
         dataset=dataset,
         out=meta.output_dir,
-        classes=settings.classes or meta.classes or None,
-        image_shape=meta.image_shape,
-        resize_mode=_prefer(settings.resize_mode, meta.resize_mode),
-        color=_prefer(settings.color, _color(meta.image_shape)),
-        input_scaling=_prefer(settings.input_scaling, scaling),
     )
 
 
@@ -68,19 +88,6 @@ def from_api_key(settings: Settings) -> Settings:
     model = client.download_model(
         project_id, info.learn_id, settings.work_dir / f"model-{project_id}-{info.learn_id}.zip"
     )
-    return dataclasses.replace(
-        settings,
-        model=model,
-        dataset=export,
-        classes=settings.classes or info.classes or None,
-        image_shape=info.image_shape,
-        resize_mode=_prefer(settings.resize_mode, info.resize_mode),
-        color=_prefer(settings.color, _color(info.image_shape)),
-        input_scaling=_prefer(settings.input_scaling, info.input_scaling),
+    return _complete(
+        settings, info.classes, info.image_shape, info.resize_mode, info.input_scaling, model=model, dataset=export
     )
-
-
-def _color(shape: tuple[int, int, int] | None) -> str | None:
-    if shape is None:
-        return None
-    return "Grayscale" if shape[2] == 1 else "RGB"
