@@ -1,16 +1,24 @@
 """Batched class activation maps. `BaseCAM` holds the shared pass; each method supplies its weights.
 
 For a batch, one traced function runs the model once in inference mode, takes the target score
-y^c before softmax/sigmoid, and differentiates it with respect to the target layer's feature maps
-A^k. Each method turns (A, dy/dA) into weights w; the map is ReLU(sum_k w_k * A^k).
+y^c before softmax/sigmoid, and differentiates it with respect to the target layers' feature maps
+A^k. Each method turns (A, dy/dA) into weights w; a layer's map is ReLU(sum_k w_k * A^k).
 Samples do not interact in inference mode, so the gradient of the batch's summed score gives
 every sample its own gradient.
+
+With several layers (the default on models whose last convolution is coarse, see gradcam.layers)
+the deepest layer is explained with the chosen method, the finer ones with LayerCAM, and the maps
+are fused by multiplication: each scaled to 0..1 and upsampled to the finest. A place is hot only
+where the class-specific deep map and the sharp shallow maps agree (LayerCAM's multi-layer
+fusion, Jiang et al. 2021, as a product rather than a maximum: a maximum keeps the edges that
+shallow layers find whatever the weights, and fails the randomised-weights sanity check).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
@@ -36,7 +44,7 @@ class CamBatch:
 
 
 class BaseCAM:
-    """The shared pass: activations, gradients of the target score, the map."""
+    """The shared pass: activations, gradients of the target score, the (fused) map."""
 
     def __init__(self, adapter: ModelAdapter, pooling: str = "mean"):
         if pooling not in POOLINGS:
@@ -67,19 +75,23 @@ class BaseCAM:
         index = tf.where(targets >= 0, targets, tf.argmax(scores, axis=-1, output_type=tf.int32))
         return tf.gather(scores, index, batch_dims=1)
 
+    def _layer_map(self, depth: int, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+        """ReLU(sum_k w_k A^k) for one layer: the method's weights at the deepest, LayerCAM's below."""
+        weights = self.weights(activations, grads) if depth == 0 else tf.nn.relu(grads)
+        if weights.shape.rank == 2:  # sum_k w_k A^k as a batched matrix-vector product
+            return tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))
+        return tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
+
     def _batch_pass(self, images: tf.Tensor, targets: tf.Tensor):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            # Record from the target layer on (frozen layers too), not from the input: cheaper.
-            tape.watch(self.adapter.watched)
+            # Watching the input records every op after it, so any layer can be a target, even
+            # one without weights (an activation, an Add), and frozen layers too.
+            tape.watch(images)
             out = self.adapter(images)
             y = self.target_score(out.scores, targets)
         grads = tape.gradient(y, out.activations)
-        weights = self.weights(out.activations, grads)
-        if weights.shape.rank == 2:  # sum_k w_k A^k as a batched matrix-vector product
-            combined = tf.einsum("nhwk,nk->nhw", out.activations, weights)
-        else:
-            combined = tf.reduce_sum(weights * out.activations, axis=-1)
-        return tf.nn.relu(combined), out.scores, out.probabilities
+        maps = [self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(out.activations, grads, strict=True))]
+        return fuse(maps), out.scores, out.probabilities
 
     def __call__(self, images: np.ndarray, targets: np.ndarray | None = None) -> CamBatch:
         """images: (N, H, W, C) preprocessed; targets: class index per image, PREDICTED for the prediction."""
@@ -87,6 +99,22 @@ class BaseCAM:
             targets = np.full(len(images), PREDICTED, dtype=np.int32)
         maps, scores, probabilities = self._pass(tf.constant(images, tf.float32), tf.constant(targets, tf.int32))
         return CamBatch(maps.numpy(), scores.numpy(), probabilities.numpy())
+
+
+def fuse(maps: list[tf.Tensor]) -> tf.Tensor:
+    """One map: the product of the maps, each scaled to a maximum of 1 and upsampled to the finest.
+    A single map is returned as it is."""
+    if len(maps) == 1:
+        return maps[0]
+    height = max(int(m.shape[1]) for m in maps)
+    width = max(int(m.shape[2]) for m in maps)
+    fused = None
+    for m in maps:
+        top = tf.reduce_max(m, axis=(1, 2), keepdims=True)
+        scaled = tf.math.divide_no_nan(m, top)[..., None]
+        upsampled = tf.image.resize(scaled, (height, width), method="bilinear")[..., 0]
+        fused = upsampled if fused is None else fused * upsampled
+    return fused
 
 
 def _spatial_sum(x: tf.Tensor, keepdims: bool = False) -> tf.Tensor:
@@ -145,3 +173,19 @@ def normalize(maps: np.ndarray, mode: str = "percentile", percentile: float = 99
     top = np.where(top > 0, top, flat.max(axis=1))  # a map whose 99th percentile is 0 but has a peak
     safe = np.where(top > 0, top, 1.0)[:, None]
     return np.clip(flat / safe, 0.0, 1.0).reshape(maps.shape)
+
+
+def peak(heatmap: np.ndarray, share: float = 0.9) -> tuple[int, int] | None:
+    """(x, y) of the centre of the hottest region: of the connected regions at `share` of the
+    maximum or more, the one holding the most heat, and its heat-weighted centroid. On a coarse
+    or clipped map the maximum is a plateau; its first pixel (argmax) would sit on its corner.
+    None for an all-zero map."""
+    top = float(heatmap.max())
+    if not top > 0:
+        return None
+    count, regions = cv2.connectedComponents((heatmap >= share * top).astype(np.uint8), connectivity=8)
+    heat = np.bincount(regions.ravel(), weights=heatmap.ravel(), minlength=count)
+    hottest = int(np.argmax(heat[1:])) + 1
+    ys, xs = np.nonzero(regions == hottest)
+    weights = heatmap[ys, xs] / heatmap[ys, xs].sum()
+    return round(float(xs @ weights)), round(float(ys @ weights))

@@ -47,7 +47,15 @@ def parser() -> argparse.ArgumentParser:
 
     cam = p.add_argument_group("Grad-CAM")
     cam.add_argument("--method", choices=METHODS, default="gradcam")
-    cam.add_argument("--layer", help="layer to explain, e.g. mobilenetv2_0.35_96/Conv_1 (default: last conv)")
+    cam.add_argument(
+        "--layer",
+        default="auto",
+        help="auto (default: the last conv, or where its map is coarse, finer layers fused with it), "
+        "last-conv, or layer names to fuse, e.g. model/block_6_expand_relu,model/block_13_expand_relu",
+    )
+    cam.add_argument(
+        "--list-layers", action="store_true", help="print the layers that can be explained (needs --model), then exit"
+    )
     cam.add_argument("--pooling-gradients", choices=POOLINGS, default="mean", help="Grad-CAM weights")
     cam.add_argument("--heatmap-normalization", choices=NORMALIZATIONS, default="percentile")
     cam.add_argument("--target-class", help="explain every image with respect to this class")
@@ -82,7 +90,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Each flag fills the settings field of the same name (a test checks that every flag has one)."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
     values.update(
-        layer=_optional(args.layer),
+        layer=_optional(args.layer) or "auto",
         target_class=_optional(args.target_class),
         api_key=args.api_key or os.environ.get("EI_API_KEY") or None,
     )
@@ -134,11 +142,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     _import_quietly()
     settings = settings_from(args)
     try:
-        _report(run(settings))
+        if settings.list_layers:
+            print(list_layers(settings))
+        else:
+            _report(run(settings))
     except GradcamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def list_layers(settings: Settings) -> str:
+    """The table of layers that --list-layers prints."""
+    from gradcam import layers
+    from gradcam.model import input_image_shape, load_model
+
+    if settings.model is None:
+        raise GradcamError("--list-layers needs --model")
+    model = load_model(settings.model)
+    height = input_image_shape(model, settings.image_shape)[0][0]
+    return f"{settings.model}: layers with a 2-D output (* = explained by --layer auto)\n" + layers.describe(
+        model, height
+    )
 
 
 def run(settings: Settings):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradcam.cam import PREDICTED, make_cam, normalize
+from gradcam.cam import PREDICTED, make_cam, normalize, peak
 from gradcam.errors import GradcamError
 from gradcam.model import ModelAdapter, load_model
 from gradcam.overlay import blend, panel
@@ -29,7 +29,7 @@ class Explanation:
     label: str  # the predicted class name (regression: the value as text)
     confidence: float  # probability of the prediction (regression: nan)
     scores: np.ndarray  # probabilities per class (regression: the raw output)
-    cam: np.ndarray  # normalised map at the target layer's resolution (h, w)
+    cam: np.ndarray  # normalised map at the finest explained layer's resolution (h, w)
     heatmap: np.ndarray  # the map on the original image, 0..1 (H0, W0)
     image: np.ndarray  # the original as displayed (RGB uint8)
     region: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the original that the model saw
@@ -42,11 +42,13 @@ class Explanation:
 
     @property
     def peak(self) -> tuple[int, int] | None:
-        """(x, y) of the heatmap's maximum in original image pixels; None for an all-zero map."""
-        if not self.heatmap.max() > 0:
-            return None
-        y, x = np.unravel_index(int(np.argmax(self.heatmap)), self.heatmap.shape)
-        return int(x), int(y)
+        """(x, y) of the centre of the hottest region, in original image pixels; None for an all-zero map."""
+        return peak(self.heatmap)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing in the image raised the explained score: the map is all zero."""
+        return not self.cam.max() > 0
 
 
 class Explainer:
@@ -91,7 +93,30 @@ class Explainer:
 
     @property
     def layer_name(self) -> str:
+        """The explained layers, deepest first, comma separated."""
         return self.adapter.layer_name
+
+    def layers(self) -> list[dict]:
+        """The explained layers, deepest first: name, type, output size and the method used on each."""
+        return [
+            {
+                "name": layer.name,
+                "type": layer.kind,
+                "size": layer.size,
+                "method": self.method if i == 0 else "layercam",
+            }
+            for i, layer in enumerate(self.adapter.layers)
+        ]
+
+    def last_conv(self) -> dict:
+        """The model's last 2-D convolution, explained or not: name and output size."""
+        layer = self.adapter.last_conv
+        return {"name": layer.name, "size": layer.size}
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(height, width) of the explained map: the finest explained layer's."""
+        return max((layer.height, layer.width) for layer in self.adapter.layers)
 
     def _check_classes(self, classes: Sequence[str] | None) -> list[str]:
         task, outputs = self.adapter.task, self.adapter.num_outputs

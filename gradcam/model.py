@@ -17,8 +17,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from gradcam.errors import GradcamError
-
-CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
+from gradcam.layers import Layer, children, choose, last_conv, path_name, spatial_layers
 
 
 def _keras_modules() -> list:
@@ -59,57 +58,6 @@ def load_model(path: str | Path):
         raise GradcamError(f"{path}: not a readable zip file ({exc})") from None
 
 
-def _layers(model) -> list:
-    return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-
-
-def _is_model(layer) -> bool:
-    return hasattr(layer, "layers") and hasattr(layer, "inputs")
-
-
-def _is_spatial(layer) -> bool:
-    try:
-        return len(layer.output.shape) == 4
-    except (AttributeError, ValueError):
-        return False
-
-
-def _walk(model, prefix: tuple = ()) -> list[tuple]:
-    """Every layer as a path (model's layer, nested layer, ...), depth first, in model order."""
-    paths = []
-    for layer in _layers(model):
-        path = (*prefix, layer)
-        paths.append(path)
-        if _is_model(layer):
-            paths.extend(_walk(layer, path))
-    return paths
-
-
-def path_name(path: tuple) -> str:
-    return "/".join(layer.name for layer in path)
-
-
-def find_target_layer(model, name: str | None = None) -> tuple:
-    """The path to the layer to explain: `name` (a path `outer/inner` or a unique name), else the
-    last convolution with a 2-D spatial output, searching nested models."""
-    paths = _walk(model)
-    if name:
-        matches = [p for p in paths if path_name(p) == name] or [p for p in paths if p[-1].name == name]
-        if len(matches) != 1:
-            found = "no" if not matches else f"{len(matches)}"
-            raise GradcamError(
-                f"layer {name!r}: {found} such layer in the model; layers: {', '.join(path_name(p) for p in paths)}"
-            )
-        if not _is_spatial(matches[0][-1]):
-            raise GradcamError(f"layer {name!r} has no 2-D spatial output (shape {matches[0][-1].output.shape})")
-        return matches[0]
-    convs = [p for p in paths if type(p[-1]).__name__ in CONV_TYPES and _is_spatial(p[-1])]
-    if not convs:
-        described = ", ".join(f"{path_name(p)} ({type(p[-1]).__name__})" for p in paths)
-        raise GradcamError(f"the model has no 2-D convolution layer to explain; its layers: {described}")
-    return convs[-1]
-
-
 def _framework(model):
     for module in _keras_modules():
         if isinstance(model, module.Model):
@@ -117,36 +65,49 @@ def _framework(model):
     raise GradcamError(f"not a Keras model: {type(model).__name__}")
 
 
-def _tap(keras, model, path: tuple, drop_last: bool) -> Callable:
-    """x -> (output of path[-1], output of `model`, or the input of its last layer if drop_last).
+def _tap(keras, model, paths: list[tuple], drop_last: bool) -> Callable:
+    """x -> (outputs of the paths' layers, in the order of `paths`; output of `model`, or the input
+    of its last layer if drop_last).
 
     A Sequential model is walked layer by layer (its layers' symbolic outputs may come from
     different builds once reloaded, so a sub-Model of them can be disconnected); a functional
     model is cut with a sub-Model of its own graph.
     """
-    layers = _layers(model)
-    child = path[0]
+    layers = children(model)
     if type(model).__name__ == "Sequential":
-        inner = _tap(keras, child, path[1:], drop_last=False) if len(path) > 1 else None
-        run_layers = layers[:-1] if drop_last else layers
+        plan = []
+        for layer in layers[:-1] if drop_last else layers:
+            own = [i for i, p in enumerate(paths) if p == (layer,)]
+            nested = [i for i, p in enumerate(paths) if len(p) > 1 and p[0] is layer]
+            inner = _tap(keras, layer, [paths[i][1:] for i in nested], drop_last=False) if nested else None
+            plan.append((layer, own, nested, inner))
 
         def run(x):
-            activations = None
-            for layer in run_layers:
-                if layer is child and inner is not None:
-                    activations, x = inner(x)
-                else:
+            found = [None] * len(paths)
+            for layer, own, nested, inner in plan:
+                if inner is None:
                     x = layer(x, training=False)
-                    activations = x if layer is child else activations
-            return activations, x
+                else:
+                    activations, x = inner(x)
+                    for i, a in zip(nested, activations, strict=True):
+                        found[i] = a
+                for i in own:
+                    found[i] = x
+            return found, x
 
         return run
-    if len(path) == 1:
+    if all(len(p) == 1 for p in paths):
         end = layers[-1].input if drop_last else model.outputs[0]
-        tapped = keras.Model(model.inputs, [child.output, end])
-        return lambda x: tapped(x, training=False)
+        tapped = keras.Model(model.inputs, [*(p[0].output for p in paths), end])
+
+        def run_functional(x):
+            *activations, out = tapped(x, training=False)
+            return activations, out
+
+        return run_functional
+    nested = next(p for p in paths if len(p) > 1)
     raise GradcamError(
-        f"layer {path_name(path)!r} is nested inside {model.name!r}, which is not a Sequential model; "
+        f"layer {path_name(nested)!r} is nested inside {model.name!r}, which is not a Sequential model; "
         "choose a top-level layer with --layer"
     )
 
@@ -171,13 +132,13 @@ def _linear_twin(keras, layer):
     return twin
 
 
-def _image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tuple[tuple[int, int, int], bool]:
+def input_image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tuple[tuple[int, int, int], bool]:
     """(height, width, channels) the model sees, and whether its input is a flat vector."""
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) == 3 and None not in shape:
         return tuple(int(s) for s in shape), False
     if len(shape) == 1:
-        first = _layers(model)[0]
+        first = children(model)[0]
         if type(first).__name__ == "Reshape" and len(first.target_shape) == 3:
             return tuple(int(s) for s in first.target_shape), True
         if impulse_shape and shape[0] == impulse_shape[0] * impulse_shape[1] * impulse_shape[2]:
@@ -193,15 +154,18 @@ def _image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tuple[tup
 
 @dataclass(frozen=True)
 class Scores:
-    """One forward pass: the target layer's activations, scores before the final activation, probabilities."""
+    """One forward pass: the target layers' activations, scores before the final activation, probabilities."""
 
-    activations: tf.Tensor
+    activations: list[tf.Tensor]
     scores: tf.Tensor
     probabilities: tf.Tensor
 
 
 class ModelAdapter:
-    """A Keras model seen as: image batch -> (activations of the target layer, scores, probabilities)."""
+    """A Keras model seen as: image batch -> (activations of the target layers, scores, probabilities).
+
+    layer: `auto` (None), `last-conv`, or layer names to fuse, `a,b,c` (see gradcam.layers).
+    """
 
     def __init__(self, model, layer: str | None = None, impulse_shape: tuple[int, int, int] | None = None):
         if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -211,16 +175,18 @@ class ModelAdapter:
             )
         keras = _framework(model)
         self.model = model
-        self.target_path = find_target_layer(model, layer)
-        self.layer_name = path_name(self.target_path)
-        # Variables a gradient tape must watch so that every op from the target layer to the
-        # output is recorded, even in frozen (non-trainable) layers.
-        self.watched = [w if isinstance(w, tf.Variable) else w.value for w in self.target_path[-1].weights]
-        self.image_shape, self.flat_input = _image_shape(model, impulse_shape)
-        last = _layers(model)[-1]
+        self.last_conv: Layer = last_conv(spatial_layers(model))
+        self.image_shape, self.flat_input = input_image_shape(model, impulse_shape)
+        self.layers: list[Layer] = choose(model, layer, self.image_shape[0])
+        last = children(model)[-1]
         self.task, self._activation = self._task(last, int(model.outputs[0].shape[-1]))
-        self._tap = _tap(keras, model, self.target_path, drop_last=True)
+        self._tap = _tap(keras, model, [layer.path for layer in self.layers], drop_last=True)
         self._head = _linear_twin(keras, last)
+
+    @property
+    def layer_name(self) -> str:
+        """The explained layers, deepest first, joined with `,` (what --layer takes)."""
+        return ",".join(layer.name for layer in self.layers)
 
     @staticmethod
     def _task(last, outputs: int) -> tuple[str, Callable]:

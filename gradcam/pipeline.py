@@ -34,6 +34,7 @@ from gradcam.settings import Settings
 log = logging.getLogger("gradcam")
 JPEG_QUALITY = 90
 LAYOUTS = ("blend", "panel")
+MIN_RESOLUTION = 6  # heatmaps coarser than this (cells on the short side) get a warning
 
 
 @dataclass
@@ -47,6 +48,11 @@ class Summary:
 
     def count(self, folder: str) -> int:
         return sum(r.folder == folder for r in self.results)
+
+    @property
+    def blank(self) -> int:
+        """How many heatmaps are all zero."""
+        return sum(r.blank for r in self.results)
 
 
 @dataclass
@@ -106,6 +112,7 @@ def _result(explanation: Explanation, sample: Sample, explainer: Explainer, thre
         peak_x=peak[0] if peak else None,
         peak_y=peak[1] if peak else None,
         error=None if error is None else round(error, 6),
+        blank=explanation.empty,
     )
 
 
@@ -222,8 +229,44 @@ def _run_info(explainer: Explainer, settings: Settings, summary: Summary) -> Run
         classes=explainer.classes,
         parameters=settings.parameters(),
         skipped=[{"source": s, "reason": r} for s, r in summary.skipped],
-        counts=counts | {"skipped": len(summary.skipped)},
+        counts=counts | {"skipped": len(summary.skipped), "blank": summary.blank},
+        layers=explainer.layers(),
+        last_conv=explainer.last_conv(),
+        resolution="x".join(map(str, explainer.resolution)),
+        warnings=_warnings(explainer, settings, summary),
     )
+
+
+def _coarse_warning(explainer: Explainer) -> str | None:
+    height, width = explainer.resolution
+    if min(height, width) >= MIN_RESOLUTION:
+        return None
+    return (
+        f"the heatmaps are only {height}x{width} cells ({explainer.layer_name}): each cell covers a large part of "
+        "the image, so they cannot point at small objects; --layer auto explains finer layers "
+        "(--list-layers shows them)"
+    )
+
+
+def _blank_warning(settings: Settings, summary: Summary) -> str | None:
+    if not summary.blank:
+        return None
+    target = settings.target_class or "the predicted class"
+    return (
+        f"{summary.blank} of {len(summary.results)} heatmaps are blank: nothing in those images raised "
+        f"the score of {target} (marked `blank` in results.csv and the report)"
+    )
+
+
+def _warnings(explainer: Explainer, settings: Settings, summary: Summary) -> list[str]:
+    """What a person reading the results should know before trusting the maps."""
+    return [w for w in (_coarse_warning(explainer), _blank_warning(settings, summary)) if w]
+
+
+def _describe_layers(explainer: Explainer) -> str:
+    layers = " x ".join(f"{layer['name']} ({layer['size']}, {layer['method']})" for layer in explainer.layers())
+    last = explainer.last_conv()
+    return f"explaining {layers}; the last conv is {last['name']} ({last['size']})"
 
 
 def run(settings: Settings) -> Summary:
@@ -234,5 +277,13 @@ def run(settings: Settings) -> Summary:
     model = load_model(settings.model)
     with open_dataset(settings.dataset, settings.category) as dataset:
         explainer = Explainer(model, settings.classes or dataset.labels or None, **settings.explainer_options())
-        log.info("explaining layer %s (%s, %s)", explainer.layer_name, explainer.task, explainer.method)
-        return explain_dataset(explainer, dataset, settings)
+        log.info("%s; task %s", _describe_layers(explainer), explainer.task)
+        _log_warning(_coarse_warning(explainer))
+        summary = explain_dataset(explainer, dataset, settings)
+        _log_warning(_blank_warning(settings, summary))
+        return summary
+
+
+def _log_warning(warning: str | None) -> None:
+    if warning:
+        log.warning("warning: %s", warning)

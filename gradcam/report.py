@@ -29,6 +29,7 @@ RESULT_FIELDS = (
     "overlay",
     "peak_x",
     "peak_y",
+    "blank",
 )  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
 
 
@@ -46,6 +47,7 @@ class Result:
     peak_x: int | None  # None: the map is all zero (nothing in the image raised the score)
     peak_y: int | None
     error: float | None = None  # regression: |predicted - true|
+    blank: bool = False  # the map is all zero: nothing in the image raised the explained score
     overlay: str = ""
 
     @property
@@ -67,6 +69,10 @@ class RunInfo:
     parameters: dict
     skipped: list[dict] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    layers: list[dict] = field(default_factory=list)  # deepest first: name, type, size, method
+    last_conv: dict = field(default_factory=dict)  # name, size
+    resolution: str = ""  # h x w of the explained map
+    warnings: list[str] = field(default_factory=list)
 
 
 TEMPLATE = Path(__file__).with_name("report.html")

@@ -17,7 +17,7 @@ class Settings:
     category: str = "testing"
     classes: list[str] | None = None
     # Grad-CAM.
-    layer: str | None = None
+    layer: str = "auto"  # auto, last-conv, or layer names to fuse (gradcam.layers)
     method: str = "gradcam"
     pooling_gradients: str = "mean"
     heatmap_normalization: str = "percentile"
@@ -26,6 +26,7 @@ class Settings:
     layout: str = "blend"
     regression_threshold: float = 0.1
     batch_size: int = 32
+    list_layers: bool = False  # print the explainable layers and exit
     # Preprocessing, as Edge Impulse's image block; None: from the impulse, else the default.
     resize_mode: str | None = None  # default squash
     color: str | None = None  # RGB / Grayscale; default: from the model's input channels
@@ -66,6 +67,7 @@ class Settings:
         """The options that shape the result, for the report."""
         keys = [
             "category",
+            "layer",
             "method",
             "pooling_gradients",
             "heatmap_normalization",

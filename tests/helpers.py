@@ -97,44 +97,53 @@ def _logits_clone(model):
     return clone
 
 
-def _split(model, path: list[str]):
-    """(x -> A, A -> logits) for models that are linear after the target layer."""
-    clone = _logits_clone(model)
-    if len(path) == 1:
-        index = [layer.name for layer in clone.layers].index(path[0])
-        before, after = clone.layers[: index + 1], clone.layers[index + 1 :]
-        return (lambda x: _chain(before, x)), (lambda a: _chain(after, a))
-    outer_names = [layer.name for layer in clone.layers]
-    index = outer_names.index(path[0])
-    base = clone.layers[index]
-    k = tf_keras if isinstance(model, tf_keras.Model) else keras
-    to_target = k.Model(base.inputs, base.get_layer(path[1]).output)
-    inner_names = [layer.name for layer in base.layers]
-    tail = base.layers[inner_names.index(path[1]) + 1 :]
-
-    def to_a(x):
-        return to_target(_chain(clone.layers[:index], x), training=False)
-
-    def from_a(a):
-        return _chain(clone.layers[index + 1 :], _chain(tail, a))
-
-    return to_a, from_a
-
-
 def _chain(layers, x):
     for layer in layers:
         x = layer(x, training=False)
     return x
 
 
-def reference_cam(model, path: list[str], image: np.ndarray, target: int | None, method: str, task: str):
-    """One image: gradient of the target score w.r.t. the target layer, weights, ReLU, / max."""
-    to_a, from_a = _split(model, path)
+def _activations_and_logits(clone, paths: list[list[str]], x):
+    """(target layers' outputs, logits) of a Sequential model. Target layers are top-level, or all
+    inside one nested model (Edge Impulse's transfer learning), cut with the Keras example's
+    grad_model: a Model that outputs the target layers and the nested model's output."""
+    k = tf_keras if isinstance(clone, tf_keras.Model) else keras
+    if all(len(p) == 1 for p in paths):
+        outputs = {}
+        for layer in clone.layers:
+            x = outputs[layer.name] = layer(x, training=False)
+        return [outputs[p[0]] for p in paths], x
+    (outer,) = {p[0] for p in paths}
+    base = clone.get_layer(outer)
+    grad_model = k.Model(base.inputs, [*(base.get_layer(p[1]).output for p in paths), *base.outputs])
+    index = clone.layers.index(base)
+    *activations, features = grad_model(_chain(clone.layers[:index], x), training=False)
+    return activations, _chain(clone.layers[index + 1 :], features)
+
+
+def _weights(method: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    if method == "gradcam":
+        return g.mean(axis=(0, 1))
+    if method == "sum_abs":
+        return np.abs(g).sum(axis=(0, 1))
+    if method == "layercam":
+        return np.maximum(g, 0)
+    g2, g3 = g**2, g**3  # gradcam++
+    denominator = 2 * g2 + a.sum(axis=(0, 1)) * g3
+    alpha = g2 / np.where(denominator != 0, denominator, 1)
+    return (alpha * np.maximum(g, 0)).sum(axis=(0, 1))
+
+
+def reference_cam(model, paths: list[list[str]], image: np.ndarray, target: int | None, method: str, task: str):
+    """One image: gradients of the target score w.r.t. the target layers (deepest first), weights,
+    ReLU; several layers fused as documented: the deepest with `method`, the others with LayerCAM,
+    each divided by its maximum, upsampled bilinearly to the finest and multiplied. Then / max."""
+    clone = _logits_clone(model)
     x = tf.constant(image[None])
-    a = to_a(x)
     with tf.GradientTape() as tape:
-        tape.watch(a)
-        z = from_a(a)[0]
+        tape.watch(x)
+        activations, logits = _activations_and_logits(clone, paths, x)
+        z = logits[0]
         if task == "regression":
             y = z[0]
         elif task == "binary":
@@ -142,18 +151,17 @@ def reference_cam(model, path: list[str], image: np.ndarray, target: int | None,
             y = z[0] if positive else -z[0]
         else:
             y = z[int(tf.argmax(z)) if target is None else target]
-    g = tape.gradient(y, a)[0].numpy().astype(np.float64)
-    a = a[0].numpy().astype(np.float64)
-    if method == "gradcam":
-        weights = g.mean(axis=(0, 1))
-    elif method == "sum_abs":
-        weights = np.abs(g).sum(axis=(0, 1))
-    else:  # gradcam++
-        g2, g3 = g**2, g**3
-        denominator = 2 * g2 + a.sum(axis=(0, 1)) * g3
-        alpha = g2 / np.where(denominator != 0, denominator, 1)
-        weights = (alpha * np.maximum(g, 0)).sum(axis=(0, 1))
-    cam = np.maximum((a * weights).sum(axis=-1), 0)
+    grads = tape.gradient(y, activations)
+    maps = []
+    for depth, (a, g) in enumerate(zip(activations, grads, strict=True)):
+        a, g = a[0].numpy().astype(np.float64), g[0].numpy().astype(np.float64)
+        weights = _weights(method if depth == 0 else "layercam", a, g)
+        maps.append(np.maximum((a * weights).sum(axis=-1), 0))
+    if len(maps) > 1:
+        size = max(m.shape for m in maps)
+        scaled = [m / m.max() if m.max() > 0 else m for m in maps]
+        maps = [np.prod([cv2.resize(m, size[::-1], interpolation=cv2.INTER_LINEAR) for m in scaled], axis=0)]
+    cam = maps[0]
     return cam / cam.max() if cam.max() > 0 else cam
 
 
@@ -226,3 +234,54 @@ def assert_key_kept_secret(studio, output: str, zip_path):
     assert all("x-api-key" not in {k.lower() for k in r.headers} for r in downloads)
     assert studio.api_key not in output
     assert studio.api_key.encode() not in zip_path.read_bytes()
+
+
+# --- Do the maps point at the object? The shapes export knows where each object is. ---
+
+
+def shapes_test_set():
+    """The bundled example's test images (RGB), labels and object boxes (x0, y0, x1, y1)."""
+    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
+        files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"]
+        images = [
+            cv2.cvtColor(
+                cv2.imdecode(np.frombuffer(archive.read(f["path"]), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+            )
+            for f in files
+        ]
+    labels = [f["label"]["label"] for f in files]
+    boxes = [
+        (b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]) for b in (f["boundingBoxes"][0] for f in files)
+    ]
+    return images, labels, boxes
+
+
+def pointing(explanation, box, tolerance: int = 0) -> bool:
+    """The pointing game: is the peak inside the object's box? An all-zero map misses."""
+    x0, y0, x1, y1 = box
+    peak = explanation.peak
+    return (
+        peak is not None and x0 - tolerance <= peak[0] < x1 + tolerance and y0 - tolerance <= peak[1] < y1 + tolerance
+    )
+
+
+def energy(explanation, box) -> float:
+    """The share of the heat that lies inside the object's box (0 for an all-zero map)."""
+    x0, y0, x1, y1 = box
+    total = float(explanation.heatmap.sum())
+    return float(explanation.heatmap[y0:y1, x0:x1].sum()) / total if total > 0 else 0.0
+
+
+def randomised(model, images: np.ndarray, seed: int = 0):
+    """Adebayo et al.'s model randomisation: the same architecture with freshly initialised weights.
+    Batch-norm statistics are then measured on `images` (model inputs), as training would: with the
+    initial statistics a deep network's activations vanish, and blank maps would pass the check
+    without testing anything."""
+    k = tf_keras if isinstance(model, tf_keras.Model) else keras
+    k.utils.set_random_seed(seed)
+    random = k.models.clone_model(model)
+    flat = images.reshape(len(images), -1) if len(model.inputs[0].shape) == 2 else images
+    for _ in range(3):
+        for start in range(0, len(flat), 32):
+            random(flat[start : start + 32], training=True)
+    return random

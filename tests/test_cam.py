@@ -24,13 +24,23 @@ def _inputs(adapter, n=5):
     return helpers.random_images(n, adapter.image_shape, seed=11)
 
 
-@pytest.mark.parametrize("name", MODELS)
+def _paths(adapter) -> list[list[str]]:
+    return [layer.name.split("/") for layer in adapter.layers]
+
+
+# The default fuses three layers on MobileNetV2 (its last conv is 3x3); on the others it is the last conv.
+CASES = [(name, "last-conv") for name in MODELS] + [("nested-mobilenetv2", "auto")]
+
+
+@pytest.mark.parametrize("name,layer", CASES)
 @pytest.mark.parametrize("method,pooling,reference", METHODS, ids=[m[2] for m in METHODS])
-def test_batched_cam_matches_per_image_reference(name, method, pooling, reference):
+def test_batched_cam_matches_per_image_reference(name, layer, method, pooling, reference):
     build, path, task = MODELS[name]
     model = build()
-    adapter = ModelAdapter(model)
-    assert adapter.layer_name == "/".join(path)
+    adapter = ModelAdapter(model, layer)
+    assert len(adapter.layers) == (3 if layer == "auto" else 1)
+    if layer == "last-conv":
+        assert adapter.layer_name == "/".join(path)
     assert adapter.task == task
     images = _inputs(adapter)
     batch = make_cam(adapter, method, pooling)(images)
@@ -39,7 +49,7 @@ def test_batched_cam_matches_per_image_reference(name, method, pooling, referenc
     flat = images.reshape(len(images), -1) if adapter.flat_input else images
     np.testing.assert_allclose(batch.probabilities, model(flat, training=False).numpy(), atol=1e-5)
     for i, image in enumerate(flat):
-        expected = helpers.reference_cam(model, path, image, None, reference, task)
+        expected = helpers.reference_cam(model, _paths(adapter), image, None, reference, task)
         np.testing.assert_allclose(maps[i], expected, atol=1e-4, err_msg=f"{name} image {i}")
 
 
@@ -47,12 +57,11 @@ def test_frozen_layers_are_explained_too():
     """Edge Impulse freezes the MobileNetV2 base during transfer learning."""
     model = helpers.nested_mobilenet()
     model.layers[0].trainable = False
-    images = _inputs(ModelAdapter(model), 2)
-    maps = normalize(make_cam(ModelAdapter(model))(images).maps, "simple")
+    adapter = ModelAdapter(model)
+    images = _inputs(adapter, 2)
+    maps = normalize(make_cam(adapter)(images).maps, "simple")
     for i in range(2):
-        expected = helpers.reference_cam(
-            model, ["mobilenetv2_0.35_96", "Conv_1"], images[i], None, "gradcam", "classification"
-        )
+        expected = helpers.reference_cam(model, _paths(adapter), images[i], None, "gradcam", "classification")
         np.testing.assert_allclose(maps[i], expected, atol=1e-4)
     assert maps.max() > 0
 
@@ -65,7 +74,7 @@ def test_target_class_changes_the_explained_score():
     for target in range(4):
         maps = normalize(cam(images, np.full(3, target, np.int32)).maps, "simple")
         for i in range(3):
-            expected = helpers.reference_cam(model, ["last_conv"], images[i], target, "gradcam", "classification")
+            expected = helpers.reference_cam(model, [["last_conv"]], images[i], target, "gradcam", "classification")
             np.testing.assert_allclose(maps[i], expected, atol=1e-4)
 
 
@@ -78,7 +87,7 @@ def test_binary_model_explains_the_negative_logit_for_the_negative_class():
     negative = cam(images, np.zeros(4, np.int32)).maps
     assert not np.allclose(positive, negative)
     for i in range(4):
-        expected = helpers.reference_cam(model, ["last_conv"], images[i], 0, "gradcam", "binary")
+        expected = helpers.reference_cam(model, [["last_conv"]], images[i], 0, "gradcam", "binary")
         np.testing.assert_allclose(normalize(negative, "simple")[i], expected, atol=1e-4)
 
 

@@ -9,7 +9,7 @@ import tf_keras
 
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
-from gradcam.model import ModelAdapter, find_target_layer, load_model, path_name
+from gradcam.model import ModelAdapter, load_model
 from tests import helpers
 
 
@@ -25,7 +25,8 @@ def test_keras2_h5_with_nested_mobilenet_loads_and_explains(nested_h5):
     with pytest.raises(Exception, match="BatchNormalization"):
         keras.models.load_model(nested_h5, compile=False)  # why tf_keras is needed
     explainer = Explainer.from_file(nested_h5, ["a", "b", "c"])
-    assert explainer.layer_name == "mobilenetv2_0.35_96/Conv_1"
+    assert explainer.last_conv() == {"name": "mobilenetv2_0.35_96/Conv_1", "size": "3x3"}
+    assert [layer["size"] for layer in explainer.layers()] == ["6x6", "12x12", "24x24"]
     images = [np.random.default_rng(i).integers(0, 256, (120, 160, 3), dtype=np.uint8) for i in range(3)]
     results = explainer.explain(images)
     reference = load_model(nested_h5).predict(np.stack([explainer.prepare(im)[0] for im in images]), verbose=0)
@@ -49,23 +50,13 @@ def test_keras3_file_loads(tmp_path):
     assert ModelAdapter(load_model(path)).layer_name == "last_conv"
 
 
-def test_layer_override_by_path_or_unique_name():
-    model = helpers.nested_mobilenet(tf_keras)
-    assert path_name(find_target_layer(model, "mobilenetv2_0.35_96/block_16_project")) == (
-        "mobilenetv2_0.35_96/block_16_project"
-    )
-    assert path_name(find_target_layer(model, "block_15_depthwise")) == "mobilenetv2_0.35_96/block_15_depthwise"
-    with pytest.raises(GradcamError, match="layer 'nope': no such layer in the model; layers: mobilenetv2_0.35_96, "):
-        find_target_layer(model, "nope")
-    with pytest.raises(GradcamError, match="layer 'flatten.*' has no 2-D spatial output"):
-        find_target_layer(model, model.layers[3].name)
-
-
 def test_model_without_convolution_is_a_clear_error():
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(4, name="hidden"), keras.layers.Dense(2, activation="softmax")]
     )
-    with pytest.raises(GradcamError, match=r"no 2-D convolution layer to explain; its layers: hidden \(Dense\)"):
+    with pytest.raises(
+        GradcamError, match=r"no 2-D convolution layer to explain \(it has no layer with a 2-D output\)$"
+    ):
         ModelAdapter(model)
 
 

@@ -117,7 +117,9 @@ def test_model_without_convolution_fails_clearly(tmp_path, capsys):
         ["--model", str(tmp_path / "dense.h5"), "--dataset", str(SHAPES / "export.zip"), "--out", str(tmp_path)]
     )
     assert code == 2
-    assert "no 2-D convolution layer to explain; its layers: dense" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: the model has no 2-D convolution layer to explain (it has no layer with a 2-D output)\n"
+    )
 
 
 def _images(n, seed=0):

@@ -136,7 +136,9 @@ def test_every_parameter_at_every_value_reaches_the_settings(block):
 def test_all_parameters_at_once_in_any_order(block):
     argv = [arg for p in reversed(block["parameters"]) for arg in _studio_argv(p, p["value"])]
     settings = cli.settings_from(cli.parser().parse_args([*argv, "--metadata", "/x/deployment-metadata.json"]))
-    assert settings.alpha == 0.4 and settings.layer is None and str(settings.metadata) == "/x/deployment-metadata.json"
+    assert (
+        settings.alpha == 0.4 and settings.layer == "auto" and str(settings.metadata) == "/x/deployment-metadata.json"
+    )
 
 
 def test_every_flag_has_a_settings_field():

@@ -24,7 +24,7 @@ def _jpeg(seed: int) -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
-def _result(i: int, truth, predicted, confidence, correct, error=None) -> Result:
+def _result(i: int, truth, predicted, confidence, correct, error=None, blank=False) -> Result:
     scores = {"cat": 0.5, "dog": 0.3, EVIL: 0.2} if error is None else {"value": float(predicted)}
     return Result(
         source=f"testing/img{i}.jpg.x.ingestion-1.jpg",
@@ -34,9 +34,10 @@ def _result(i: int, truth, predicted, confidence, correct, error=None) -> Result
         confidence=confidence,
         correct=correct,
         scores=scores,
-        peak_x=1,
-        peak_y=2,
+        peak_x=None if blank else 1,
+        peak_y=None if blank else 2,
         error=error,
+        blank=blank,
     )
 
 
@@ -51,7 +52,7 @@ def _classification_zip(path: Path) -> Path:
         (None, "dog", 0.99, None),
     ]
     for i, (truth, predicted, confidence, correct) in enumerate(rows):
-        out.add(_result(i, truth, predicted, confidence, correct), _jpeg(i))
+        out.add(_result(i, truth, predicted, confidence, correct, blank=i == 2), _jpeg(i))
     out.add(_result(1, "cat", "cat", 0.95, True), _jpeg(9))  # same source name again: a unique entry
     info = RunInfo(
         "model.h5",
@@ -61,6 +62,11 @@ def _classification_zip(path: Path) -> Path:
         ["cat", "dog", EVIL],
         {"regression_threshold": 0.1},
         skipped=[{"source": "testing/bad.jpg", "reason": "not a decodable image"}],
+        counts={"blank": 1},
+        layers=[{"name": "model/Conv_1", "type": "Conv2D", "size": "3x3", "method": "gradcam"}],
+        last_conv={"name": "model/Conv_1", "size": "3x3"},
+        resolution="3x3",
+        warnings=["the heatmaps are only 3x3 cells", "1 of 7 heatmaps are blank"],
     )
     return out.close(info)
 
@@ -143,6 +149,14 @@ def test_report_loads_filters_and_never_runs_labels(browser, tmp_path):
     assert page.locator("#gallery figure").count() == 7
     assert page.locator("img[src='x']").count() == 0
     assert page.get_by_text(f"true: {EVIL}").count() == 1, "the label shows as text"
+    assert page.locator(".warning").all_inner_texts() == [
+        "⚠ the heatmaps are only 3x3 cells",
+        "⚠ 1 of 7 heatmaps are blank",
+    ]
+    assert "3x3 heatmaps from model/Conv_1 (3x3, gradcam)" in page.locator("#subtitle").inner_text()
+    page.select_option("#outcome", "blank")
+    assert page.locator("#gallery figure .blank-mark").count() == page.locator("#gallery figure").count() == 1
+    assert page.locator("#gallery figure .src").inner_text() == "testing/img2.jpg.x.ingestion-1.jpg"
     page.select_option("#outcome", "incorrect")
     shown = page.locator("#gallery figure")
     assert shown.count() == 3

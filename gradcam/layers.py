@@ -1,0 +1,177 @@
+"""The layers a model offers to explain, and which of them the default explains.
+
+Any layer with a 2-D spatial output can be explained (convolutions, activations, batch norm, Add,
+pooling), nested models included, named by path (`model/block_6_expand_relu`) or by a unique name.
+
+The default (`auto`) is chosen by resolution, not by layer names. A network is a sequence of
+*stages*: runs of layers at one output resolution, each ending where a stride halves it. The last
+layer of a stage summarises it. Grad-CAM's maps are class-specific at deep stages but coarse, and
+sharp at shallow ones but less specific (Jiang et al., LayerCAM, 2021). So:
+
+- when the last convolution's map is fine enough (`FINE_ENOUGH` cells or more on its short side),
+  that convolution is explained alone, as the original block does;
+- otherwise (Edge Impulse's MobileNets end at 3x3 on 96x96 inputs) the default explains the last
+  stage at stride <= 16 (1/16 of the input side: 6x6 on 96x96) with the chosen method, and fuses it
+  with the two stages below it (12x12 and 24x24), explained with LayerCAM, never finer than 1/4 of
+  the input side, where filters are edge detectors whatever the weights.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from gradcam.errors import GradcamError
+
+AUTO = "auto"
+LAST_CONV = "last-conv"
+CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
+# Layers that only pad or crop: their outputs are not features at a stage's resolution.
+_PADDING_TYPES = ("ZeroPadding2D", "Cropping2D")
+FINE_ENOUGH = 8  # a last convolution with at least this many cells on its short side is explained alone
+COARSEST_STRIDE = 16  # the class-specific layer of the fused default: the last stage at this stride or finer
+FINEST_STRIDE = 4  # no fused layer finer than 1/4 of the input side
+FUSED_STAGES = 3  # the class-specific stage and the two below it
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer that can be explained: its path from the outer model, and its output's size."""
+
+    path: tuple
+    height: int
+    width: int
+    channels: int
+
+    @property
+    def name(self) -> str:
+        return path_name(self.path)
+
+    @property
+    def kind(self) -> str:
+        return type(self.path[-1]).__name__
+
+    @property
+    def size(self) -> str:
+        return f"{self.height}x{self.width}"
+
+
+def path_name(path: tuple) -> str:
+    return "/".join(layer.name for layer in path)
+
+
+def children(model) -> list:
+    return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+
+
+def is_model(layer) -> bool:
+    return hasattr(layer, "layers") and hasattr(layer, "inputs")
+
+
+def _walk(model, prefix: tuple = ()) -> list[tuple]:
+    """Every layer as a path (model's layer, nested layer, ...), depth first, in model order."""
+    paths = []
+    for layer in children(model):
+        path = (*prefix, layer)
+        paths.append(path)
+        if is_model(layer):
+            paths.extend(_walk(layer, path))
+    return paths
+
+
+def _spatial_shape(layer) -> tuple[int, int, int] | None:
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
+    if len(shape) != 4 or None in shape[1:]:
+        return None
+    return int(shape[1]), int(shape[2]), int(shape[3])
+
+
+def spatial_layers(model) -> list[Layer]:
+    """The layers with a 2-D spatial output, in model order (nested models' own layers, not the models)."""
+    found = []
+    for path in _walk(model):
+        shape = None if is_model(path[-1]) else _spatial_shape(path[-1])
+        if shape:
+            found.append(Layer(path, *shape))
+    return found
+
+
+def last_conv(layers: list[Layer]) -> Layer:
+    convs = [layer for layer in layers if layer.kind in CONV_TYPES]
+    if not convs:
+        where = "run with --list-layers to see its layers" if layers else "it has no layer with a 2-D output"
+        raise GradcamError(f"the model has no 2-D convolution layer to explain ({where})")
+    return convs[-1]
+
+
+def stages(layers: list[Layer]) -> list[Layer]:
+    """The last layer of each run of layers at one resolution, shallow to deep, up to the last convolution."""
+    end = layers.index(last_conv(layers))
+    features = [layer for layer in layers[: end + 1] if layer.kind not in _PADDING_TYPES]
+    ends = [a for a, b in itertools.pairwise(features) if (a.height, a.width) != (b.height, b.width)]
+    return [*ends, features[-1]]
+
+
+def auto_layers(layers: list[Layer], input_height: int) -> list[Layer]:
+    """The default's layers, deepest first: the last convolution alone when its map is fine enough,
+    else the class-specific stage at stride <= COARSEST_STRIDE and up to two finer stages."""
+    last = last_conv(layers)
+    if min(last.height, last.width) >= FINE_ENOUGH:
+        return [last]
+    eligible = [s for s in stages(layers) if input_height / s.height >= FINEST_STRIDE]
+    deep = [s for s in eligible if input_height / s.height <= COARSEST_STRIDE]
+    if not deep:
+        return [last]
+    anchor = eligible.index(deep[-1])
+    return eligible[max(0, anchor - FUSED_STAGES + 1) : anchor + 1][::-1]
+
+
+def _named(layers: list[Layer], all_paths: list[tuple], name: str) -> Layer:
+    matches = [p for p in all_paths if path_name(p) == name] or [p for p in all_paths if p[-1].name == name]
+    if len(matches) != 1:
+        found = "no such layer" if not matches else f"{len(matches)} layers of that name"
+        raise GradcamError(f"layer {name!r}: {found} in the model (run with --list-layers to see its layers)")
+    for layer in layers:
+        if layer.path == matches[0]:
+            return layer
+    if is_model(matches[0][-1]):
+        inside = [layer for layer in layers if layer.path[: len(matches[0])] == matches[0]]
+        raise GradcamError(f"layer {name!r} is a nested model: name one of its layers, e.g. {last_conv(inside).name}")
+    shape = getattr(getattr(matches[0][-1], "output", None), "shape", "unknown")
+    raise GradcamError(f"layer {name!r} has no 2-D spatial output (its output shape is {shape})")
+
+
+def choose(model, spec: str | None, input_height: int) -> list[Layer]:
+    """The layers to explain, deepest first. spec: `auto` (None), `last-conv`, or names `a,b,c` to fuse."""
+    layers = spatial_layers(model)
+    spec = (spec or AUTO).strip()
+    if spec == AUTO:
+        return auto_layers(layers, input_height)
+    if spec == LAST_CONV:
+        return [last_conv(layers)]
+    paths = _walk(model)
+    chosen = [_named(layers, paths, name.strip()) for name in spec.split(",") if name.strip()]
+    if len({layer.path for layer in chosen}) != len(chosen):
+        raise GradcamError(f"layer {spec!r}: a layer is named twice")
+    order = {layer.path: i for i, layer in enumerate(layers)}
+    return sorted(chosen, key=lambda layer: order[layer.path], reverse=True)
+
+
+def describe(model, input_height: int) -> str:
+    """The table `--list-layers` prints: every explainable layer, with the default's marked."""
+    layers = spatial_layers(model)
+    default = {layer.path for layer in auto_layers(layers, input_height)}
+    last = last_conv(layers).path
+    width = max(len(layer.name) for layer in layers)
+    lines = [f"  {'layer':<{width}}  {'type':<20} {'output':>14}"]
+    for layer in layers:
+        marks = ["default" if layer.path in default else "", "last conv" if layer.path == last else ""]
+        shape = f"{layer.size}x{layer.channels}"
+        lines.append(
+            f"{'*' if layer.path in default else ' '} {layer.name:<{width}}  {layer.kind:<20} {shape:>14}  "
+            + ", ".join(m for m in marks if m)
+        )
+    return "\n".join(line.rstrip() for line in lines)
