@@ -60,14 +60,20 @@ def draw(image: np.ndarray, shape: str, box: tuple[int, int, int], color: list, 
     cv2.fillPoly(image, [np.array(points).round().astype(np.int32)], color, cv2.LINE_AA)
 
 
-def make_image(shape: str, rng: np.random.Generator, hard: bool) -> tuple[np.ndarray, dict]:
+def make_image(shape: str, rng: np.random.Generator, hard: bool, luminance: bool = False) -> tuple[np.ndarray, dict]:
+    """One image and its box. luminance: the object differs from its surroundings in brightness,
+    all channels the same way (for grayscale models: a per-channel contrast can vanish in gray)."""
     image = background(rng)
     size = int(rng.integers(18, 24) if hard else rng.integers(26, 46))
     # Keep the object inside the centre square that fit-short keeps (x 20..140).
     x = int(rng.integers(24, 136 - size))
     y = int(rng.integers(4, HEIGHT - 4 - size))
     local = image[y : y + size, x : x + size].mean(axis=(0, 1))
-    if hard:
+    if luminance:
+        grey = float(local.mean())
+        sign = rng.choice([-1, 1]) if hard else (-1 if grey > 128 else 1)
+        color = [float(np.clip(grey + sign * (60 if hard else 150), 0, 255))] * 3
+    elif hard:
         color = np.clip(local + rng.choice([-1, 1], 3) * 60, 0, 255).tolist()
     else:
         color = np.where(local > 128, rng.integers(0, 60, 3), rng.integers(195, 256, 3)).astype(float).tolist()

@@ -1,4 +1,4 @@
-"""The model adapter: load a Keras model, find the layer to explain, expose scores before softmax.
+"""The model adapter: load a Keras model, tap the layers to explain, expose scores before softmax.
 
 Edge Impulse writes Keras 2 `.h5` files; Keras 3 cannot load all of them (a MobileNetV2 nested in a
 Sequential fails on BatchNormalization), so `.h5` goes through `tf_keras` first. The adapter never

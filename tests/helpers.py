@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import tensorflow as tf
 import tf_keras
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+import make_shapes  # noqa: E402
+
 SHAPES = ROOT / "examples" / "shapes"
 SHAPE_CLASSES = ["circle", "square", "triangle"]
 OUTPUT_ORDER = ["triangle", "square", "circle"]  # a model output order that is deliberately not alphabetical
@@ -239,8 +243,19 @@ def assert_key_kept_secret(studio, output: str, zip_path):
 # --- Do the maps point at the object? The shapes export knows where each object is. ---
 
 
-def shapes_test_set():
-    """The bundled example's test images (RGB), labels and object boxes (x0, y0, x1, y1)."""
+def shapes_test_set(luminance: bool = False):
+    """The bundled example's test images (RGB), labels and object boxes (x0, y0, x1, y1).
+
+    luminance: 120 images from the example's generator whose objects differ from their
+    surroundings in brightness (seeded), for grayscale models: the export's objects differ per
+    colour channel, and some vanish in gray."""
+    if luminance:
+        rng = np.random.default_rng(2024)
+        drawn = [
+            make_shapes.make_image(SHAPE_CLASSES[k % 3], rng, rng.random() < 0.125, luminance=True) for k in range(120)
+        ]
+        boxes = [(b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]) for _, b in drawn]
+        return [image for image, _ in drawn], [SHAPE_CLASSES[k % 3] for k in range(120)], boxes
     with zipfile.ZipFile(SHAPES / "export.zip") as archive:
         files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"]
         images = [

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tf_keras
 
-from gradcam.cam import make_cam, normalize
+from gradcam.cam import make_cam, normalize, peak
 from gradcam.errors import GradcamError
 from gradcam.model import ModelAdapter
 from tests import helpers
@@ -138,3 +138,14 @@ def test_unknown_method_and_pooling_are_clear_errors():
         make_cam(adapter, "gradcam", "max")
     with pytest.raises(GradcamError, match="heatmap normalization 'minmax'"):
         normalize(np.zeros((1, 2, 2)), "minmax")
+
+
+def test_peak_is_the_centre_of_the_hottest_region():
+    plateau = np.zeros((10, 12), np.float32)
+    plateau[4:7, 2:5] = 1.0  # a clipped 3x3 plateau: argmax would say (2, 4), its corner
+    assert peak(plateau) == (3, 5)
+    two = np.zeros((10, 12), np.float32)
+    two[0, 0] = 1.0  # the single hottest pixel...
+    two[5:8, 6:11] = 0.95  # ...loses to a region above 90% of it that holds far more heat
+    assert peak(two) == (8, 6)
+    assert peak(np.zeros((4, 4), np.float32)) is None

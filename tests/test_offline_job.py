@@ -13,6 +13,7 @@ import pytest
 import tf_keras
 
 from gradcam.cli import main
+from gradcam.explainer import Explainer
 from tests import helpers
 from tests.helpers import ROOT, SHAPES, jpeg, write_export
 
@@ -216,3 +217,32 @@ def test_panel_layout_puts_original_heatmap_and_blend_side_by_side(tmp_path):
 def _source(overlay: str, samples) -> str:
     stem = overlay.split("/")[-1].split(".pred-")[0]
     return next(p for p, _, _ in samples if p.split("/")[-1].startswith(stem))
+
+
+def test_blank_maps_for_an_unpredicted_target_class_are_counted_and_marked(tmp_path):
+    """Explaining a class the model did not predict often gives an all-zero map after the ReLU:
+    each is marked `blank`, counted in the log and results.json, and named in the report's warnings."""
+    samples = _shape_samples(24)
+    export = write_export(tmp_path / "export.zip", samples)
+    out = tmp_path / "out"
+    args = ["--model", SHAPES / "model.h5", "--dataset", export, "--resize-mode", "fit-short", "--out", out]
+    result = _run(*args, "--target-class", "square")
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(out / "deploy.zip") as archive:
+        rows = {r["source"]: r for r in csv.DictReader(io.StringIO(archive.read("results.csv").decode()))}
+        run = json.loads(archive.read("results.json"))["run"]
+    model = tf_keras.models.load_model(SHAPES / "model.h5", compile=False)
+    explainer = Explainer(model, CLASSES, resize_mode="fit-short")
+    blank = 0
+    for path, _, data in samples:
+        image = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        inputs = explainer.prepare(image)[0].reshape(-1)
+        reference = helpers.reference_cam(model, [["conv2d_4"]], inputs, 1, "gradcam", "classification")
+        assert rows[path]["blank"] == str(not reference.max() > 0), path
+        assert (rows[path]["peak_x"] == "") == (not reference.max() > 0)
+        blank += not reference.max() > 0
+    assert 0 < blank < len(samples)
+    message = f"{blank} of {len(samples)} heatmaps are blank: nothing in those images raised the score of square"
+    assert run["counts"]["blank"] == blank
+    assert any(w.startswith(message) for w in run["warnings"])
+    assert f"warning: {message}" in result.stdout
