@@ -59,7 +59,7 @@ class Explainer:
         model,
         classes: Sequence[str] | None = None,
         *,
-        layer: str | None = None,
+        layer: str = "auto",
         method: str = "gradcam",
         pooling: str = "mean",
         normalization: str = "percentile",

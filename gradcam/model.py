@@ -167,7 +167,7 @@ class ModelAdapter:
     layer: `auto` (None), `last-conv`, or layer names to fuse, `a,b,c` (see gradcam.layers).
     """
 
-    def __init__(self, model, layer: str | None = None, impulse_shape: tuple[int, int, int] | None = None):
+    def __init__(self, model, layer: str = "auto", impulse_shape: tuple[int, int, int] | None = None):
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise GradcamError(
                 f"the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "

@@ -28,17 +28,22 @@ def _paths(adapter) -> list[list[str]]:
     return [layer.name.split("/") for layer in adapter.layers]
 
 
-# The default fuses three layers on MobileNetV2 (its last conv is 3x3); on the others it is the last conv.
-CASES = [(name, "last-conv") for name in MODELS] + [("nested-mobilenetv2", "auto")]
+# Every model and method at the last conv, and the default, which fuses three layers on MobileNetV2
+# (its last conv is 3x3); layers without weights (an activation, an Add) can be explained too.
+CASES = [
+    *((name, "last-conv", *method) for name in MODELS for method in METHODS),
+    *(("nested-mobilenetv2", "auto", *method) for method in METHODS),
+    ("nested-mobilenetv2", "block_13_expand_relu", *METHODS[0]),
+    ("nested-mobilenetv2", "block_12_add,block_5_add", *METHODS[0]),
+]
 
 
-@pytest.mark.parametrize("name,layer", CASES)
-@pytest.mark.parametrize("method,pooling,reference", METHODS, ids=[m[2] for m in METHODS])
+@pytest.mark.parametrize("name,layer,method,pooling,reference", CASES, ids=lambda v: str(v))
 def test_batched_cam_matches_per_image_reference(name, layer, method, pooling, reference):
     build, path, task = MODELS[name]
     model = build()
     adapter = ModelAdapter(model, layer)
-    assert len(adapter.layers) == (3 if layer == "auto" else 1)
+    assert len(adapter.layers) == {"auto": 3, "block_12_add,block_5_add": 2}.get(layer, 1)
     if layer == "last-conv":
         assert adapter.layer_name == "/".join(path)
     assert adapter.task == task

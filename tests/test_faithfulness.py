@@ -107,3 +107,17 @@ def test_explaining_an_absent_class_gives_a_different_map():
     assert [r.label for r in own] == [r.label for r in other]
     differences = [np.abs(a.cam - b.cam).mean() for a, b in zip(own, other, strict=True)]
     assert min(differences) > 0.05
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_default_maps_equal_the_per_image_reference(name):
+    images, _, _ = _test_set(name)
+    model = load_model(MODELS[name])
+    explainer = _explainer(model, normalization="simple")
+    inputs = np.stack([explainer.prepare(image)[0] for image in images[:4]])
+    maps = explainer.run(inputs).maps
+    paths = [layer.name.split("/") for layer in explainer.adapter.layers]
+    flat = inputs.reshape(len(inputs), -1) if explainer.adapter.flat_input else inputs
+    for i, x in enumerate(flat):
+        expected = helpers.reference_cam(model, paths, x, None, "gradcam", "classification")
+        np.testing.assert_allclose(maps[i], expected, atol=1e-4, err_msg=f"{name} image {i}")
