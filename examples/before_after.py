@@ -26,7 +26,7 @@ SAMPLES = (0, 1, 2, 5)  # one row each
 
 def _caption(picture: np.ndarray, text: str) -> np.ndarray:
     strip = np.full((CAPTION_HEIGHT, picture.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, text, (6, CAPTION_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(strip, text, (6, CAPTION_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, picture], axis=0)
 
 
@@ -40,13 +40,13 @@ def main() -> None:
         results = explainer.explain([images[i] for i in SAMPLES])
         tiles = []
         for result, i in zip(results, SAMPLES, strict=True):
-            tile = result.overlay(0.5)
+            tile = result.overlay(0.5)  # the object's box in white, the peak as a black cross
             x0, y0, x1, y1 = boxes[i]
             cv2.rectangle(tile, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
             if result.peak:
                 cv2.drawMarker(tile, result.peak, (0, 0, 0), cv2.MARKER_CROSS, 12, 2)
-            tiles.append(tile)
-        name = "--layer last-conv" if layer == "last-conv" else "default (--layer auto)"
+            tiles.append(cv2.resize(tile, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
+        name = "--layer last-conv" if layer == "last-conv" else "default, --layer auto"
         columns.append(_caption(np.concatenate(tiles, axis=0), f"{name}: {height}x{width} map"))
     gap = np.full((columns[0].shape[0], 8, 3), 255, np.uint8)
     picture = np.concatenate([columns[0], gap, columns[1]], axis=1)

@@ -7,11 +7,12 @@ Samples do not interact in inference mode, so the gradient of the batch's summed
 every sample its own gradient.
 
 With several layers (the default on models whose last convolution is coarse, see gradcam.layers)
-the deepest layer is explained with the chosen method, the finer ones with LayerCAM, and the maps
-are fused by multiplication: each scaled to 0..1 and upsampled to the finest. A place is hot only
-where the class-specific deep map and the sharp shallow maps agree (LayerCAM's multi-layer
-fusion, Jiang et al. 2021, as a product rather than a maximum: a maximum keeps the edges that
-shallow layers find whatever the weights, and fails the randomised-weights sanity check).
+the deepest layer is explained with the chosen method, the finer ones with LayerCAM (Jiang et al.
+2021), and the maps are fused by multiplication, each scaled to 0..1 and upsampled to the finest:
+a place is hot only where the class-specific deep map and the sharp shallow maps agree. Measured
+on the MobileNetV2 96x96 test fixture (120 images, true class; pointing / heat in the box): the
+product 0.90 / 0.66, the mean 0.93 / 0.23, the maximum 0.58 / 0.20, the deepest layer alone
+0.56 / 0.23: a sum or a maximum keeps every layer's stray heat.
 """
 
 from __future__ import annotations
