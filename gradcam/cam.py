@@ -176,17 +176,17 @@ def normalize(maps: np.ndarray, mode: str = "percentile", percentile: float = 99
     return np.clip(flat / safe, 0.0, 1.0).reshape(maps.shape)
 
 
-def peak(heatmap: np.ndarray, share: float = 0.9) -> tuple[int, int] | None:
-    """(x, y) of the centre of the hottest region: of the connected regions at `share` of the
-    maximum or more, the one holding the most heat, and its heat-weighted centroid. On a coarse
-    or clipped map the maximum is a plateau; its first pixel (argmax) would sit on its corner.
-    None for an all-zero map."""
-    top = float(heatmap.max())
+def peak(cam: np.ndarray, share: float = 0.9) -> tuple[float, float] | None:
+    """(x, y) of the centre of the hottest region, in map cells (cell centres at 0, 1, ...): of the
+    connected regions at `share` of the maximum or more, the one holding the most heat, and its
+    heat-weighted centroid. On a coarse or clipped map the maximum is a plateau; its first cell
+    (argmax) would sit on its corner. None for an all-zero map."""
+    top = float(cam.max())
     if not top > 0:
         return None
-    count, regions = cv2.connectedComponents((heatmap >= share * top).astype(np.uint8), connectivity=8)
-    heat = np.bincount(regions.ravel(), weights=heatmap.ravel(), minlength=count)
+    count, regions = cv2.connectedComponents((cam >= share * top).astype(np.uint8), connectivity=8)
+    heat = np.bincount(regions.ravel(), weights=cam.ravel(), minlength=count)
     hottest = int(np.argmax(heat[1:])) + 1
     ys, xs = np.nonzero(regions == hottest)
-    weights = heatmap[ys, xs] / heatmap[ys, xs].sum()
-    return round(float(xs @ weights)), round(float(ys @ weights))
+    weights = cam[ys, xs] / cam[ys, xs].sum()
+    return float(xs @ weights), float(ys @ weights)

@@ -33,17 +33,13 @@ class Explanation:
     heatmap: np.ndarray  # the map on the original image, 0..1 (H0, W0)
     image: np.ndarray  # the original as displayed (RGB uint8)
     region: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the original that the model saw
+    peak: tuple[int, int] | None  # (x, y) original pixel at the centre of the map's hottest region; None: blank
 
     def overlay(self, alpha: float = 0.4) -> np.ndarray:
         return blend(self.image, self.heatmap, alpha, self.region)
 
     def panel(self, alpha: float, caption: str) -> np.ndarray:
         return panel(self.image, self.heatmap, alpha, caption, self.region)
-
-    @property
-    def peak(self) -> tuple[int, int] | None:
-        """(x, y) of the centre of the hottest region, in original image pixels; None for an all-zero map."""
-        return peak(self.heatmap)
 
     @property
     def empty(self) -> bool:
@@ -163,11 +159,13 @@ class Explainer:
 
     def finish(self, image: np.ndarray, geometry: Geometry, cam: np.ndarray, scores, probabilities) -> Explanation:
         """Put one sample's map back on its original image. Thread-safe."""
-        size = (image.shape[1], image.shape[0])
-        heatmap = geometry.to_original(cam, size, (self.spec.width, self.spec.height))
+        size, model_size = (image.shape[1], image.shape[0]), (self.spec.width, self.spec.height)
+        heatmap = geometry.to_original(cam, size, model_size)
+        centre = peak(cam)
+        hottest = None if centre is None else geometry.point_to_original(centre, cam.shape, model_size)
         prediction, label, confidence, class_scores = self.interpret(scores, probabilities)
         shown = display_image(image, self.spec)
-        return Explanation(prediction, label, confidence, class_scores, cam, heatmap, shown, geometry.valid)
+        return Explanation(prediction, label, confidence, class_scores, cam, heatmap, shown, geometry.valid, hottest)
 
     def explain(self, images: Sequence[np.ndarray], target_class: str | None = None) -> list[Explanation]:
         """Explain RGB uint8 images of any size, each with respect to its predicted class or `target_class`."""

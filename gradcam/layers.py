@@ -100,6 +100,7 @@ def spatial_layers(model) -> list[Layer]:
 
 
 def last_conv(layers: list[Layer]) -> Layer:
+    """The deepest convolution among `layers`."""
     convs = [layer for layer in layers if layer.kind in CONV_TYPES]
     if not convs:
         where = "run with --list-layers to see its layers" if layers else "it has no layer with a 2-D output"

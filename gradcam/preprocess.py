@@ -61,6 +61,16 @@ class Geometry:
     offset_y: float
     valid: tuple[int, int, int, int]
 
+    def point_to_original(
+        self, point: tuple[float, float], map_shape: tuple[int, int], model_size: tuple[int, int]
+    ) -> tuple[int, int]:
+        """A point in heatmap cells (x, y; cell centres at 0, 1, ...) -> the original pixel under it.
+        `map_shape` is the heatmap's (height, width), `model_size` the model input's (width, height)."""
+        x = (point[0] + 0.5) * model_size[0] / map_shape[1] * self.scale_x + self.offset_x
+        y = (point[1] + 0.5) * model_size[1] / map_shape[0] * self.scale_y + self.offset_y
+        x0, y0, x1, y1 = self.valid
+        return min(max(int(x), x0), x1 - 1), min(max(int(y), y0), y1 - 1)
+
     def to_original(self, heatmap: np.ndarray, size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
         """Map a low-resolution heatmap over the model input onto the original image.
 

@@ -148,9 +148,9 @@ def test_unknown_method_and_pooling_are_clear_errors():
 def test_peak_is_the_centre_of_the_hottest_region():
     plateau = np.zeros((10, 12), np.float32)
     plateau[4:7, 2:5] = 1.0  # a clipped 3x3 plateau: argmax would say (2, 4), its corner
-    assert peak(plateau) == (3, 5)
+    assert peak(plateau) == pytest.approx((3.0, 5.0))
     two = np.zeros((10, 12), np.float32)
     two[0, 0] = 1.0  # the single hottest pixel...
     two[5:8, 6:11] = 0.95  # ...loses to a region above 90% of it that holds far more heat
-    assert peak(two) == (8, 6)
+    assert peak(two) == pytest.approx((8.0, 6.0))
     assert peak(np.zeros((4, 4), np.float32)) is None

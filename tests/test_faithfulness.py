@@ -89,7 +89,7 @@ def test_randomised_weights_fail_the_pointing_game(name):
 
 def test_last_conv_alone_does_not_point_on_mobilenet():
     """What the default fixes: on Edge Impulse's MobileNetV2 96x96 the last conv is 3x3, and its
-    maps are no better than chance at pointing at the object."""
+    maps point at the object on 15% of the correctly classified images (the box holds ~12% of the area)."""
     images, labels, boxes = _test_set("mobilenetv2_96")
     explainer = _explainer(load_model(MODELS["mobilenetv2_96"]), layer="last-conv")
     results = explainer.explain(images)

@@ -1,5 +1,6 @@
 """Edge Impulse's image block, checked against independent arithmetic, and the way back."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -73,6 +74,12 @@ def test_heatmap_peak_maps_back_to_the_same_spot_in_the_original(mode):
     assert back.shape == (h0, w0)
     ys, xs = np.nonzero(back > 0.5 * back.max())
     assert abs(xs.mean() - spot[0] + 0.5) < 3 and abs(ys.mean() - spot[1] + 0.5) < 3
+    # The same spot found on a 10x10 map (4 model pixels a cell) and mapped back as a point.
+    cells = cv2.resize(heatmap, (10, 10), interpolation=cv2.INTER_AREA)
+    ys, xs = np.nonzero(cells == cells.max())
+    x, y = geometry.point_to_original((xs.mean(), ys.mean()), cells.shape, (40, 40))
+    cell = max(geometry.scale_x, geometry.scale_y) * 4  # original pixels a cell covers
+    assert abs(x - spot[0]) <= cell and abs(y - spot[1]) <= cell
 
 
 def test_fit_short_heatmap_is_zero_outside_the_crop():
