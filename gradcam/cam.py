@@ -78,7 +78,7 @@ class BaseCAM:
 
     def _layer_map(self, depth: int, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
         """ReLU(sum_k w_k A^k) for one layer: the method's weights at the deepest, LayerCAM's below."""
-        weights = self.weights(activations, grads) if depth == 0 else tf.nn.relu(grads)
+        weights = self.weights(activations, grads) if depth == 0 else _layercam_weights(grads)
         if weights.shape.rank == 2:  # sum_k w_k A^k as a batched matrix-vector product
             return tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))
         return tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
@@ -148,14 +148,23 @@ class HiResCAM(BaseCAM):
         return grads
 
 
+def _layercam_weights(grads: tf.Tensor) -> tf.Tensor:
+    return tf.nn.relu(grads)
+
+
 class LayerCAM(BaseCAM):
     """Jiang et al.: the positive part of the gradient, element by element."""
 
     def weights(self, activations, grads):
-        return tf.nn.relu(grads)
+        return _layercam_weights(grads)
 
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "layercam": LayerCAM}
+
+
+def layer_methods(method: str, layers: int) -> list[str]:
+    """The method each explained layer gets, deepest first: `method`, then LayerCAM below it."""
+    return [method] + ["layercam"] * (layers - 1)
 
 
 def make_cam(adapter: ModelAdapter, method: str = "gradcam", pooling: str = "mean") -> BaseCAM:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradcam.cam import PREDICTED, make_cam, normalize, peak
+from gradcam.cam import PREDICTED, layer_methods, make_cam, normalize, peak
 from gradcam.errors import GradcamError
 from gradcam.model import ModelAdapter, load_model
 from gradcam.overlay import blend, panel
@@ -94,14 +94,10 @@ class Explainer:
 
     def layers(self) -> list[dict]:
         """The explained layers, deepest first: name, type, output size and the method used on each."""
+        methods = layer_methods(self.method, len(self.adapter.layers))
         return [
-            {
-                "name": layer.name,
-                "type": layer.kind,
-                "size": layer.size,
-                "method": self.method if i == 0 else "layercam",
-            }
-            for i, layer in enumerate(self.adapter.layers)
+            {"name": layer.name, "type": layer.kind, "size": layer.size, "method": method}
+            for layer, method in zip(self.adapter.layers, methods, strict=True)
         ]
 
     def last_conv(self) -> dict:

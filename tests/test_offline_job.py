@@ -246,3 +246,35 @@ def test_blank_maps_for_an_unpredicted_target_class_are_counted_and_marked(tmp_p
     assert run["counts"]["blank"] == blank
     assert any(w.startswith(message) for w in run["warnings"])
     assert f"warning: {message}" in result.stdout
+
+
+def test_the_explained_layers_and_a_coarse_map_are_reported(tmp_path):
+    """On Edge Impulse's MobileNetV2 96x96 the log and results.json name the layers and their sizes;
+    the last conv alone (3x3) is warned about."""
+    export = write_export(tmp_path / "export.zip", _shape_samples(6))
+    model = ROOT / "tests" / "fixtures" / "mobilenetv2_96.h5"
+    runs = {}
+    for layer in ("auto", "last-conv"):
+        out = tmp_path / layer
+        result = _run(
+            "--model", model, "--dataset", export, "--resize-mode", "fit-short", "--layer", layer, "--out", out
+        )
+        assert result.returncode == 0, result.stderr
+        with zipfile.ZipFile(out / "deploy.zip") as archive:
+            runs[layer] = (result.stdout, json.loads(archive.read("results.json"))["run"])
+    stdout, run = runs["auto"]
+    assert [(x["name"], x["size"], x["method"]) for x in run["layers"]] == [
+        ("model/block_13_expand_relu", "6x6", "gradcam"),
+        ("model/block_6_expand_relu", "12x12", "layercam"),
+        ("model/block_3_expand_relu", "24x24", "layercam"),
+    ]
+    assert run["last_conv"] == {"name": "model/Conv_1", "size": "3x3"} and run["resolution"] == "24x24"
+    assert run["warnings"] == [] and "warning" not in stdout
+    assert (
+        "explaining model/block_13_expand_relu (6x6, gradcam) x model/block_6_expand_relu (12x12, layercam) x "
+        "model/block_3_expand_relu (24x24, layercam); the last conv is model/Conv_1 (3x3)" in stdout
+    )
+    stdout, run = runs["last-conv"]
+    assert run["resolution"] == "3x3" and [x["name"] for x in run["layers"]] == ["model/Conv_1"]
+    assert run["warnings"][0].startswith("the heatmaps are only 3x3 cells (model/Conv_1)")
+    assert f"warning: {run['warnings'][0]}" in stdout
