@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
         "last-conv, or layer names to fuse, e.g. model/block_6_expand_relu,model/block_13_expand_relu",
     )
     cam.add_argument(
-        "--list-layers", action="store_true", help="print the layers that can be explained (needs --model), then exit"
+        "--list-layers", action="store_true", help="print the layers that can be explained (of --model), then exit"
     )
     cam.add_argument("--pooling-gradients", choices=POOLINGS, default="mean", help="Grad-CAM weights")
     cam.add_argument("--heatmap-normalization", choices=NORMALIZATIONS, default="percentile")
@@ -153,17 +153,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def list_layers(settings: Settings) -> str:
-    """The table of layers that --list-layers prints."""
+    """The table that --list-layers prints: for --model, or the model mounted beside --metadata."""
     from gradcam import layers
+    from gradcam.block import read_metadata
     from gradcam.model import input_image_shape, load_model
 
-    if settings.model is None:
-        raise GradcamError("--list-layers needs --model")
-    model = load_model(settings.model)
-    height = input_image_shape(model, settings.image_shape)[0][0]
-    return f"{settings.model}: layers with a 2-D output (* = explained by --layer auto)\n" + layers.describe(
-        model, height
-    )
+    path, impulse_shape = settings.model, settings.image_shape
+    if path is None and settings.metadata:
+        meta = read_metadata(settings.metadata)
+        path, impulse_shape = meta.model_zip, meta.image_shape
+    if path is None:
+        raise GradcamError("--list-layers needs --model (or --metadata with the model in its input folder)")
+    model = load_model(path)
+    height = input_image_shape(model, impulse_shape)[0][0]
+    return f"{path}: layers with a 2-D output (* = explained by --layer auto)\n" + layers.describe(model, height)
 
 
 def run(settings: Settings):

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import types
 
 from tests import helpers
 from tests import studio_emulator as emu
@@ -118,3 +119,20 @@ def test_malformed_metadata_names_the_field(tmp_path):
     assert (
         result.stderr.strip() == f"error: {path}: missing field 'folders' (expected Edge Impulse deployment metadata)"
     )
+
+
+def test_list_layers_in_the_containers_layout_needs_no_network(tmp_path, model_zip):
+    """`docker run -v ...:/home <image> --metadata /home/input/deployment-metadata.json --list-layers`:
+    the mounted model's layers, no API key, no request."""
+    home = _home(tmp_path, types.SimpleNamespace(host="127.0.0.1:9"), model_zip, api_key=None)
+    result = subprocess.run(
+        [sys.executable, "main.py", "--metadata", home / "input" / "deployment-metadata.json", "--list-layers"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("trained.h5.zip: layers with a 2-D output (* = explained by --layer auto)")
+    assert [line.split()[1] for line in lines if line.startswith("*")] == ["conv2d_4"]

@@ -102,4 +102,6 @@ def test_list_layers_prints_every_spatial_layer_and_marks_the_default(tmp_path, 
 
 def test_list_layers_without_a_model_is_an_error(capsys):
     assert main(["--list-layers"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --list-layers needs --model"
+    assert capsys.readouterr().err.strip() == (
+        "error: --list-layers needs --model (or --metadata with the model in its input folder)"
+    )
