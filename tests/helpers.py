@@ -271,13 +271,11 @@ def shapes_test_set(luminance: bool = False):
     return images, labels, boxes
 
 
-def pointing(explanation, box, tolerance: int = 0) -> bool:
+def pointing(explanation, box) -> bool:
     """The pointing game: is the peak inside the object's box? An all-zero map misses."""
     x0, y0, x1, y1 = box
     peak = explanation.peak
-    return (
-        peak is not None and x0 - tolerance <= peak[0] < x1 + tolerance and y0 - tolerance <= peak[1] < y1 + tolerance
-    )
+    return peak is not None and x0 <= peak[0] < x1 and y0 <= peak[1] < y1
 
 
 def energy(explanation, box) -> float:
