@@ -61,13 +61,17 @@ class Geometry:
     offset_y: float
     valid: tuple[int, int, int, int]
 
+    def _cell_size(self, map_shape: tuple[int, ...], model_size: tuple[int, int]) -> tuple[float, float]:
+        """(width, height) of one heatmap cell in original pixels."""
+        return model_size[0] / map_shape[1] * self.scale_x, model_size[1] / map_shape[0] * self.scale_y
+
     def point_to_original(
         self, point: tuple[float, float], map_shape: tuple[int, int], model_size: tuple[int, int]
     ) -> tuple[int, int]:
         """A point in heatmap cells (x, y; cell centres at 0, 1, ...) -> the original pixel under it.
         `map_shape` is the heatmap's (height, width), `model_size` the model input's (width, height)."""
-        x = (point[0] + 0.5) * model_size[0] / map_shape[1] * self.scale_x + self.offset_x
-        y = (point[1] + 0.5) * model_size[1] / map_shape[0] * self.scale_y + self.offset_y
+        kx, ky = self._cell_size(map_shape, model_size)
+        x, y = (point[0] + 0.5) * kx + self.offset_x, (point[1] + 0.5) * ky + self.offset_y
         x0, y0, x1, y1 = self.valid
         return min(max(int(x), x0), x1 - 1), min(max(int(y), y0), y1 - 1)
 
@@ -77,8 +81,7 @@ class Geometry:
         `size` and `model_size` are (width, height). Outside the part of the image the model
         saw (the sides cut off by fit-short), the heatmap is zero.
         """
-        kx = model_size[0] / heatmap.shape[1] * self.scale_x
-        ky = model_size[1] / heatmap.shape[0] * self.scale_y
+        kx, ky = self._cell_size(heatmap.shape, model_size)
         # original pixel centre i + 0.5 = (j + 0.5) * k + offset, solved for heatmap index j.
         inverse = np.array(
             [
