@@ -38,10 +38,16 @@ class DeploymentMetadata:
         return self.input_dir / "trained.h5.zip"
 
     def check_output(self) -> None:
-        """Fail before the long work if deploy.zip could not be written."""
+        """Create the output folder when missing (`edge-impulse-blocks runner` mounts the project's
+        folder as /home with input/ only), and fail before the long work if deploy.zip could not
+        be written there."""
         out = self.output_dir
-        if not out.is_dir():
-            raise GradcamError(f"output folder {out} does not exist or is not a folder")
+        if out.exists() and not out.is_dir():
+            raise GradcamError(f"output folder {out} is not a folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GradcamError(f"output folder {out} cannot be created: {exc.strerror or exc}") from None
         if not os.access(out, os.W_OK):
             raise GradcamError(f"output folder {out} is not writable")
 

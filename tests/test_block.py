@@ -82,6 +82,17 @@ def test_studio_deployment_writes_only_deploy_zip(studio, tmp_path, export_zip, 
     helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, home / "output" / "deploy.zip")
 
 
+def test_runner_layout_without_an_output_folder(studio, tmp_path, export_zip, model_zip):
+    """`edge-impulse-blocks runner` extracts the build into ei-block-data/<project>/input/, mounts
+    ei-block-data/<project> as /home and never creates output/: the block creates it."""
+    home = _home(tmp_path / "ei-block-data" / str(emu.PROJECT_ID), studio, model_zip, studio.api_key)
+    (home / "output").rmdir()
+    result = _run_block(home)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (home / "output").iterdir()) == ["deploy.zip"]
+    helpers.check_deploy_zip(home / "output" / "deploy.zip", export_zip)
+
+
 def test_missing_model_is_downloaded(studio, tmp_path, export_zip):
     home = _home(tmp_path, studio, None, studio.api_key)
     result = _run_block(home)
@@ -105,7 +116,7 @@ def test_output_that_cannot_be_written_fails_before_the_work(studio, tmp_path, m
     (home / "output").write_text("a file where the folder should be")
     result = _run_block(home)
     assert result.returncode == 2
-    assert f"output folder {home / 'output'} does not exist or is not a folder" in result.stderr
+    assert f"error: output folder {home / 'output'} is not a folder\n" == result.stderr
     assert not any(r.path.endswith("/jobs/export/original") for r in studio.requests)
 
 
