@@ -3,7 +3,7 @@
 Edge Impulse writes Keras 2 `.h5` files; Keras 3 cannot load all of them (a MobileNetV2 nested in a
 Sequential fails on BatchNormalization), so `.h5` goes through `tf_keras` first. The adapter never
 changes the loaded model: it runs the same layers in a different order of evaluation, taps the
-target layer's output on the way, and computes the last layer's scores with a linear twin of it.
+target layers' outputs on the way, and computes the last layer's scores with a linear twin of it.
 """
 
 from __future__ import annotations
