@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
+import math
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from gradcam.errors import GradcamError
 from gradcam.settings import Settings
@@ -27,15 +30,48 @@ COLORS = ("RGB", "Grayscale")
 INPUT_SCALINGS = ("0..1", "-1..1", "-128..127", "0..255", "torch", "bgr-subtract-imagenet-mean")
 CATEGORIES = ("testing", "training", "all")
 LAYOUTS = ("blend", "panel")
+MAX_BATCH = 1024
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported as the job's other errors are: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def _classes(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()]
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected class names in model output order, comma separated")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} named twice; each class needs its own name")
+    return names
+
+
+def _number(text: str, kind: type = float, low: float = 0.0, high: float = math.inf, low_open: bool = False):
+    """A finite number of `kind` in [low, high] ((low, high] when low_open)."""
+    noun = "an integer" if kind is int else "a number"
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+    below = value <= low if low_open else value < low
+    if not math.isfinite(value) or below or value > high:
+        where = f"{'>' if low_open else '>='} {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
+        raise argparse.ArgumentTypeError(f"{text} is out of range: expected {noun} {where}")
+    return value
+
+
+def _bounded(kind: type = float, low: float = 0.0, high: float = math.inf, low_open: bool = False):
+    check = functools.partial(_number, kind=kind, low=low, high=high, low_open=low_open)
+    check.__name__ = kind.__name__  # argparse names the type in its own messages
+    return check
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="main.py",
+    p = _Parser(
         description="Grad-CAM for Edge Impulse image models: explain every test image, write deploy.zip.",
     )
     src = p.add_argument_group("offline job (no network)")
@@ -59,10 +95,20 @@ def parser() -> argparse.ArgumentParser:
     cam.add_argument("--pooling-gradients", choices=POOLINGS, default="mean", help="Grad-CAM weights")
     cam.add_argument("--heatmap-normalization", choices=NORMALIZATIONS, default="percentile")
     cam.add_argument("--target-class", help="explain every image with respect to this class")
-    cam.add_argument("--alpha", type=float, default=0.4, help="heatmap strength in the overlay (default 0.4)")
+    cam.add_argument(
+        "--alpha", type=_bounded(float, 0, 1), default=0.4, help="heatmap strength in the overlay, 0..1 (default 0.4)"
+    )
     cam.add_argument("--layout", choices=LAYOUTS, default="blend", help="blend, or original|heatmap|blend panel")
-    cam.add_argument("--regression-threshold", type=float, default=0.1, help="max abs error counted correct")
-    cam.add_argument("--batch-size", type=int, default=32)
+    cam.add_argument(
+        "--max-overlay-size",
+        type=_bounded(int, 0),
+        default=1024,
+        help="overlays at most this many pixels on the long side (default 1024; 0: the original size)",
+    )
+    cam.add_argument(
+        "--regression-threshold", type=_bounded(float, 0), default=0.1, help="max abs error counted correct"
+    )
+    cam.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH), default=32, help="images per model call")
 
     pre = p.add_argument_group("preprocessing (as the impulse's image block; default: from the impulse)")
     pre.add_argument("--resize-mode", choices=RESIZE_MODES, help="default squash")
@@ -72,12 +118,17 @@ def parser() -> argparse.ArgumentParser:
     studio = p.add_argument_group("Edge Impulse Studio")
     studio.add_argument("--metadata", type=Path, help="deployment-metadata.json (Studio runs the block with this)")
     studio.add_argument("--api-key", help="project API key, ei_... (or the EI_API_KEY environment variable)")
-    studio.add_argument("--project-id", type=int, help="default: the API key's project")
-    studio.add_argument("--impulse-id", type=int, help="default: the project's default impulse")
+    studio.add_argument("--project-id", type=_bounded(int, 1), help="default: the API key's project")
+    studio.add_argument("--impulse-id", type=_bounded(int, 1), help="default: the project's default impulse")
     studio.add_argument("--host", help=f"Studio host (default {DEFAULT_HOST})")
     studio.add_argument("--work-dir", type=Path, default=Path("gradcam-work"), help="downloads (with --api-key)")
     studio.add_argument("--skip-dataset-download", action="store_true", help="reuse the export in --work-dir")
-    studio.add_argument("--export-timeout", type=float, default=1800.0, help="seconds to wait for the export")
+    studio.add_argument(
+        "--export-timeout",
+        type=_bounded(float, 0, low_open=True),
+        default=1800.0,
+        help="seconds to wait for the export",
+    )
     return p
 
 
@@ -136,8 +187,19 @@ def _report(summary) -> None:
     log.info("wrote %s", summary.zip_path)
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The flags, each checked before any work starts; a bad one exits 2 with one line."""
+    p = parser()
+    args = p.parse_args(argv)
+    for flag in ("out", "work_dir"):
+        folder = getattr(args, flag)
+        if folder.exists() and not folder.is_dir():
+            p.error(f"argument --{flag.replace('_', '-')}: {folder} is a file; expected a folder")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     _import_quietly()
     settings = settings_from(args)

@@ -2,7 +2,7 @@
 
 from gradcam import Explainer
 explainer = Explainer.from_file("model.h5", classes=["circle", "square", "triangle"])
-for result in explainer.explain(images):        # RGB uint8 arrays of any size
+for result in explainer.explain(images):        # uint8 arrays of any size: RGB, grayscale or RGBA
     result.label, result.confidence, result.heatmap, result.overlay
 """
 
@@ -18,7 +18,7 @@ from gradcam.cam import PREDICTED, layer_methods, make_cam, normalize, peak
 from gradcam.errors import GradcamError
 from gradcam.model import ModelAdapter, load_model
 from gradcam.overlay import blend, panel
-from gradcam.preprocess import Geometry, ImageSpec, display_image, preprocess
+from gradcam.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
 
 
 @dataclass
@@ -164,7 +164,11 @@ class Explainer:
         return Explanation(prediction, label, confidence, class_scores, cam, heatmap, shown, geometry.valid, hottest)
 
     def explain(self, images: Sequence[np.ndarray], target_class: str | None = None) -> list[Explanation]:
-        """Explain RGB uint8 images of any size, each with respect to its predicted class or `target_class`."""
+        """Explain uint8 images of any size (RGB; grayscale and RGBA as `as_rgb` says), each with
+        respect to its predicted class or `target_class`."""
+        images = [as_rgb(image, f"image {i}") for i, image in enumerate(images)]
+        if not images:
+            return []
         prepared = [self.prepare(image) for image in images]
         inputs = np.stack([x for x, _ in prepared])
         targets = np.full(len(images), self.target_index(target_class), dtype=np.int32)

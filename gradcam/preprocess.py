@@ -105,6 +105,22 @@ class Geometry:
         return full
 
 
+def as_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """An RGB uint8 (H, W, 3) view of `image`: grayscale (H, W) or (H, W, 1) is repeated over the
+    three channels; RGBA (H, W, 4) loses its alpha channel, as OpenCV decodes an RGBA PNG file."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3, 4) or 0 in image.shape:
+        raise GradcamError(
+            f"{name}: expected a uint8 array of shape (H, W, 3) RGB, (H, W) grayscale or (H, W, 4) RGBA; "
+            f"got {image.dtype} {tuple(image.shape)}"
+        )
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image[..., :3]
+
+
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     shrinking = width * height < image.shape[0] * image.shape[1]
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -24,6 +24,7 @@ class Settings:
     target_class: str | None = None
     alpha: float = 0.4
     layout: str = "blend"
+    max_overlay_size: int = 1024  # long side of the overlays in pixels; 0: the original size
     regression_threshold: float = 0.1
     batch_size: int = 32
     list_layers: bool = False  # print the explainable layers and exit
@@ -74,6 +75,7 @@ class Settings:
             "target_class",
             "alpha",
             "layout",
+            "max_overlay_size",
             "regression_threshold",
             "resize_mode",
             "color",

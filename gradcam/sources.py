@@ -12,6 +12,8 @@ from pathlib import Path
 
 from gradcam.block import read_metadata
 from gradcam.errors import GradcamError
+from gradcam.explainer import Explainer
+from gradcam.model import load_model
 from gradcam.settings import Settings
 from gradcam.studio import DEFAULT_HOST, StudioClient, choose_learn_block
 
@@ -44,6 +46,14 @@ def _complete(
     )
 
 
+def check(settings: Settings) -> None:
+    """Fail on a --layer, --target-class, colour depth or class list that does not fit the model
+    now, before the export's long wait."""
+    settings = settings.with_defaults()
+    explainer = Explainer(load_model(settings.model), settings.classes, **settings.explainer_options())
+    explainer.target_index(settings.target_class)
+
+
 def from_block(settings: Settings, work: Path) -> Settings:
     """Studio's deployment: deployment-metadata.json, trained.h5.zip in the input folder."""
     meta = read_metadata(settings.metadata)
@@ -59,17 +69,10 @@ def from_block(settings: Settings, work: Path) -> Settings:
     if not model.is_file():
         log.info("%s is missing: downloading the model", model)
         model = client.download_model(meta.project_id, learn_id, work / "trained.h5.zip")
+    settings = _complete(settings, meta.classes, meta.image_shape, meta.resize_mode, scaling, model=model)
+    check(settings)
     dataset = client.export_dataset(meta.project_id, work / "export.zip", settings.export_timeout)
-    return _complete(
-        settings,
-        meta.classes,
-        meta.image_shape,
-        meta.resize_mode,
-        scaling,
-        model=model,
-        dataset=dataset,
-        out=meta.output_dir,
-    )
+    return dataclasses.replace(settings, dataset=dataset, out=meta.output_dir)
 
 
 def from_api_key(settings: Settings) -> Settings:
@@ -79,15 +82,15 @@ def from_api_key(settings: Settings) -> Settings:
     info = client.impulse(project_id, settings.impulse_id)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     export = settings.work_dir / f"export-{project_id}.zip"
-    if settings.skip_dataset_download:
-        if not export.is_file():
-            raise GradcamError(f"--skip-dataset-download: no earlier export at {export}; run once without it")
-        log.info("reusing the export at %s", export)
-    else:
-        client.export_dataset(project_id, export, settings.export_timeout)
+    if settings.skip_dataset_download and not export.is_file():
+        raise GradcamError(f"--skip-dataset-download: no earlier export at {export}; run once without it")
     model = client.download_model(
         project_id, info.learn_id, settings.work_dir / f"model-{project_id}-{info.learn_id}.zip"
     )
-    return _complete(
-        settings, info.classes, info.image_shape, info.resize_mode, info.input_scaling, model=model, dataset=export
-    )
+    settings = _complete(settings, info.classes, info.image_shape, info.resize_mode, info.input_scaling, model=model)
+    check(settings)
+    if settings.skip_dataset_download:
+        log.info("reusing the export at %s", export)
+    else:
+        client.export_dataset(project_id, export, settings.export_timeout)
+    return dataclasses.replace(settings, dataset=export)

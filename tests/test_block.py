@@ -147,3 +147,15 @@ def test_list_layers_in_the_containers_layout_needs_no_network(tmp_path, model_z
     lines = result.stdout.splitlines()
     assert lines[0].endswith("trained.h5.zip: layers with a 2-D output (* = explained by --layer auto)")
     assert [line.split()[1] for line in lines if line.startswith("*")] == ["conv2d_4"]
+
+
+def test_a_bad_layer_stops_the_block_before_the_export(studio, tmp_path, model_zip):
+    """Studio's export can take many minutes: a parameter that does not fit the model fails first."""
+    home = _home(tmp_path, studio, model_zip, studio.api_key)
+    result = _run_block(home, "--layer", "model/no_such_layer")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: layer 'model/no_such_layer': no such layer in the model (run with --list-layers to see its layers)"
+    ]
+    assert not any(r.path.endswith("/jobs/export/original") for r in studio.requests)
+    assert list((home / "output").iterdir()) == []

@@ -1,5 +1,6 @@
 """parameters.json and .ei-block-config: valid per the block contract, and every parameter reaches the job."""
 
+import contextlib
 import dataclasses
 import json
 
@@ -8,7 +9,7 @@ import pytest
 
 from gradcam import cam, cli, dataset, pipeline, preprocess, studio
 from gradcam.settings import Settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SHAPES
 
 PARAMETER_TYPES = ["boolean", "flag", "int", "float", "select", "string"]
 
@@ -173,3 +174,65 @@ def test_dockerfile_runs_main_py_outside_home():
     assert 'ENTRYPOINT ["python3", "-u", "main.py"]' in lines
     workdir = [line.split()[1] for line in lines if line.startswith("WORKDIR")]
     assert workdir and not any(w.startswith("/home") for w in workdir)
+
+
+# A bad value for every parameter Studio can pass, with the words its one-line error must hold.
+BAD_VALUES = {
+    "method": ("nope", "argument --method: invalid choice: 'nope'"),
+    "pooling-gradients": ("max", "argument --pooling-gradients: invalid choice: 'max'"),
+    "heatmap-normalization": ("none", "argument --heatmap-normalization: invalid choice: 'none'"),
+    "alpha": ("nan", "argument --alpha: nan is out of range: expected a number from 0 to 1"),
+    "layout": ("grid", "argument --layout: invalid choice: 'grid'"),
+    "max-overlay-size": ("-5", "argument --max-overlay-size: -5 is out of range: expected an integer >= 0"),
+    "regression-threshold": ("-0.5", "argument --regression-threshold: -0.5 is out of range: expected a number >= 0"),
+    "category": ("validation", "argument --category: invalid choice: 'validation'"),
+    "layer": ("no_such_layer", "layer 'no_such_layer': no such layer in the model"),
+}
+
+# Flags that are not in parameters.json, at bad values.
+BAD_FLAGS = [
+    (["--alpha", "2"], "argument --alpha: 2 is out of range: expected a number from 0 to 1"),
+    (["--alpha", "-0.1"], "argument --alpha: -0.1 is out of range: expected a number from 0 to 1"),
+    (["--alpha", "strong"], "argument --alpha: 'strong' is not a number"),
+    (["--regression-threshold", "inf"], "argument --regression-threshold: inf is out of range"),
+    (["--batch-size", "0"], "argument --batch-size: 0 is out of range: expected an integer from 1 to 1024"),
+    (["--batch-size", "2.5"], "argument --batch-size: '2.5' is not an integer"),
+    (["--classes", "circle,circle,triangle"], "argument --classes: circle named twice"),
+    (["--classes", " , "], "argument --classes: ' , ': expected class names in model output order"),
+    (["--export-timeout", "0"], "argument --export-timeout: 0 is out of range: expected a number > 0"),
+    (["--project-id", "-3"], "argument --project-id: -3 is out of range: expected an integer >= 1"),
+    (["--out", "README.md"], "argument --out: README.md is a file; expected a folder"),
+    (["--work-dir", "README.md"], "argument --work-dir: README.md is a file; expected a folder"),
+    (["--target-class", "hexagon"], "target class 'hexagon': the model's classes are circle, square, triangle"),
+]
+
+
+def test_every_parameter_has_a_bad_value_test(block):
+    assert {p["param"] for p in block["parameters"]} == set(BAD_VALUES)
+
+
+def _refused(argv: list[str], tmp_path, capsys) -> str:
+    """Run the offline job with argv; it must stop before any work with exit 2 and one line."""
+    out = tmp_path / "out"
+    job = ["--model", str(SHAPES / "model.h5"), "--dataset", str(SHAPES / "export.zip"), "--out", str(out)]
+    with contextlib.chdir(ROOT):
+        try:
+            code = cli.main([*job, *argv])
+        except SystemExit as exc:
+            code = exc.code
+    assert code == 2
+    assert not (out / "deploy.zip").exists()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("param", sorted(BAD_VALUES))
+def test_a_bad_parameter_value_is_refused_in_one_line(param, tmp_path, capsys):
+    value, message = BAD_VALUES[param]
+    assert message in _refused([f"--{param}", value], tmp_path, capsys)
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
+def test_a_bad_flag_is_refused_in_one_line(argv, message, tmp_path, capsys):
+    assert message in _refused(argv, tmp_path, capsys)
