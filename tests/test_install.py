@@ -13,7 +13,7 @@ import pytest
 
 from gradcam import Explainer
 from gradcam.errors import GradcamError
-from tests.helpers import ROOT, SHAPES, SHAPE_CLASSES, shapes_test_set
+from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, shapes_test_set
 
 
 @pytest.fixture(scope="module")
