@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -259,32 +260,53 @@ def choose_learn_block(blocks: list[tuple[int, str, str]]) -> tuple[int, str, st
     raise GradcamError(f"the impulse has no Keras image classification or regression block (found: {found})")
 
 
-def download(url: str, target: Path, timeout: float, attempts: int = 3) -> Path:
-    """Stream a signed URL to disk without any API key; a short read is retried, then an error."""
+def _session() -> requests.Session:
+    """A session for the signed URL: it has never seen the API key."""
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
     session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
-    started = time.monotonic()
+    return session
+
+
+def _fetch(session: requests.Session, url: str, target: Path, timeout: float) -> str | None:
+    """One download of `url` to `target`: None when it is a complete zip, else what went wrong."""
+    response, size, expected, last_log = None, 0, None, time.monotonic()
+    try:
+        with session.get(url, stream=True, timeout=timeout) as response:
+            if not response.ok:
+                return f"the export download failed: HTTP {response.status_code} {response.reason}"
+            if "Content-Length" in response.headers:
+                expected = int(response.headers["Content-Length"])
+            with open(target, "wb") as out:
+                for chunk in response.iter_content(1 << 20):
+                    out.write(chunk)
+                    size += len(chunk)
+                    if time.monotonic() - last_log >= 5:
+                        last_log = time.monotonic()
+                        total = f" of {expected / 1e6:.1f}" if expected else ""
+                        log.info("downloading the export: %.1f%s MB", size / 1e6, total)
+    except requests.RequestException as exc:
+        if response is None:
+            return f"the export download could not reach {urllib3.util.parse_url(url).host} ({type(exc).__name__})"
+        size = response.raw.tell()  # the bytes received, including the chunk that was cut off
+        if isinstance(exc, requests.ConnectionError | requests.Timeout) and "timed out" in str(exc):
+            return f"the export download stalled for {timeout:.0f}s (got {size} of {expected or '?'} bytes)"
+    if expected is not None and size != expected:
+        return f"the export download was cut short (got {size} of {expected} bytes)"
+    if not zipfile.is_zipfile(target):
+        return f"the downloaded export is not a zip file that opens ({size} bytes)"
+    return None
+
+
+def download(url: str, target: Path, timeout: float, attempts: int = 3) -> Path:
+    """Stream a signed URL to disk without any API key; a failed or short download is retried,
+    then an error that says what happened."""
+    session, started = _session(), time.monotonic()
     for attempt in range(1, attempts + 1):
-        try:
-            with session.get(url, stream=True, timeout=timeout) as response:
-                response.raise_for_status()
-                expected = int(response.headers.get("Content-Length", -1))
-                size, last_log = 0, time.monotonic()
-                with open(target, "wb") as out:
-                    for chunk in response.iter_content(1 << 20):
-                        out.write(chunk)
-                        size += len(chunk)
-                        if time.monotonic() - last_log >= 5:
-                            last_log = time.monotonic()
-                            log.info("downloading the export: %.1f of %.1f MB", size / 1e6, max(expected, size) / 1e6)
-            if expected >= 0 and size != expected:
-                raise GradcamError(f"export download truncated: got {size} of {expected} bytes")
-            log.info("downloaded the export (%d bytes) in %.1fs", size, time.monotonic() - started)
+        problem = _fetch(session, url, target, timeout)
+        if problem is None:
+            log.info("downloaded the export (%d bytes) in %.1fs", target.stat().st_size, time.monotonic() - started)
             return target
-        except (requests.RequestException, GradcamError) as exc:
-            reason = str(exc) if isinstance(exc, GradcamError) else f"{type(exc).__name__}"
-            if attempt == attempts:
-                raise GradcamError(f"could not download the export after {attempts} attempts: {reason}") from None
-            log.warning("export download failed (%s), retrying", reason)
-    raise AssertionError("unreachable")
+        if attempt < attempts:
+            log.warning("%s; retrying", problem)
+    raise GradcamError(f"{problem}; tried {attempts} times")

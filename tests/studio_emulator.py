@@ -31,6 +31,7 @@ class Faults:
     job_fails: bool = False
     stale_export: int = 0  # get-url answers with an export older than the job N times (-1: always)
     truncated_downloads: int = 0  # the first N downloads stop halfway (-1: always)
+    corrupt_downloads: int = 0  # the first N downloads are complete but not a zip (-1: always)
     slow_seconds: float = 0.0  # the first `slow_count` API GETs take this long
     slow_count: int = 0
     polls_until_done: int = 3  # job status polls before the job finishes
@@ -200,6 +201,8 @@ def _handler(emulator: Emulator, server: str):
                 self._send(200, data[: len(data) // 2], {"Content-Type": "application/zip"}, length=len(data))
                 self.close_connection = True
                 return
+            if emulator._take("corrupt_downloads"):
+                data = bytes(len(data))
             self._send(200, data, {"Content-Type": "application/zip"})
 
     return Handler

@@ -13,7 +13,7 @@ import requests
 
 from gradcam.cli import main
 from gradcam.errors import GradcamError
-from gradcam.studio import StudioClient, choose_learn_block
+from gradcam.studio import StudioClient, choose_learn_block, download
 from tests import helpers
 from tests import studio_emulator as emu
 from tests.helpers import OUTPUT_ORDER, ROOT
@@ -112,8 +112,28 @@ def test_truncated_download_is_retried_then_an_error(studio, tmp_path, export_zi
     path = _client(studio).export_dataset(emu.PROJECT_ID, tmp_path / "e.zip", timeout=30)
     assert path.read_bytes() == export_zip
     studio.faults.truncated_downloads = -1
-    with pytest.raises(GradcamError, match="could not download the export after 3 attempts"):
+    half, size = len(export_zip) // 2, len(export_zip)
+    with pytest.raises(GradcamError) as error:
         _client(studio).export_dataset(emu.PROJECT_ID, tmp_path / "e.zip", timeout=30)
+    assert str(error.value) == f"the export download was cut short (got {half} of {size} bytes); tried 3 times"
+
+
+def test_a_download_that_is_not_a_zip_is_retried_then_an_error(studio, tmp_path, export_zip):
+    studio.faults.corrupt_downloads = 1
+    assert _client(studio).export_dataset(emu.PROJECT_ID, tmp_path / "e.zip", timeout=30).read_bytes() == export_zip
+    studio.faults.corrupt_downloads = -1
+    with pytest.raises(GradcamError) as error:
+        _client(studio).export_dataset(emu.PROJECT_ID, tmp_path / "e.zip", timeout=30)
+    assert str(error.value) == (
+        f"the downloaded export is not a zip file that opens ({len(export_zip)} bytes); tried 3 times"
+    )
+
+
+def test_a_refused_download_says_the_http_status(studio, tmp_path):
+    signed = _api_get(studio, f"/v1/api/{emu.PROJECT_ID}/export/get-url")["url"]
+    with pytest.raises(GradcamError) as error:
+        download(signed.split("?")[0], tmp_path / "e.zip", timeout=5, attempts=2)
+    assert str(error.value) == "the export download failed: HTTP 403 Forbidden; tried 2 times"
 
 
 def test_slow_response_times_out_and_is_retried_never_hangs(studio):
