@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test test-container lint format bench clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest
+
+# The real image, built and run as Studio runs it; needs a Docker daemon (skips, saying why, without).
+test-container: $(STAMP)
+	$(PY) -m pytest -m container tests/test_container.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -26,12 +26,14 @@ class Progress:
         self._bar = tqdm(total=total, desc=label, unit="img", file=self.stream) if interactive else None
 
     def update(self, n: int = 1) -> None:
+        """Count n more; a log line for the first (the work has started), then every few seconds."""
+        first = self.done == 0
         self.done += n
         if self._bar is not None:
             self._bar.update(n)
             return
         now = time.monotonic()
-        if now - self._last >= self.every:
+        if first or now - self._last >= self.every:
             self._last = now
             print(self.line(now), file=self.stream, flush=True)
 

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 import make_shapes  # noqa: E402
 
+from tests import studio_emulator as emu  # noqa: E402
+
 SHAPES = ROOT / "examples" / "shapes"
 SHAPE_CLASSES = ["circle", "square", "triangle"]
 OUTPUT_ORDER = ["triangle", "square", "circle"]  # a model output order that is deliberately not alphabetical
@@ -298,3 +300,55 @@ def randomised(model, images: np.ndarray, seed: int = 0):
         for start in range(0, len(flat), 32):
             random(flat[start : start + 32], training=True)
     return random
+
+
+# --- Studio's deployment layout: /home/input/deployment-metadata.json, /home/output ---
+
+# What Studio appends after --metadata: the block's parameters (parameters.json), at their defaults.
+STUDIO_ARGS = ["--alpha", "0.4", "--pooling-gradients", "mean", "--heatmap-normalization", "percentile"]
+
+
+def studio_home(root, studio, model_zip: bytes | None, api_key: str | None, mounted_at: str | None = None):
+    """<root>/home/input with deployment-metadata.json (and trained.h5.zip), an empty <root>/home/output.
+    The metadata names the folders as the block sees them: under `mounted_at` in a container."""
+    home = root / "home"
+    (home / "input").mkdir(parents=True)
+    (home / "output").mkdir()
+    if model_zip is not None:
+        (home / "input" / "trained.h5.zip").write_bytes(model_zip)
+    project = {"name": "shapes", "id": emu.PROJECT_ID, "owner": "someone", "studioHost": studio.host}
+    if api_key:
+        project["apiKey"] = api_key
+    metadata = {
+        "version": 1,
+        "deployCounter": 3,
+        "classes": OUTPUT_ORDER,
+        "samplesPerInference": 12288,
+        "axesCount": 1,
+        "frequency": 0,
+        "tfliteModels": [],
+        "project": project,
+        "impulse": {
+            "inputBlocks": [{"type": "image", "imageWidth": 64, "imageHeight": 64, "resizeMode": "fit-short"}],
+            "dspBlocks": [
+                {
+                    "type": "image",
+                    "metadata": {
+                        "dspConfig": {"options": {"channels": "RGB"}},
+                        "outputConfig": {
+                            "type": "image",
+                            "shape": {"width": 64, "height": 64, "channels": 3, "frames": 1},
+                        },
+                    },
+                }
+            ],
+            "learnBlocks": [
+                {"id": 7, "type": "keras-visual-anomaly", "dsp": [emu.DSP_ID]},
+                {"id": emu.LEARN_ID, "type": "keras-transfer-image", "dsp": [emu.DSP_ID]},
+            ],
+        },
+        "sensor": "camera",
+        "folders": {"input": f"{mounted_at or home}/input", "output": f"{mounted_at or home}/output"},
+    }
+    (home / "input" / "deployment-metadata.json").write_text(json.dumps(metadata))
+    return home

@@ -8,55 +8,7 @@ import types
 
 from tests import helpers
 from tests import studio_emulator as emu
-from tests.helpers import OUTPUT_ORDER, ROOT
-
-# What Studio appends after --metadata: the block's parameters (parameters.json), at their defaults.
-STUDIO_ARGS = ["--alpha", "0.4", "--pooling-gradients", "mean", "--heatmap-normalization", "percentile"]
-
-
-def _home(root, studio, model_zip: bytes | None, api_key: str | None):
-    """<root>/home/input with deployment-metadata.json (and trained.h5.zip), an empty <root>/home/output."""
-    home = root / "home"
-    (home / "input").mkdir(parents=True)
-    (home / "output").mkdir()
-    if model_zip is not None:
-        (home / "input" / "trained.h5.zip").write_bytes(model_zip)
-    project = {"name": "shapes", "id": emu.PROJECT_ID, "owner": "someone", "studioHost": studio.host}
-    if api_key:
-        project["apiKey"] = api_key
-    metadata = {
-        "version": 1,
-        "deployCounter": 3,
-        "classes": OUTPUT_ORDER,
-        "samplesPerInference": 12288,
-        "axesCount": 1,
-        "frequency": 0,
-        "tfliteModels": [],
-        "project": project,
-        "impulse": {
-            "inputBlocks": [{"type": "image", "imageWidth": 64, "imageHeight": 64, "resizeMode": "fit-short"}],
-            "dspBlocks": [
-                {
-                    "type": "image",
-                    "metadata": {
-                        "dspConfig": {"options": {"channels": "RGB"}},
-                        "outputConfig": {
-                            "type": "image",
-                            "shape": {"width": 64, "height": 64, "channels": 3, "frames": 1},
-                        },
-                    },
-                }
-            ],
-            "learnBlocks": [
-                {"id": 7, "type": "keras-visual-anomaly", "dsp": [emu.DSP_ID]},
-                {"id": emu.LEARN_ID, "type": "keras-transfer-image", "dsp": [emu.DSP_ID]},
-            ],
-        },
-        "sensor": "camera",
-        "folders": {"input": str(home / "input"), "output": str(home / "output")},
-    }
-    (home / "input" / "deployment-metadata.json").write_text(json.dumps(metadata))
-    return home
+from tests.helpers import ROOT
 
 
 def _run_block(home, *extra):
@@ -66,14 +18,14 @@ def _run_block(home, *extra):
         "main.py",
         "--metadata",
         home / "input" / "deployment-metadata.json",
-        *STUDIO_ARGS,
+        *helpers.STUDIO_ARGS,
         *extra,
     ]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def test_studio_deployment_writes_only_deploy_zip(studio, tmp_path, export_zip, model_zip):
-    home = _home(tmp_path, studio, model_zip, studio.api_key)
+    home = helpers.studio_home(tmp_path, studio, model_zip, studio.api_key)
     result = _run_block(home)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (home / "output").iterdir()) == ["deploy.zip"]
@@ -85,7 +37,7 @@ def test_studio_deployment_writes_only_deploy_zip(studio, tmp_path, export_zip, 
 def test_runner_layout_without_an_output_folder(studio, tmp_path, export_zip, model_zip):
     """`edge-impulse-blocks runner` extracts the build into ei-block-data/<project>/input/, mounts
     ei-block-data/<project> as /home and never creates output/: the block creates it."""
-    home = _home(tmp_path / "ei-block-data" / str(emu.PROJECT_ID), studio, model_zip, studio.api_key)
+    home = helpers.studio_home(tmp_path / "ei-block-data" / str(emu.PROJECT_ID), studio, model_zip, studio.api_key)
     (home / "output").rmdir()
     result = _run_block(home)
     assert result.returncode == 0, result.stderr
@@ -94,7 +46,7 @@ def test_runner_layout_without_an_output_folder(studio, tmp_path, export_zip, mo
 
 
 def test_missing_model_is_downloaded(studio, tmp_path, export_zip):
-    home = _home(tmp_path, studio, None, studio.api_key)
+    home = helpers.studio_home(tmp_path, studio, None, studio.api_key)
     result = _run_block(home)
     assert result.returncode == 0, result.stderr
     assert any(r.path.endswith(f"/learn-data/{emu.LEARN_ID}/model/tflite-h5") for r in studio.requests)
@@ -102,7 +54,7 @@ def test_missing_model_is_downloaded(studio, tmp_path, export_zip):
 
 
 def test_no_api_key_explains_how_to_get_one(studio, tmp_path, model_zip):
-    home = _home(tmp_path, studio, model_zip, None)
+    home = helpers.studio_home(tmp_path, studio, model_zip, None)
     result = _run_block(home)
     assert result.returncode == 2
     assert "no project.apiKey: enable 'privileged'" in result.stderr
@@ -111,7 +63,7 @@ def test_no_api_key_explains_how_to_get_one(studio, tmp_path, model_zip):
 
 
 def test_output_that_cannot_be_written_fails_before_the_work(studio, tmp_path, model_zip):
-    home = _home(tmp_path, studio, model_zip, studio.api_key)
+    home = helpers.studio_home(tmp_path, studio, model_zip, studio.api_key)
     shutil.rmtree(home / "output")
     (home / "output").write_text("a file where the folder should be")
     result = _run_block(home)
@@ -135,7 +87,7 @@ def test_malformed_metadata_names_the_field(tmp_path):
 def test_list_layers_in_the_containers_layout_needs_no_network(tmp_path, model_zip):
     """`docker run -v ...:/home <image> --metadata /home/input/deployment-metadata.json --list-layers`:
     the mounted model's layers, no API key, no request."""
-    home = _home(tmp_path, types.SimpleNamespace(host="127.0.0.1:9"), model_zip, api_key=None)
+    home = helpers.studio_home(tmp_path, types.SimpleNamespace(host="127.0.0.1:9"), model_zip, api_key=None)
     result = subprocess.run(
         [sys.executable, "main.py", "--metadata", home / "input" / "deployment-metadata.json", "--list-layers"],
         cwd=ROOT,
@@ -151,7 +103,7 @@ def test_list_layers_in_the_containers_layout_needs_no_network(tmp_path, model_z
 
 def test_a_bad_layer_stops_the_block_before_the_export(studio, tmp_path, model_zip):
     """Studio's export can take many minutes: a parameter that does not fit the model fails first."""
-    home = _home(tmp_path, studio, model_zip, studio.api_key)
+    home = helpers.studio_home(tmp_path, studio, model_zip, studio.api_key)
     result = _run_block(home, "--layer", "model/no_such_layer")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
