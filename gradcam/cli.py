@@ -185,6 +185,8 @@ def _report(summary) -> None:
         log.info("skipped %s: %s", source, reason)
     log.info("stage times: %s", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages.items()))
     log.info("wrote %s", summary.zip_path)
+    for warning in summary.warnings:  # last, where a reader of Studio's log looks
+        log.warning("WARNING: %s", warning)
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -13,8 +13,8 @@ import logging
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,7 @@ class Summary:
     results: list[Result]
     skipped: list[tuple[str, str]]
     stages: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what a reader should know before trusting the maps
 
     def count(self, folder: str) -> int:
         return sum(r.folder == folder for r in self.results)
@@ -212,6 +213,7 @@ def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) 
             while rendering:
                 write(rendering.popleft())
         summary = Summary(settings.zip_path, output.results, skipped, dict(stages.seconds, total=progress.close()))
+        summary.warnings = _warnings(explainer, settings, summary)
         output.close(_run_info(explainer, settings, summary))
         return summary
     except BaseException:
@@ -233,7 +235,7 @@ def _run_info(explainer: Explainer, settings: Settings, summary: Summary) -> Run
         layers=explainer.layers(),
         last_conv=explainer.last_conv(),
         resolution="x".join(map(str, explainer.resolution)),
-        warnings=_warnings(explainer, settings, summary),
+        warnings=summary.warnings,
     )
 
 
@@ -258,9 +260,31 @@ def _blank_warning(settings: Settings, summary: Summary) -> str | None:
     )
 
 
+def _label_warning(explainer: Explainer, labels: Iterable[str | None]) -> str | None:
+    """Dataset labels that are not model classes, with counts and the class they may have meant;
+    their images can only count as incorrect."""
+    if explainer.task == "regression":
+        return None
+    unknown = Counter(label for label in labels if label is not None and label not in explainer.classes)
+    if not unknown:
+        return None
+    folded = {name.strip().casefold(): name for name in explainer.classes}
+
+    def described(label: str, count: int) -> str:
+        guess = folded.get(label.strip().casefold())
+        return f"{label!r} ({count} image{'s' * (count > 1)}{f', did you mean {guess!r}?' if guess else ''})"
+
+    listed = ", ".join(described(label, count) for label, count in unknown.most_common())
+    return (
+        f"{sum(unknown.values())} images have a label that is not one of the model's classes "
+        f"({', '.join(explainer.classes)}): {listed}; they count as incorrect"
+    )
+
+
 def _warnings(explainer: Explainer, settings: Settings, summary: Summary) -> list[str]:
     """What a person reading the results should know before trusting the maps."""
-    return [w for w in (_coarse_warning(explainer), _blank_warning(settings, summary)) if w]
+    labels = _label_warning(explainer, (r.true_label for r in summary.results))
+    return [w for w in (labels, _coarse_warning(explainer), _blank_warning(settings, summary)) if w]
 
 
 def _describe_layers(explainer: Explainer) -> str:
@@ -278,12 +302,7 @@ def run(settings: Settings) -> Summary:
     with open_dataset(settings.dataset, settings.category) as dataset:
         explainer = Explainer(model, settings.classes or dataset.labels or None, **settings.explainer_options())
         log.info("%s; task %s", _describe_layers(explainer), explainer.task)
-        _log_warning(_coarse_warning(explainer))
-        summary = explain_dataset(explainer, dataset, settings)
-        _log_warning(_blank_warning(settings, summary))
-        return summary
-
-
-def _log_warning(warning: str | None) -> None:
-    if warning:
-        log.warning("warning: %s", warning)
+        for warning in (_label_warning(explainer, (s.label for s in dataset.samples)), _coarse_warning(explainer)):
+            if warning:
+                log.warning("warning: %s", warning)
+        return explain_dataset(explainer, dataset, settings)

@@ -308,7 +308,9 @@ def randomised(model, images: np.ndarray, seed: int = 0):
 STUDIO_ARGS = ["--alpha", "0.4", "--pooling-gradients", "mean", "--heatmap-normalization", "percentile"]
 
 
-def studio_home(root, studio, model_zip: bytes | None, api_key: str | None, mounted_at: str | None = None):
+def studio_home(
+    root, studio, model_zip: bytes | None, api_key: str | None, mounted_at: str | None = None, classes=OUTPUT_ORDER
+):
     """<root>/home/input with deployment-metadata.json (and trained.h5.zip), an empty <root>/home/output.
     The metadata names the folders as the block sees them: under `mounted_at` in a container."""
     home = root / "home"
@@ -322,7 +324,7 @@ def studio_home(root, studio, model_zip: bytes | None, api_key: str | None, moun
     metadata = {
         "version": 1,
         "deployCounter": 3,
-        "classes": OUTPUT_ORDER,
+        "classes": list(classes),
         "samplesPerInference": 12288,
         "axesCount": 1,
         "frequency": 0,

@@ -1,10 +1,12 @@
 """The container contract: main.py run exactly as Studio runs the block, in Studio's folder layout."""
 
+import io
 import json
 import shutil
 import subprocess
 import sys
 import types
+import zipfile
 
 from tests import helpers
 from tests import studio_emulator as emu
@@ -111,3 +113,22 @@ def test_a_bad_layer_stops_the_block_before_the_export(studio, tmp_path, model_z
     ]
     assert not any(r.path.endswith("/jobs/export/original") for r in studio.requests)
     assert list((home / "output").iterdir()) == []
+
+
+def test_labels_that_are_not_the_metadatas_classes_are_a_loud_warning(studio, tmp_path, model_zip, export_zip):
+    """Studio's classes are the truth: an export label that differs from them (here in case) is named
+    with its count and the class it may mean, in the log's last line and in the report."""
+    classes = ["triangle", "Square", "circle"]
+    home = helpers.studio_home(tmp_path, studio, model_zip, studio.api_key, classes=classes)
+    result = _run_block(home)
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(io.BytesIO(export_zip)) as export:
+        files = json.loads(export.read("info.labels"))["files"]
+    squares = sum(f["category"] == "testing" and f["label"]["label"] == "square" for f in files)
+    warning = (
+        f"{squares} images have a label that is not one of the model's classes (triangle, Square, circle): "
+        f"'square' ({squares} images, did you mean 'Square'?); they count as incorrect"
+    )
+    assert result.stdout.splitlines()[-1] == f"WARNING: {warning}"
+    with zipfile.ZipFile(home / "output" / "deploy.zip") as archive:
+        assert json.loads(archive.read("results.json"))["run"]["warnings"][0] == warning

@@ -245,7 +245,7 @@ def test_blank_maps_for_an_unpredicted_target_class_are_counted_and_marked(tmp_p
     message = f"{blank} of {len(samples)} heatmaps are blank: nothing in those images raised the score of square"
     assert run["counts"]["blank"] == blank
     assert any(w.startswith(message) for w in run["warnings"])
-    assert f"warning: {message}" in result.stdout
+    assert result.stdout.splitlines()[-1] == f"WARNING: {run['warnings'][-1]}" and message in result.stdout
 
 
 def test_the_explained_layers_and_a_coarse_map_are_reported(tmp_path):
@@ -278,3 +278,22 @@ def test_the_explained_layers_and_a_coarse_map_are_reported(tmp_path):
     assert run["resolution"] == "3x3" and [x["name"] for x in run["layers"]] == ["model/Conv_1"]
     assert run["warnings"][0].startswith("the heatmaps are only 3x3 cells (model/Conv_1)")
     assert f"warning: {run['warnings'][0]}" in stdout
+
+
+def test_labels_that_are_not_model_classes_are_named_with_counts(tmp_path):
+    job = ("--model", SHAPES / "model.h5", "--dataset", SHAPES / "export.zip", "--resize-mode", "fit-short")
+    result = _run(*job, "--classes", "Circle,square,triangle", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(SHAPES / "export.zip") as export:
+        files = json.loads(export.read("info.labels"))["files"]
+    circles = sum(f["category"] == "testing" and f["label"]["label"] == "circle" for f in files)
+    warning = (
+        f"{circles} images have a label that is not one of the model's classes (Circle, square, triangle): "
+        f"'circle' ({circles} images, did you mean 'Circle'?); they count as incorrect"
+    )
+    lines = result.stdout.splitlines()
+    assert f"warning: {warning}" in lines[: lines.index(next(x for x in lines if x.startswith("done: ")))]
+    assert lines[-1] == f"WARNING: {warning}"
+    with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
+        assert json.loads(archive.read("results.json"))["run"]["warnings"] == [warning]
+        assert "did you mean" in archive.read("index.html").decode()
