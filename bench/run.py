@@ -46,14 +46,14 @@ CLASSES = ["a", "b", "c"]
 # -- inputs -------------------------------------------------------------------------------------
 
 
-def make_export(path: Path, n: int, seed: int = 0) -> Path:
-    """n camera-sized (320x240) JPEGs with smooth random content, labelled in info.labels."""
+def make_export(path: Path, n: int, seed: int = 0, size: tuple[int, int] = (320, 240)) -> Path:
+    """n JPEGs of size (width, height) with smooth random content, labelled in info.labels."""
     rng = np.random.default_rng(seed)
     files = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         for i in range(n):
             coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-            image = cv2.resize(coarse, (320, 240), interpolation=cv2.INTER_CUBIC)
+            image = cv2.resize(coarse, size, interpolation=cv2.INTER_CUBIC)
             name = f"testing/{i:05d}.jpg.abcdefgh.ingestion-1.jpg"
             archive.writestr(name, cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
             files.append({"path": name, "category": "testing", "label": {"type": "label", "label": CLASSES[i % 3]}})
@@ -166,12 +166,12 @@ def upstream_style(model_path: Path, export: Path, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def peak_rss(model_path: Path, export: Path, out: Path) -> float:
+def peak_rss(model_path: Path, export: Path, out: Path, *flags: str) -> float:
     """Peak resident memory (MiB) of the offline job on `export`, in a fresh process."""
+    argv = ["--model", str(model_path), "--dataset", str(export), "--resize-mode", "fit-short", "--out", str(out)]
     code = (
         "import resource, sys; from gradcam.cli import main; "
-        f"code = main(['--model', {str(model_path)!r}, '--dataset', {str(export)!r}, '--resize-mode', 'fit-short', "
-        f"'--out', {str(out)!r}]); "
+        f"code = main({[*argv, *flags]!r}); "
         "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -186,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="images for the end-to-end runs")
     parser.add_argument("--big", type=int, default=5000, help="images for the memory run")
+    parser.add_argument("--photos", type=int, default=64, help="4000x3000 JPEGs for the memory run")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="minimum seconds per core measurement")
     parser.add_argument("--upstream", type=int, default=10, help="images for the per-image baseline")
@@ -198,6 +199,7 @@ def main() -> None:
     }
     export = make_export(tmp / "export.zip", args.n)
     big = make_export(tmp / "big.zip", args.big, seed=1)
+    photos = make_export(tmp / "photos.zip", args.photos, seed=2, size=(4000, 3000))
 
     rows, details = [], []
     for name, path in models.items():
@@ -220,8 +222,11 @@ def main() -> None:
             f"| {name} | {cam_rate:.0f} | {last_conv_rate:.0f} | {forward_rate:.0f} | {job_rate:.0f} | {floor:.0f} "
             f"| {upstream:.2f} | " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()) + " |"
         )
-    small_rss = peak_rss(models["MobileNetV2 0.35 96x96 (nested)"], export, tmp / "rss-small")
-    big_rss = peak_rss(models["MobileNetV2 0.35 96x96 (nested)"], big, tmp / "rss-big")
+    mobilenet = models["MobileNetV2 0.35 96x96 (nested)"]
+    small_rss = peak_rss(mobilenet, export, tmp / "rss-small")
+    big_rss = peak_rss(mobilenet, big, tmp / "rss-big")
+    photos_rss = peak_rss(mobilenet, photos, tmp / "rss-photos")
+    photos_full_rss = peak_rss(mobilenet, photos, tmp / "rss-photos-full", "--max-overlay-size", "0")
 
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
@@ -235,6 +240,10 @@ def main() -> None:
         "",
         f"Peak memory of the whole job (MobileNetV2): {small_rss:.0f} MiB for {args.n} images, "
         f"{big_rss:.0f} MiB for {args.big} images: ratio {big_rss / small_rss:.2f} (target <= 1.2).",
+        "",
+        f"Peak memory for {args.photos} photos of 4000x3000 (MobileNetV2): {photos_rss:.0f} MiB "
+        f"({photos_rss * 2**20 / 1e9:.2f} GB, target <= 1.5 GB), {photos_rss / small_rss:.2f}x the 320x240 run; "
+        f"{photos_full_rss:.0f} MiB with --max-overlay-size 0 (full-size decode and overlays).",
         "",
         "| model | CAM default img/s | CAM last conv img/s | forward img/s | job img/s "
         "| decode+preprocess+forward img/s | upstream img/s | job stage times (summed over threads) |",

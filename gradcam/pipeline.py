@@ -25,6 +25,7 @@ import numpy as np
 from gradcam.dataset import Dataset, Sample, open_dataset
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer, Explanation
+from gradcam.images import decode, downscale
 from gradcam.model import load_model
 from gradcam.preprocess import Geometry
 from gradcam.progress import Progress
@@ -34,6 +35,9 @@ from gradcam.settings import Settings
 log = logging.getLogger("gradcam")
 JPEG_QUALITY = 90
 LAYOUTS = ("blend", "panel")
+# A reduced JPEG decode stays at least this many times the model's input size: the model input
+# then matches the full decode's within a few grey levels (tests/test_images.py).
+DECODE_MARGIN = 8
 MIN_RESOLUTION = 6  # heatmaps coarser than this (cells on the short side) get a warning
 
 
@@ -59,9 +63,10 @@ class Summary:
 @dataclass
 class _Prepared:
     sample: Sample
-    image: np.ndarray | None = None
+    image: np.ndarray | None = None  # as shown in the overlay: at most --max-overlay-size on its long side
     inputs: np.ndarray | None = None
-    geometry: Geometry | None = None
+    geometry: Geometry | None = None  # of the model input in `image`
+    original: tuple[int, int] = (0, 0)  # (width, height) of the image in the file
     reason: str = ""
 
 
@@ -78,22 +83,36 @@ class _Stages:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
 
 
-def _decode(dataset: Dataset, sample: Sample, explainer: Explainer, stages: _Stages) -> _Prepared:
+def _decode(dataset: Dataset, sample: Sample, explainer: Explainer, max_side: int, stages: _Stages) -> _Prepared:
+    """Read, decode (a large JPEG reduced, never below the overlay's or the model's size) and
+    preprocess one sample; the image kept for the overlay is at most max_side on its long side."""
     start = time.perf_counter()
     try:
         data = dataset.read(sample)
     except (OSError, KeyError) as exc:
         return _Prepared(sample, reason=f"cannot read the file ({exc})")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
+    model_side = max(explainer.spec.width, explainer.spec.height)
+    decoded = decode(data, max(max_side, DECODE_MARGIN * model_side) if max_side else 0)
+    if decoded is None:
         return _Prepared(sample, reason="not a decodable image (corrupt or unsupported format)")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    inputs, geometry = explainer.prepare(image)
+    inputs, geometry = explainer.prepare(decoded.image)
+    shown = downscale(decoded.image, max_side)
+    (height, width), (shown_height, shown_width) = decoded.image.shape[:2], shown.shape[:2]
+    geometry = geometry.resized(shown_width / width, shown_height / height)
     stages.add("decode", start)
-    return _Prepared(sample, image, inputs, geometry)
+    return _Prepared(sample, shown, inputs, geometry, decoded.original)
 
 
-def _result(explanation: Explanation, sample: Sample, explainer: Explainer, threshold: float) -> Result:
+def _in_original(point: tuple[int, int], shown: tuple[int, ...], original: tuple[int, int]) -> tuple[int, int]:
+    """A pixel of the image as shown -> the pixel of the image in the file under its centre."""
+    (x, y), (height, width) = point, shown[:2]
+    return min(int((x + 0.5) * original[0] / width), original[0] - 1), min(
+        int((y + 0.5) * original[1] / height), original[1] - 1
+    )
+
+
+def _result(explanation: Explanation, prepared: _Prepared, explainer: Explainer, threshold: float) -> Result:
+    sample = prepared.sample
     names = explainer.classes if explainer.task != "regression" else ["value"]
     correct, error = None, None
     if sample.label is not None and explainer.task == "regression":
@@ -101,7 +120,7 @@ def _result(explanation: Explanation, sample: Sample, explainer: Explainer, thre
         correct = error <= threshold
     elif sample.label is not None:
         correct = explanation.label == sample.label
-    peak = explanation.peak
+    peak = explanation.peak and _in_original(explanation.peak, explanation.image.shape, prepared.original)
     return Result(
         source=sample.path,
         category=sample.category,
@@ -121,7 +140,7 @@ def _render(explainer: Explainer, prepared: _Prepared, outputs: tuple, settings:
     """One sample's map on its original image, drawn and encoded as JPEG: (Result, bytes)."""
     start = time.perf_counter()
     explanation = explainer.finish(prepared.image, prepared.geometry, *outputs)
-    result = _result(explanation, prepared.sample, explainer, settings.regression_threshold)
+    result = _result(explanation, prepared, explainer, settings.regression_threshold)
     if settings.layout == "panel":
         truth = prepared.sample.label if prepared.sample.label is not None else "unlabeled"
         confidence = "" if result.confidence is None else f" ({result.confidence:.0%})"
@@ -191,7 +210,9 @@ def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) 
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
             rendering: deque[list[Future]] = deque()
-            decode = functools.partial(_decode, dataset, explainer=explainer, stages=stages)
+            decode = functools.partial(
+                _decode, dataset, explainer=explainer, max_side=settings.max_overlay_size, stages=stages
+            )
             for prepared in _decoded_batches(pool, decode, samples, settings.batch_size):
                 for p in prepared:
                     if p.reason:

@@ -61,6 +61,17 @@ class Geometry:
     offset_y: float
     valid: tuple[int, int, int, int]
 
+    def resized(self, width_ratio: float, height_ratio: float) -> Geometry:
+        """The same geometry on the image resized by these ratios (new size / old size)."""
+        x0, y0, x1, y1 = self.valid
+        return Geometry(
+            self.scale_x * width_ratio,
+            self.scale_y * height_ratio,
+            self.offset_x * width_ratio,
+            self.offset_y * height_ratio,
+            (round(x0 * width_ratio), round(y0 * height_ratio), round(x1 * width_ratio), round(y1 * height_ratio)),
+        )
+
     def _cell_size(self, map_shape: tuple[int, ...], model_size: tuple[int, int]) -> tuple[float, float]:
         """(width, height) of one heatmap cell in original pixels."""
         return model_size[0] / map_shape[1] * self.scale_x, model_size[1] / map_shape[0] * self.scale_y

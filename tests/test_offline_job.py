@@ -297,3 +297,31 @@ def test_labels_that_are_not_model_classes_are_named_with_counts(tmp_path):
     with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
         assert json.loads(archive.read("results.json"))["run"]["warnings"] == [warning]
         assert "did you mean" in archive.read("index.html").decode()
+
+
+def test_camera_sized_photos_give_overlays_capped_in_size_and_peaks_in_file_pixels(tmp_path):
+    """Shapes scaled up to 4000x3000 photos: overlays at --max-overlay-size (default 1024) on the
+    long side, or the original size with 0; the same predictions, and peaks in the file's pixels."""
+    shapes, labels, _boxes = helpers.shapes_test_set()
+    samples = []
+    for i in range(3):
+        big = cv2.resize(shapes[i], (4000, 3000), interpolation=cv2.INTER_LINEAR)
+        samples.append((f"testing/photo{i}.jpg", labels[i], helpers.jpeg(big)))
+    export = write_export(tmp_path / "export.zip", samples)
+    runs = {}
+    for size in ("1024", "0"):
+        out = tmp_path / size
+        result = _run("--model", SHAPES / "model.h5", "--dataset", export, "--out", out, "--max-overlay-size", size)
+        assert result.returncode == 0, result.stderr
+        with zipfile.ZipFile(out / "deploy.zip") as archive:
+            rows = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
+            shapes_seen = [
+                cv2.imdecode(np.frombuffer(archive.read(r["overlay"]), np.uint8), cv2.IMREAD_COLOR).shape for r in rows
+            ]
+        runs[size] = rows
+        assert shapes_seen == [(768, 1024, 3) if size == "1024" else (3000, 4000, 3)] * 3
+    cell = 4000 / 16  # the shapes model's map is 16x16
+    for reduced, full in zip(runs["1024"], runs["0"], strict=True):
+        assert reduced["predicted"] == full["predicted"]
+        for axis in ("peak_x", "peak_y"):
+            assert abs(int(reduced[axis]) - int(full[axis])) <= cell / 2, (reduced, full)
