@@ -166,17 +166,20 @@ def upstream_style(model_path: Path, export: Path, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def peak_rss(model_path: Path, export: Path, out: Path, *flags: str) -> float:
-    """Peak resident memory (MiB) of the offline job on `export`, in a fresh process."""
+def peak_rss(model_path: Path, export: Path, out: Path, *flags: str) -> tuple[float, float]:
+    """Peak resident memory (MiB) and wall seconds (start-up included) of the offline job on
+    `export`, in a fresh process."""
     argv = ["--model", str(model_path), "--dataset", str(export), "--resize-mode", "fit-short", "--out", str(out)]
     code = (
         "import resource, sys; from gradcam.cli import main; "
         f"code = main({[*argv, *flags]!r}); "
         "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
     )
+    start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
     kib = int(next(line for line in result.stdout.splitlines() if line.startswith("RSS")).split()[1])
-    return kib / 1024
+    return kib / 1024, seconds
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -223,10 +226,10 @@ def main() -> None:
             f"| {upstream:.2f} | " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()) + " |"
         )
     mobilenet = models["MobileNetV2 0.35 96x96 (nested)"]
-    small_rss = peak_rss(mobilenet, export, tmp / "rss-small")
-    big_rss = peak_rss(mobilenet, big, tmp / "rss-big")
-    photos_rss = peak_rss(mobilenet, photos, tmp / "rss-photos")
-    photos_full_rss = peak_rss(mobilenet, photos, tmp / "rss-photos-full", "--max-overlay-size", "0")
+    small_rss, _ = peak_rss(mobilenet, export, tmp / "rss-small")
+    big_rss, _ = peak_rss(mobilenet, big, tmp / "rss-big")
+    photos_rss, photos_seconds = peak_rss(mobilenet, photos, tmp / "rss-photos")
+    full_rss, full_seconds = peak_rss(mobilenet, photos, tmp / "rss-photos-full", "--max-overlay-size", "0")
 
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
@@ -243,7 +246,8 @@ def main() -> None:
         "",
         f"Peak memory for {args.photos} photos of 4000x3000 (MobileNetV2): {photos_rss:.0f} MiB "
         f"({photos_rss * 2**20 / 1e9:.2f} GB, target <= 1.5 GB), {photos_rss / small_rss:.2f}x the 320x240 run; "
-        f"{photos_full_rss:.0f} MiB with --max-overlay-size 0 (full-size decode and overlays).",
+        f"{full_rss:.0f} MiB with --max-overlay-size 0 (full-size decode and overlays). Wall time with start-up: "
+        f"{photos_seconds:.0f}s, {full_seconds / photos_seconds:.1f}x that with --max-overlay-size 0.",
         "",
         "| model | CAM default img/s | CAM last conv img/s | forward img/s | job img/s "
         "| decode+preprocess+forward img/s | upstream img/s | job stage times (summed over threads) |",
