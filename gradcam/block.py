@@ -30,12 +30,20 @@ class DeploymentMetadata:
     image_shape: tuple[int, int, int] | None  # (height, width, channels)
     resize_mode: str | None
     learn_blocks: list[tuple[int, str, str]]  # (id, type, name) of the impulse's learn blocks
+    tflite_listed: bool  # tfliteModels lists an int8 or float32 trained.tflite
     input_dir: Path
     output_dir: Path
 
     @property
     def model_zip(self) -> Path:
         return self.input_dir / "trained.h5.zip"
+
+    @property
+    def tflite(self) -> Path | None:
+        """The TFLite model Studio mounts (int8 or float32, as chosen under optimisations), when the
+        metadata lists it or it is there; None when there is none to compare with."""
+        path = self.input_dir / "trained.tflite"
+        return path if self.tflite_listed or path.exists() else None
 
     def check_output(self) -> None:
         """Create the output folder when missing (`edge-impulse-blocks runner` mounts the project's
@@ -99,6 +107,11 @@ def read_metadata(path: str | Path) -> DeploymentMetadata:
             image_shape=shape,
             resize_mode=resize_mode,
             learn_blocks=learn,
+            tflite_listed=any(
+                Path(str(m.get("modelPath", ""))).name == "trained.tflite"
+                and (m.get("details") or {}).get("modelType") in ("int8", "float32")
+                for m in data.get("tfliteModels") or []
+            ),
             input_dir=Path(folders["input"]),
             output_dir=Path(folders["output"]),
         )

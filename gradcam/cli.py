@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from gradcam.errors import GradcamError
+from gradcam.quiet import native_stderr_captured
 from gradcam.settings import Settings
 
 log = logging.getLogger("gradcam")
@@ -78,6 +79,12 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--model", type=Path, help="Keras model: .h5, .keras, or a zip holding model.h5")
     src.add_argument("--dataset", type=Path, help="Edge Impulse export zip, or its extracted folder")
     src.add_argument("--classes", type=_classes, help="class names in model output order, comma separated")
+    src.add_argument(
+        "--tflite",
+        type=Path,
+        help="the TFLite model (int8 or float32) to compare with on every image (Studio: its own)",
+    )
+    src.add_argument("--no-tflite", action="store_true", help="do not run the TFLite model, not even Studio's")
     p.add_argument("--out", type=Path, default=Path("output"), help="folder for deploy.zip (default: output)")
     p.add_argument("--category", choices=CATEGORIES, default="testing", help="which samples to explain")
 
@@ -149,25 +156,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _import_quietly() -> None:
-    """Import TensorFlow and Keras with their C++ start-up chatter (absl, oneDNN notices) kept off
-    stderr, which is for our one-line errors; replayed if the import itself fails."""
+    """Import TensorFlow and Keras with their C++ start-up chatter kept off stderr."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-            import tf_keras  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with native_stderr_captured():
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+        import tf_keras  # noqa: F401
 
 
 def _report(summary) -> None:
@@ -183,6 +177,16 @@ def _report(summary) -> None:
     )
     for source, reason in summary.skipped:
         log.info("skipped %s: %s", source, reason)
+    tflite = summary.tflite
+    if tflite.get("compared"):
+        log.info(
+            "%s (%s): agrees with the Keras model on %d of %d images; %d disagreements",
+            tflite["model"],
+            tflite["type"],
+            tflite["compared"] - tflite["disagreements"],
+            tflite["compared"],
+            tflite["disagreements"],
+        )
     log.info("stage times: %s", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages.items()))
     log.info("wrote %s", summary.zip_path)
     for warning in summary.warnings:  # last, where a reader of Studio's log looks

@@ -31,6 +31,7 @@ from gradcam.preprocess import Geometry
 from gradcam.progress import Progress
 from gradcam.report import DeployZip, Result, RunInfo
 from gradcam.settings import Settings
+from gradcam.tflite import Comparison, TfliteModel
 
 log = logging.getLogger("gradcam")
 JPEG_QUALITY = 90
@@ -50,6 +51,7 @@ class Summary:
     skipped: list[tuple[str, str]]
     stages: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what a reader should know before trusting the maps
+    tflite: dict = field(default_factory=dict)  # the TFLite comparison, as in results.json
 
     def count(self, folder: str) -> int:
         return sum(r.folder == folder for r in self.results)
@@ -111,7 +113,26 @@ def _in_original(point: tuple[int, int], shown: tuple[int, ...], original: tuple
     )
 
 
-def _result(explanation: Explanation, prepared: _Prepared, explainer: Explainer, threshold: float) -> Result:
+def _compared(explainer: Explainer, explanation: Explanation, device: np.ndarray, truth: str | None, threshold: float):
+    """The TFLite model's answer for one sample, beside the Keras model's: Result fields."""
+    value, label, confidence, _ = explainer.interpret(device, device)
+    if explainer.task == "regression":
+        error = None if truth is None else round(abs(value - float(truth)), 6)
+        return {
+            "tflite_predicted": label,
+            "tflite_error": error,
+            "agrees": abs(value - explanation.prediction) <= threshold,
+        }
+    return {"tflite_predicted": label, "tflite_confidence": round(confidence, 6), "agrees": label == explanation.label}
+
+
+def _result(
+    explanation: Explanation,
+    prepared: _Prepared,
+    explainer: Explainer,
+    threshold: float,
+    device: np.ndarray | None = None,
+) -> Result:
     sample = prepared.sample
     names = explainer.classes if explainer.task != "regression" else ["value"]
     correct, error = None, None
@@ -133,18 +154,39 @@ def _result(explanation: Explanation, prepared: _Prepared, explainer: Explainer,
         peak_y=peak[1] if peak else None,
         error=None if error is None else round(error, 6),
         blank=explanation.empty,
+        **({} if device is None else _compared(explainer, explanation, device, sample.label, threshold)),
     )
 
 
-def _render(explainer: Explainer, prepared: _Prepared, outputs: tuple, settings: Settings, stages: _Stages):
-    """One sample's map on its original image, drawn and encoded as JPEG: (Result, bytes)."""
+def caption(result: Result, device_kind: str = "tflite") -> str:
+    """The panel's caption: true label, prediction, and the TFLite model's where it disagrees."""
+
+    def answer(label: str | None, confidence: float | None) -> str:
+        return f"{label}{'' if confidence is None else f' ({confidence:.0%})'}"
+
+    truth = result.true_label if result.true_label is not None else "unlabeled"
+    text = f"true: {truth}  predicted: {answer(result.predicted, result.confidence)}"
+    if result.agrees is False:
+        text += f"  {device_kind}: {answer(result.tflite_predicted, result.tflite_confidence)}"
+    return text
+
+
+def _render(
+    explainer: Explainer,
+    prepared: _Prepared,
+    outputs: tuple,
+    device: tuple[str, np.ndarray] | None,
+    settings: Settings,
+    stages: _Stages,
+):
+    """One sample's map on its original image, drawn and encoded as JPEG: (Result, bytes).
+    device: the TFLite model's kind and outputs for this sample, if it ran."""
     start = time.perf_counter()
     explanation = explainer.finish(prepared.image, prepared.geometry, *outputs)
-    result = _result(explanation, prepared, explainer, settings.regression_threshold)
+    kind, answer = device or ("tflite", None)
+    result = _result(explanation, prepared, explainer, settings.regression_threshold, answer)
     if settings.layout == "panel":
-        truth = prepared.sample.label if prepared.sample.label is not None else "unlabeled"
-        confidence = "" if result.confidence is None else f" ({result.confidence:.0%})"
-        picture = explanation.panel(settings.alpha, f"true: {truth}  predicted: {result.predicted}{confidence}")
+        picture = explanation.panel(settings.alpha, caption(result, kind))
     else:
         picture = explanation.overlay(settings.alpha)
     bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
@@ -183,12 +225,16 @@ def _decoded_batches(pool: ThreadPoolExecutor, decode, samples: list[Sample], si
         yield [f.result() for f in current]
 
 
-def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) -> Summary:
-    """Explain every sample of `dataset` and write settings.zip_path.
+def explain_dataset(
+    explainer: Explainer, dataset: Dataset, settings: Settings, comparison: Comparison | None = None
+) -> Summary:
+    """Explain every sample of `dataset` and write settings.zip_path; with a comparison, run its
+    TFLite model on the same inputs too.
 
     At most two batches are decoding and one batch is rendering while the model runs, so memory
     stays flat however large the dataset is.
     """
+    device = comparison.model if comparison else None
     if settings.layout not in LAYOUTS:
         raise GradcamError(f"layout {settings.layout!r}: expected one of {', '.join(LAYOUTS)}")
     if settings.batch_size < 1:
@@ -221,11 +267,17 @@ def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) 
                 good = [p for p in prepared if not p.reason]
                 if good:
                     start = time.perf_counter()
-                    batch = explainer.run(np.stack([p.inputs for p in good]), np.full(len(good), target, np.int32))
+                    inputs = np.stack([p.inputs for p in good])
+                    batch = explainer.run(inputs, np.full(len(good), target, np.int32))
                     stages.add("model", start)
+                    answers = [None] * len(good)
+                    if device:
+                        start = time.perf_counter()
+                        answers = [(device.kind, answer) for answer in device.predict(inputs)]
+                        stages.add("tflite", start)
                     rendering.append(
                         [
-                            pool.submit(_render, explainer, p, batch.sample(i), settings, stages)
+                            pool.submit(_render, explainer, p, batch.sample(i), answers[i], settings, stages)
                             for i, p in enumerate(good)
                         ]
                     )
@@ -234,6 +286,7 @@ def explain_dataset(explainer: Explainer, dataset: Dataset, settings: Settings) 
             while rendering:
                 write(rendering.popleft())
         summary = Summary(settings.zip_path, output.results, skipped, dict(stages.seconds, total=progress.close()))
+        summary.tflite = _tflite_summary(comparison, summary.results)
         summary.warnings = _warnings(explainer, settings, summary)
         output.close(_run_info(explainer, settings, summary))
         return summary
@@ -257,6 +310,7 @@ def _run_info(explainer: Explainer, settings: Settings, summary: Summary) -> Run
         last_conv=explainer.last_conv(),
         resolution="x".join(map(str, explainer.resolution)),
         warnings=summary.warnings,
+        tflite=summary.tflite,
     )
 
 
@@ -305,7 +359,42 @@ def _label_warning(explainer: Explainer, labels: Iterable[str | None]) -> str | 
 def _warnings(explainer: Explainer, settings: Settings, summary: Summary) -> list[str]:
     """What a person reading the results should know before trusting the maps."""
     labels = _label_warning(explainer, (r.true_label for r in summary.results))
-    return [w for w in (labels, _coarse_warning(explainer), _blank_warning(settings, summary)) if w]
+    tflite = summary.tflite.get("problem") and f"{summary.tflite['problem']}: the TFLite columns are empty"
+    warnings = (labels, tflite, _coarse_warning(explainer), _blank_warning(settings, summary))
+    return [w for w in warnings if w]
+
+
+def _tflite_summary(comparison: Comparison | None, results: list[Result]) -> dict:
+    if comparison is None:
+        return {}
+    if comparison.model is None:
+        return {"model": comparison.name, "problem": comparison.problem}
+    answers = [r.agrees for r in results if r.agrees is not None]
+    disagreements = answers.count(False)
+    return {
+        "model": comparison.name,
+        "type": comparison.model.kind,
+        "compared": len(answers),
+        "disagreements": disagreements,
+        "agreement": round(1 - disagreements / len(answers), 6) if answers else None,
+    }
+
+
+def open_comparison(settings: Settings, explainer: Explainer) -> Comparison | None:
+    """The TFLite model to compare with, checked against the Keras model. A problem is an error
+    when --tflite named it, and a warning with Studio's own trained.tflite."""
+    if settings.tflite is None or settings.no_tflite:
+        return None
+    name = settings.tflite.name
+    try:
+        model = TfliteModel(settings.tflite, math.prod(explainer.adapter.image_shape), explainer.adapter.num_outputs)
+    except GradcamError as exc:
+        if settings.tflite_required:
+            raise
+        log.warning("warning: %s: the TFLite columns stay empty", exc)
+        return Comparison(name, problem=str(exc))
+    log.info("comparing with %s (%s) on every image", name, model.kind)
+    return Comparison(name, model)
 
 
 def _describe_layers(explainer: Explainer) -> str:
@@ -322,8 +411,9 @@ def run(settings: Settings) -> Summary:
     model = load_model(settings.model)
     with open_dataset(settings.dataset, settings.category) as dataset:
         explainer = Explainer(model, settings.classes or dataset.labels or None, **settings.explainer_options())
+        comparison = open_comparison(settings, explainer)
         log.info("%s; task %s", _describe_layers(explainer), explainer.task)
         for warning in (_label_warning(explainer, (s.label for s in dataset.samples)), _coarse_warning(explainer)):
             if warning:
                 log.warning("warning: %s", warning)
-        return explain_dataset(explainer, dataset, settings)
+        return explain_dataset(explainer, dataset, settings, comparison)

@@ -30,6 +30,10 @@ RESULT_FIELDS = (
     "peak_x",
     "peak_y",
     "blank",
+    "tflite_predicted",
+    "tflite_confidence",
+    "tflite_error",
+    "agrees",
 )  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
 
 
@@ -48,6 +52,12 @@ class Result:
     peak_y: int | None
     error: float | None = None  # regression: |predicted - true|
     blank: bool = False  # the map is all zero: nothing in the image raised the explained score
+    # The TFLite model's answer (None: not run): its prediction, confidence, regression error, and
+    # whether it agrees with the Keras model (regression: within the error threshold of it).
+    tflite_predicted: str | None = None
+    tflite_confidence: float | None = None
+    tflite_error: float | None = None
+    agrees: bool | None = None
     overlay: str = ""
 
     @property
@@ -73,6 +83,7 @@ class RunInfo:
     last_conv: dict = field(default_factory=dict)  # name, size
     resolution: str = ""  # h x w of the explained map
     warnings: list[str] = field(default_factory=list)
+    tflite: dict = field(default_factory=dict)  # model, type, compared, disagreements, agreement; or problem
 
 
 TEMPLATE = Path(__file__).with_name("report.html")

@@ -28,6 +28,10 @@ class Settings:
     regression_threshold: float = 0.1
     batch_size: int = 32
     list_layers: bool = False  # print the explainable layers and exit
+    # The TFLite model (int8 or float32) to compare with the Keras model on every sample.
+    tflite: Path | None = None  # Studio: the mounted trained.tflite
+    no_tflite: bool = False
+    tflite_required: bool = True  # False in Studio mode: a bad trained.tflite is a warning, not an error
     # Preprocessing, as Edge Impulse's image block; None: from the impulse, else the default.
     resize_mode: str | None = None  # default squash
     color: str | None = None  # RGB / Grayscale; default: from the model's input channels

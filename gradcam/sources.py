@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 
 from gradcam.block import read_metadata
@@ -16,6 +17,7 @@ from gradcam.explainer import Explainer
 from gradcam.model import load_model
 from gradcam.settings import Settings
 from gradcam.studio import DEFAULT_HOST, StudioClient, choose_learn_block
+from gradcam.tflite import TfliteModel
 
 log = logging.getLogger("gradcam")
 
@@ -47,11 +49,13 @@ def _complete(
 
 
 def check(settings: Settings) -> None:
-    """Fail on a --layer, --target-class, colour depth or class list that does not fit the model
-    now, before the export's long wait."""
+    """Fail on a --layer, --target-class, colour depth, class list or --tflite model that does not
+    fit the model now, before the export's long wait."""
     settings = settings.with_defaults()
     explainer = Explainer(load_model(settings.model), settings.classes, **settings.explainer_options())
     explainer.target_index(settings.target_class)
+    if settings.tflite and settings.tflite_required and not settings.no_tflite:
+        TfliteModel(settings.tflite, math.prod(explainer.adapter.image_shape), explainer.adapter.num_outputs)
 
 
 def from_block(settings: Settings, work: Path) -> Settings:
@@ -69,7 +73,16 @@ def from_block(settings: Settings, work: Path) -> Settings:
     if not model.is_file():
         log.info("%s is missing: downloading the model", model)
         model = client.download_model(meta.project_id, learn_id, work / "trained.h5.zip")
-    settings = _complete(settings, meta.classes, meta.image_shape, meta.resize_mode, scaling, model=model)
+    settings = _complete(
+        settings,
+        meta.classes,
+        meta.image_shape,
+        meta.resize_mode,
+        scaling,
+        model=model,
+        tflite=settings.tflite or meta.tflite,
+        tflite_required=settings.tflite is not None,
+    )
     check(settings)
     dataset = client.export_dataset(meta.project_id, work / "export.zip", settings.export_timeout)
     return dataclasses.replace(settings, dataset=dataset, out=meta.output_dir)

@@ -1,0 +1,106 @@
+"""The TFLite model beside the Keras one: what the device runs, usually int8.
+
+It runs on exactly the inputs the Keras model saw (Edge Impulse's preprocessing, already scaled),
+quantized with its input tensor's own scale and zero point, q = round(x / scale + zero_point)
+clipped to the type's range; its output is dequantized as (q - zero_point) * scale.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from gradcam.errors import GradcamError
+from gradcam.quiet import native_stderr_captured
+
+
+class TfliteModel:
+    """One interpreter; a batch is one invocation when the model accepts a batch dimension, else
+    one invocation per image."""
+
+    def __init__(self, path: str | Path, input_size: int, outputs: int):
+        """Open `path` and check it against the Keras model: `input_size` values in, `outputs` out."""
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise GradcamError(f"{self.path}: TFLite model not found")
+        try:
+            # "tf.lite.Interpreter is deprecated": it is TF 2.21's own; "Created ... XNNPACK delegate".
+            with warnings.catch_warnings(), native_stderr_captured():
+                warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated", UserWarning)
+                self._interpreter = tf.lite.Interpreter(model_path=str(self.path), num_threads=os.cpu_count())
+                self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise GradcamError(f"{self.path}: not a readable TFLite model ({str(exc).splitlines()[0]})") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        shape, out_shape = self._input["shape"], self._output["shape"]
+        if int(np.prod(shape[1:])) != input_size:
+            raise GradcamError(
+                f"{self.path}: its input {shape.tolist()} holds {int(np.prod(shape[1:]))} values per image, "
+                f"the Keras model's {input_size}"
+            )
+        if int(np.prod(out_shape[1:])) != outputs:
+            raise GradcamError(f"{self.path}: it has {int(np.prod(out_shape[1:]))} outputs, the Keras model {outputs}")
+        self._batch = int(shape[0])
+
+    @property
+    def kind(self) -> str:
+        """The input type: int8, uint8 or float32."""
+        return np.dtype(self._input["dtype"]).name
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Float inputs as the Keras model takes them (batch, ...) -> dequantized outputs (batch, outputs)."""
+        inputs = inputs.reshape(len(inputs), *self._input["shape"][1:])
+        if self._batch != len(inputs) and not self._resize(len(inputs)):
+            return np.concatenate([self.predict(x[None]) for x in inputs])
+        self._interpreter.set_tensor(self._input["index"], _quantize(inputs, self._input))
+        self._interpreter.invoke()
+        return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._output).reshape(len(inputs), -1)
+
+    def _resize(self, batch: int) -> bool:
+        """Give the input a batch dimension of `batch`; False if the model cannot take it (a
+        reshape to batch 1 inside, say): then it runs image by image."""
+        shape = [batch, *self._input["shape"][1:]]
+        try:
+            self._interpreter.resize_tensor_input(self._input["index"], shape)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError):
+            self._interpreter.resize_tensor_input(self._input["index"], [1, *shape[1:]])
+            self._interpreter.allocate_tensors()
+            self._batch = 1
+            return False
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = batch
+        return True
+
+
+def _quantize(x: np.ndarray, tensor: dict) -> np.ndarray:
+    dtype = np.dtype(tensor["dtype"])
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    scale, zero_point = tensor["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def _dequantize(q: np.ndarray, tensor: dict) -> np.ndarray:
+    if np.dtype(tensor["dtype"]).kind == "f":
+        return q.astype(np.float32)
+    scale, zero_point = tensor["quantization"]
+    return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+@dataclass
+class Comparison:
+    """The TFLite model compared with on every sample, or why it could not be (then its columns
+    stay empty)."""
+
+    name: str
+    model: TfliteModel | None = None
+    problem: str = ""
