@@ -309,7 +309,13 @@ STUDIO_ARGS = ["--alpha", "0.4", "--pooling-gradients", "mean", "--heatmap-norma
 
 
 def studio_home(
-    root, studio, model_zip: bytes | None, api_key: str | None, mounted_at: str | None = None, classes=OUTPUT_ORDER
+    root,
+    studio,
+    model_zip: bytes | None,
+    api_key: str | None,
+    mounted_at: str | None = None,
+    classes=OUTPUT_ORDER,
+    tflite_models: list | None = None,
 ):
     """<root>/home/input with deployment-metadata.json (and trained.h5.zip), an empty <root>/home/output.
     The metadata names the folders as the block sees them: under `mounted_at` in a container."""
@@ -328,7 +334,7 @@ def studio_home(
         "samplesPerInference": 12288,
         "axesCount": 1,
         "frequency": 0,
-        "tfliteModels": [],
+        "tfliteModels": tflite_models or [],
         "project": project,
         "impulse": {
             "inputBlocks": [{"type": "image", "imageWidth": 64, "imageHeight": 64, "resizeMode": "fit-short"}],
@@ -354,3 +360,19 @@ def studio_home(
     }
     (home / "input" / "deployment-metadata.json").write_text(json.dumps(metadata))
     return home
+
+
+def open_report(browser, zip_path: Path, folder: Path):
+    """deploy.zip unzipped into folder, its index.html opened: (page, console problems)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(folder)
+    page = browser.new_page()
+    problems = []
+    page.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.goto((folder / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    return page, problems

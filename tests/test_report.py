@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from gradcam.errors import GradcamError
 from gradcam.report import DeployZip, Result, RunInfo
-from tests.helpers import ROOT
+from tests.helpers import ROOT, open_report
 
 EVIL = "<img src=x onerror=alert(1)>"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -106,46 +105,8 @@ def test_unwritable_target_is_a_clear_error(tmp_path):
 # --- In a real browser. ---
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it): browser tests skipped")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-def _open(browser, zip_path: Path, folder: Path):
-    with zipfile.ZipFile(zip_path) as archive:
-        archive.extractall(folder)
-    page = browser.new_page()
-    problems = []
-    page.on(
-        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    page.goto((folder / "index.html").as_uri())
-    page.wait_for_load_state("load")
-    return page, problems
-
-
 def test_report_loads_filters_and_never_runs_labels(browser, tmp_path):
-    page, problems = _open(browser, _classification_zip(tmp_path / "deploy.zip"), tmp_path / "unzipped")
+    page, problems = open_report(browser, _classification_zip(tmp_path / "deploy.zip"), tmp_path / "unzipped")
     assert page.locator("#gallery figure").count() == 7
     assert page.locator("img[src='x']").count() == 0
     assert page.get_by_text(f"true: {EVIL}").count() == 1, "the label shows as text"
@@ -196,7 +157,7 @@ def test_report_of_a_real_run_with_screenshot(browser, tmp_path):
         )
         == 0
     )
-    page, problems = _open(browser, out / "deploy.zip", tmp_path / "unzipped")
+    page, problems = open_report(browser, out / "deploy.zip", tmp_path / "unzipped")
     results = json.loads((tmp_path / "unzipped" / "results.json").read_text())
     assert page.locator("#gallery figure").count() == len(results["results"]) == 120
     correct = sum(r["correct"] for r in results["results"])
@@ -213,7 +174,7 @@ def test_regression_report_draws_its_plots(browser, tmp_path):
         error = abs(truth - predicted)
         out.add(_result(i, str(truth), f"{predicted:.4g}", None, error <= 0.1, round(error, 6)), _jpeg(i))
     path = out.close(RunInfo("reg.h5", "conv", "regression", "gradcam", [], {"regression_threshold": 0.1}))
-    page, problems = _open(browser, path, tmp_path / "unzipped")
+    page, problems = open_report(browser, path, tmp_path / "unzipped")
     assert page.locator("#regression svg").count() == 2
     assert page.locator("#regression circle").count() == 4
     assert page.locator("#confusion-section").is_hidden()

@@ -1,0 +1,234 @@
+"""The TFLite model beside the Keras one: int8 answers per image, agreement, report, and faults."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from gradcam.explainer import Explainer
+from gradcam.model import load_model
+from gradcam.pipeline import caption
+from gradcam.report import Result
+from tests import helpers
+from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, open_report
+
+JOB = ["--model", SHAPES / "model.h5", "--dataset", SHAPES / "export.zip", "--resize-mode", "fit-short"]
+
+
+def to_tflite(model, calibration: np.ndarray | None) -> bytes:
+    """float32 without calibration images; full-integer int8 calibrated on them otherwise."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def _inputs(explainer: Explainer, category: str) -> tuple[list[str], np.ndarray]:
+    """The export's images of `category`, preprocessed as the job does: (paths, model inputs)."""
+    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
+        files = [f["path"] for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == category]
+        images = [cv2.imdecode(np.frombuffer(archive.read(f), np.uint8), cv2.IMREAD_COLOR)[..., ::-1] for f in files]
+    return files, np.stack([explainer.prepare(np.ascontiguousarray(image))[0] for image in images])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """The shapes model as int8 (calibrated on 100 training images), float32, and a badly
+    calibrated int8 (on three near-black images: its activations saturate)."""
+    folder = tmp_path_factory.mktemp("tflite")
+    model = load_model(SHAPES / "model.h5")
+    _, training = _inputs(Explainer(model, SHAPE_CLASSES, resize_mode="fit-short"), "training")
+    paths = {}
+    for name, calibration in [("int8", training[:100]), ("float32", None), ("bad", training[:3] * 0.1)]:
+        paths[name] = folder / f"{name}.tflite"
+        paths[name].write_bytes(to_tflite(model, calibration))
+    return paths
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+
+
+def _rows(zip_path) -> tuple[dict, list[dict]]:
+    with zipfile.ZipFile(zip_path) as archive:
+        run = json.loads(archive.read("results.json"))["run"]
+        return run, list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
+
+
+def reference(path, inputs: np.ndarray) -> np.ndarray:
+    """One interpreter invocation per image, quantized and dequantized by hand."""
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    (in_scale, in_zero), (out_scale, out_zero) = source["quantization"], target["quantization"]
+    outputs = []
+    for x in inputs:
+        q = np.clip(np.round(x / in_scale + in_zero), -128, 127).astype(np.int8)
+        interpreter.set_tensor(source["index"], q.reshape(source["shape"]))
+        interpreter.invoke()
+        outputs.append((interpreter.get_tensor(target["index"])[0].astype(np.float32) - out_zero) * out_scale)
+    return np.stack(outputs)
+
+
+def test_int8_answers_equal_an_independent_interpreter_run(models, tmp_path):
+    result = _run(*JOB, "--tflite", models["int8"], "--out", tmp_path, "--batch-size", "16")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", "TFLite's own notices stay off stderr"
+    run, rows = _rows(tmp_path / "deploy.zip")
+    paths, inputs = _inputs(
+        Explainer(load_model(SHAPES / "model.h5"), SHAPE_CLASSES, resize_mode="fit-short"), "testing"
+    )
+    expected = dict(zip(paths, reference(models["int8"], inputs), strict=True))
+    for row in rows:
+        scores = expected[row["source"]]
+        assert row["tflite_predicted"] == SHAPE_CLASSES[int(np.argmax(scores))], row["source"]
+        assert float(row["tflite_confidence"]) == pytest.approx(float(scores.max()), abs=1e-6)
+        assert row["agrees"] == str(row["tflite_predicted"] == row["predicted"])
+    disagreements = sum(row["agrees"] == "False" for row in rows)
+    assert run["tflite"] == {
+        "model": "int8.tflite",
+        "type": "int8",
+        "compared": 120,
+        "disagreements": disagreements,
+        "agreement": round(1 - disagreements / 120, 6),
+    }
+    assert disagreements <= 6, "a well calibrated int8 model answers as the float one nearly always"
+    assert f"int8.tflite (int8): agrees with the Keras model on {120 - disagreements} of 120 images" in result.stdout
+
+
+def test_a_float32_tflite_model_agrees_everywhere(models, tmp_path):
+    result = _run(*JOB, "--tflite", models["float32"], "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    run, rows = _rows(tmp_path / "deploy.zip")
+    assert run["tflite"]["type"] == "float32" and run["tflite"]["disagreements"] == 0
+    for row in rows:
+        assert float(row["tflite_confidence"]) == pytest.approx(float(row["confidence"]), abs=1e-4)
+
+
+def test_disagreements_are_counted_filtered_and_shown(models, browser, tmp_path):
+    out = tmp_path / "out"
+    result = _run(*JOB, "--tflite", models["bad"], "--out", out)
+    assert result.returncode == 0, result.stderr
+    run, rows = _rows(out / "deploy.zip")
+    disagreeing = [row for row in rows if row["agrees"] == "False"]
+    assert len(disagreeing) >= 10 and run["tflite"]["disagreements"] == len(disagreeing)
+    assert f"; {len(disagreeing)} disagreements" in result.stdout
+    page, problems = open_report(browser, out / "deploy.zip", tmp_path / "unzipped")
+    assert "int8 disagreements" in page.locator("#cards").inner_text()
+    assert page.locator("#tflite-section").is_visible()
+    off_diagonal = page.locator("#tflite td.off")
+    assert sum(int(off_diagonal.nth(i).inner_text()) for i in range(off_diagonal.count())) == len(disagreeing)
+    page.select_option("#outcome", "disagree")
+    figures = page.locator("#gallery figure")
+    assert figures.count() == len(disagreeing)
+    first = figures.first.inner_text()
+    assert "int8: " in first and ", disagrees" in first
+    assert problems == []
+
+
+def test_the_panel_caption_gives_both_answers_where_they_differ():
+    result = Result("a.jpg", "testing", "circle", "circle", 0.97, True, {}, 1, 2)
+    assert caption(result, "int8") == "true: circle  predicted: circle (97%)"
+    result.tflite_predicted, result.tflite_confidence, result.agrees = "square", 0.55, False
+    assert caption(result, "int8") == "true: circle  predicted: circle (97%)  int8: square (55%)"
+
+
+def _other_model(tmp_path, inputs: int, outputs: int):
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.layers.InputLayer(input_shape=(inputs,)), tf_keras.layers.Dense(outputs)])
+    path = tmp_path / f"other-{inputs}-{outputs}.tflite"
+    path.write_bytes(to_tflite(model, None))
+    return path
+
+
+def test_a_tflite_model_that_does_not_fit_is_refused_before_any_work(tmp_path):
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"not a flatbuffer at all")
+    cases = [
+        (tmp_path / "missing.tflite", f"error: {tmp_path / 'missing.tflite'}: TFLite model not found"),
+        (garbage, f"error: {garbage}: not a readable TFLite model ("),
+        (
+            _other_model(tmp_path, 100, 3),
+            f"error: {tmp_path / 'other-100-3.tflite'}: its input [1, 100] holds 100 values per image, "
+            "the Keras model's 12288",
+        ),
+        (
+            _other_model(tmp_path, 12288, 4),
+            f"error: {tmp_path / 'other-12288-4.tflite'}: it has 4 outputs, the Keras model 3",
+        ),
+    ]
+    for path, message in cases:
+        result = _run(*JOB, "--tflite", path, "--out", tmp_path / "out")
+        assert result.returncode == 2
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(message), lines
+        assert "explaining" not in result.stdout
+        assert not (tmp_path / "out" / "deploy.zip").exists()
+
+
+def test_no_tflite_turns_it_off(models, tmp_path):
+    result = _run(*JOB, "--tflite", models["int8"], "--no-tflite", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    run, rows = _rows(tmp_path / "deploy.zip")
+    assert run["tflite"] == {} and all(row["tflite_predicted"] == "" for row in rows)
+
+
+# --- Studio mode: the mounted trained.tflite, described in tfliteModels ---
+
+
+def _tflite_metadata(home, kind: str = "int8") -> list:
+    return [{"modelPath": str(home / "input" / "trained.tflite"), "details": {"modelType": kind}}]
+
+
+@pytest.fixture(scope="module")
+def studio_tflite(model_zip, tmp_path_factory) -> bytes:
+    """Studio's model (the shapes model with its outputs in OUTPUT_ORDER) as int8."""
+    folder = tmp_path_factory.mktemp("studio-tflite")
+    (folder / "trained.h5.zip").write_bytes(model_zip)
+    model = load_model(folder / "trained.h5.zip")
+    _, training = _inputs(Explainer(model, helpers.OUTPUT_ORDER, resize_mode="fit-short"), "training")
+    return to_tflite(model, training[:100])
+
+
+def _run_block(home):
+    command = [sys.executable, "main.py", "--metadata", home / "input" / "deployment-metadata.json"]
+    return subprocess.run([*map(str, command), *helpers.STUDIO_ARGS], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_studio_compares_with_its_own_trained_tflite(studio, tmp_path, model_zip, studio_tflite):
+    home = tmp_path / "home"
+    home = helpers.studio_home(tmp_path, studio, model_zip, studio.api_key, tflite_models=_tflite_metadata(home))
+    (home / "input" / "trained.tflite").write_bytes(studio_tflite)
+    result = _run_block(home)
+    assert result.returncode == 0, result.stderr
+    run, rows = _rows(home / "output" / "deploy.zip")
+    assert run["tflite"]["model"] == "trained.tflite" and run["tflite"]["compared"] == len(rows) == 12
+    assert all(row["tflite_predicted"] in helpers.OUTPUT_ORDER for row in rows)
+
+
+@pytest.mark.parametrize("fault", ["missing", "garbage"])
+def test_a_bad_trained_tflite_in_studio_is_a_warning_and_the_job_completes(fault, studio, tmp_path, model_zip):
+    home = tmp_path / "home"
+    home = helpers.studio_home(tmp_path, studio, model_zip, studio.api_key, tflite_models=_tflite_metadata(home))
+    if fault == "garbage":
+        (home / "input" / "trained.tflite").write_bytes(b"\x00" * 64)
+    result = _run_block(home)
+    assert result.returncode == 0, result.stderr
+    run, rows = _rows(home / "output" / "deploy.zip")
+    path = home / "input" / "trained.tflite"
+    problem = f"{path}: TFLite model not found" if fault == "missing" else f"{path}: not a readable TFLite model ("
+    assert run["tflite"]["problem"].startswith(problem)
+    assert any(w.startswith(problem) and w.endswith("the TFLite columns are empty") for w in run["warnings"])
+    assert result.stdout.splitlines()[-1].startswith(f"WARNING: {problem}")
+    assert len(rows) == 12 and all(row["tflite_predicted"] == "" for row in rows)
