@@ -38,6 +38,7 @@ from gradcam.explainer import Explainer  # noqa: E402
 from gradcam.model import ModelAdapter, load_model  # noqa: E402
 from gradcam.pipeline import explain_dataset  # noqa: E402
 from gradcam.settings import Settings  # noqa: E402
+from gradcam.tflite import TfliteModel  # noqa: E402
 from tests.fixtures import make_models  # noqa: E402
 
 CLASSES = ["a", "b", "c"]
@@ -114,6 +115,25 @@ def core(model_path: Path, batch: int, seconds: float) -> tuple[float, float, fl
     )
     cams = [make_cam(ModelAdapter(model, layer)) for layer in ("auto", "last-conv")]
     return (*(rate(lambda cam=cam: cam(x), batch, seconds) for cam in cams), forward_rate)
+
+
+def tflite_rate(model_path: Path, batch: int, seconds: float) -> float:
+    """images/s of the model as int8 TFLite (calibrated on random inputs), batched as the job runs it."""
+    model = load_model(model_path)
+    shape = ModelAdapter(model).image_shape
+    rng = np.random.default_rng(0)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [rng.random((1, *model.inputs[0].shape[1:]), np.float32)] for _ in range(8)
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    path = model_path.with_suffix(".tflite")
+    path.write_bytes(converter.convert())
+    device = TfliteModel(path, int(np.prod(shape)), ModelAdapter(model).num_outputs)
+    x = rng.random((batch, *shape), np.float32)
+    return rate(lambda: device.predict(x), batch, seconds)
 
 
 def _decode(data: bytes, explainer: Explainer) -> np.ndarray:
@@ -207,6 +227,7 @@ def main() -> None:
     rows, details = [], []
     for name, path in models.items():
         cam_rate, last_conv_rate, forward_rate = core(path, args.batch, args.seconds)
+        int8_rate = tflite_rate(path, args.batch, args.seconds)
         job_rate, stages = end_to_end(path, export, tmp / "out", args.batch)
         floor = bare_loop(path, export, args.batch)
         upstream = upstream_style(path, export, args.upstream)
@@ -217,12 +238,14 @@ def main() -> None:
                 resolution,
                 cam_rate / forward_rate,
                 last_conv_rate / forward_rate,
+                int8_rate / forward_rate,
                 job_rate / floor,
                 job_rate / upstream,
             )
         )
         details.append(
-            f"| {name} | {cam_rate:.0f} | {last_conv_rate:.0f} | {forward_rate:.0f} | {job_rate:.0f} | {floor:.0f} "
+            f"| {name} | {cam_rate:.0f} | {last_conv_rate:.0f} | {forward_rate:.0f} | {int8_rate:.0f} "
+            f"| {job_rate:.0f} | {floor:.0f} "
             f"| {upstream:.2f} | " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()) + " |"
         )
     mobilenet = models["MobileNetV2 0.35 96x96 (nested)"]
@@ -237,9 +260,10 @@ def main() -> None:
         f"{args.n} JPEGs of 320x240.",
         "",
         "| model | default map | CAM default / forward-only | CAM last conv / forward-only "
-        "| job / decode+preprocess+forward (target >= 0.5) | job / per-image upstream style |",
-        "|---|---|---|---|---|---|",
-        *[f"| {n} | {r} | {a:.2f} | {b:.2f} | {c:.2f} | {d:.0f}x |" for n, r, a, b, c, d in rows],
+        "| TFLite int8 / forward-only | job / decode+preprocess+forward (target >= 0.5) "
+        "| job / per-image upstream style |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {n} | {r} | {a:.2f} | {b:.2f} | {t:.2f} | {c:.2f} | {d:.0f}x |" for n, r, a, b, t, c, d in rows],
         "",
         f"Peak memory of the whole job (MobileNetV2): {small_rss:.0f} MiB for {args.n} images, "
         f"{big_rss:.0f} MiB for {args.big} images: ratio {big_rss / small_rss:.2f} (target <= 1.2).",
@@ -249,9 +273,9 @@ def main() -> None:
         f"{full_rss:.0f} MiB with --max-overlay-size 0 (full-size decode and overlays). Wall time with start-up: "
         f"{photos_seconds:.0f}s, {full_seconds / photos_seconds:.1f}x that with --max-overlay-size 0.",
         "",
-        "| model | CAM default img/s | CAM last conv img/s | forward img/s | job img/s "
+        "| model | CAM default img/s | CAM last conv img/s | forward img/s | TFLite int8 img/s | job img/s "
         "| decode+preprocess+forward img/s | upstream img/s | job stage times (summed over threads) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
         *details,
     ]
     table = "\n".join(lines)

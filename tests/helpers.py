@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -94,8 +95,18 @@ def random_images(n: int, shape, seed: int = 0) -> np.ndarray:
 # --- The reference: one image at a time, in the style of the Keras Grad-CAM example. ---
 
 
+_CLONES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _logits_clone(model):
-    """A copy of the model whose last layer has no activation (the Keras example's trick)."""
+    """A copy of the model whose last layer has no activation (the Keras example's trick); made once
+    per model (the tests never change a model's weights after explaining it)."""
+    if model not in _CLONES:
+        _CLONES[model] = _clone_without_activation(model)
+    return _CLONES[model]
+
+
+def _clone_without_activation(model):
     k = tf_keras if isinstance(model, tf_keras.Model) else keras
     clone = k.models.clone_model(model)
     clone.set_weights(model.get_weights())
