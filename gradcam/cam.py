@@ -25,10 +25,10 @@ import tensorflow as tf
 
 from gradcam.errors import GradcamError
 from gradcam.model import ModelAdapter
+from gradcam.tasks import PREDICTED
 
 POOLINGS = ("mean", "sum_abs")
 NORMALIZATIONS = ("percentile", "simple")
-PREDICTED = -1  # target index meaning "the class the model predicts"
 
 
 @dataclass(frozen=True)
@@ -63,19 +63,6 @@ class BaseCAM:
         """One weight per channel (N, K), or per position and channel (N, h, w, K)."""
         raise NotImplementedError
 
-    def target_score(self, scores: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        """y^c per sample: the target class's score; a binary model explains +logit for the positive
-        class and -logit for the negative one; regression explains its raw output."""
-        task = self.adapter.task
-        if task == "regression":
-            return scores[:, 0]
-        if task == "binary":
-            logit = scores[:, 0]
-            positive = tf.where(targets >= 0, targets == 1, logit >= 0)
-            return tf.where(positive, logit, -logit)
-        index = tf.where(targets >= 0, targets, tf.argmax(scores, axis=-1, output_type=tf.int32))
-        return tf.gather(scores, index, batch_dims=1)
-
     def _layer_map(self, depth: int, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
         """ReLU(sum_k w_k A^k) for one layer: the method's weights at the deepest, LayerCAM's below."""
         weights = self.weights(activations, grads) if depth == 0 else _layercam_weights(grads)
@@ -89,7 +76,7 @@ class BaseCAM:
             # one without weights (an activation, an Add), and frozen layers too.
             tape.watch(images)
             out = self.adapter(images)
-            y = self.target_score(out.scores, targets)
+            y = self.adapter.task.target(out.scores, targets)  # y^c per sample, before the activation
         grads = tape.gradient(y, out.activations)
         maps = [self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(out.activations, grads, strict=True))]
         return fuse(maps), out.scores, out.probabilities

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gradcam.cam import PREDICTED, layer_methods, make_cam, normalize, peak
+from gradcam.cam import layer_methods, make_cam, normalize, peak
 from gradcam.errors import GradcamError
 from gradcam.model import ModelAdapter, load_model
 from gradcam.overlay import blend, panel
 from gradcam.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
+from gradcam.tasks import Answer, Task
 
 
 @dataclass
@@ -40,6 +41,10 @@ class Explanation:
 
     def panel(self, alpha: float, caption: str) -> np.ndarray:
         return panel(self.image, self.heatmap, alpha, caption, self.region)
+
+    @property
+    def answer(self) -> Answer:
+        return Answer(self.prediction, self.label, self.confidence, self.scores)
 
     @property
     def empty(self) -> bool:
@@ -74,7 +79,7 @@ class Explainer:
                 f"with {channels} channel(s)"
             )
         self.spec = ImageSpec(width, height, grayscale, resize_mode, input_scaling)
-        self.classes = self._check_classes(classes)
+        self.classes = self.task.class_names(classes, self.adapter.num_outputs)
         self.cam = make_cam(self.adapter, method, pooling)
         self.method = method
         self.normalization = normalization
@@ -84,7 +89,8 @@ class Explainer:
         return cls(load_model(path), classes, **options)
 
     @property
-    def task(self) -> str:
+    def task(self) -> Task:
+        """What the model's output means (classification, binary, regression)."""
         return self.adapter.task
 
     @property
@@ -110,26 +116,9 @@ class Explainer:
         """(height, width) of the explained map: the finest explained layer's."""
         return max((layer.height, layer.width) for layer in self.adapter.layers)
 
-    def _check_classes(self, classes: Sequence[str] | None) -> list[str]:
-        task, outputs = self.adapter.task, self.adapter.num_outputs
-        if task == "regression":
-            return list(classes or [])
-        expected = 2 if task == "binary" else outputs
-        classes = list(classes) if classes else [str(i) for i in range(expected)]
-        if len(classes) != expected:
-            raise GradcamError(
-                f"{len(classes)} class names ({', '.join(classes)}) for a {task} model with {expected} "
-                "outputs; give the class names in model output order (--classes a,b,c)"
-            )
-        return classes
-
     def target_index(self, label: str | None) -> int:
         """The class index to explain for `label` (None: the predicted class)."""
-        if label is None or self.task == "regression":
-            return PREDICTED
-        if label not in self.classes:
-            raise GradcamError(f"target class {label!r}: the model's classes are {', '.join(self.classes)}")
-        return self.classes.index(label)
+        return self.task.target_index(label, self.classes)
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Geometry]:
         """RGB uint8 image -> (model input, geometry). Thread-safe: OpenCV and NumPy only."""
@@ -141,27 +130,29 @@ class Explainer:
         batch.maps[...] = normalize(batch.maps, self.normalization)
         return batch
 
-    def interpret(self, scores: np.ndarray, probabilities: np.ndarray) -> tuple[int | float, str, float, np.ndarray]:
-        """One sample's outputs -> (prediction, label, confidence, class scores)."""
-        if self.task == "regression":
-            value = float(scores[0])
-            return value, f"{value:.4g}", float("nan"), scores
-        if self.task == "binary":
-            p = float(probabilities[0])
-            index = int(p >= 0.5)
-            return index, self.classes[index], p if index else 1.0 - p, np.array([1.0 - p, p])
-        index = int(np.argmax(probabilities))
-        return index, self.classes[index], float(probabilities[index]), probabilities
+    def answer(self, outputs: np.ndarray) -> Answer:
+        """One sample's model outputs (after the activation) -> prediction, label, confidence, scores."""
+        return self.task.answer(outputs, self.classes)
 
-    def finish(self, image: np.ndarray, geometry: Geometry, cam: np.ndarray, scores, probabilities) -> Explanation:
+    def finish(self, image: np.ndarray, geometry: Geometry, cam: np.ndarray, _scores, probabilities) -> Explanation:
         """Put one sample's map back on its original image. Thread-safe."""
         size, model_size = (image.shape[1], image.shape[0]), (self.spec.width, self.spec.height)
         heatmap = geometry.to_original(cam, size, model_size)
         centre = peak(cam)
         hottest = None if centre is None else geometry.point_to_original(centre, cam.shape, model_size)
-        prediction, label, confidence, class_scores = self.interpret(scores, probabilities)
+        answer = self.answer(probabilities)
         shown = display_image(image, self.spec)
-        return Explanation(prediction, label, confidence, class_scores, cam, heatmap, shown, geometry.valid, hottest)
+        return Explanation(
+            answer.prediction,
+            answer.label,
+            answer.confidence,
+            answer.scores,
+            cam,
+            heatmap,
+            shown,
+            geometry.valid,
+            hottest,
+        )
 
     def explain(self, images: Sequence[np.ndarray], target_class: str | None = None) -> list[Explanation]:
         """Explain uint8 images of any size (RGB; grayscale and RGBA as `as_rgb` says), each with

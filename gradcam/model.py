@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from gradcam.errors import GradcamError
 from gradcam.layers import Layer, children, choose, last_conv, path_name, spatial_layers
+from gradcam.tasks import Task, task_for
 
 
 def _keras_modules() -> list:
@@ -179,7 +180,7 @@ class ModelAdapter:
         self.image_shape, self.flat_input = input_image_shape(model, impulse_shape)
         self.layers: list[Layer] = choose(model, layer, self.image_shape[0])
         last = children(model)[-1]
-        self.task, self._activation = self._task(last, int(model.outputs[0].shape[-1]))
+        self.task: Task = task_for(_activation_name(last), self.num_outputs, last.name)
         self._tap = _tap(keras, model, [layer.path for layer in self.layers], drop_last=True)
         self._head = _linear_twin(keras, last)
 
@@ -187,22 +188,6 @@ class ModelAdapter:
     def layer_name(self) -> str:
         """The explained layers, deepest first, joined with `,` (what --layer takes)."""
         return ",".join(layer.name for layer in self.layers)
-
-    @staticmethod
-    def _task(last, outputs: int) -> tuple[str, Callable]:
-        name = _activation_name(last)
-        if name == "softmax":
-            return "classification", tf.nn.softmax
-        if name == "sigmoid" and outputs == 1:
-            return "binary", tf.sigmoid
-        if name == "linear" and outputs == 1:
-            return "regression", tf.identity
-        if name == "linear":
-            return "classification", tf.nn.softmax
-        raise GradcamError(
-            f"the model's last layer {last.name!r} has activation {name!r} with {outputs} outputs; "
-            "expected softmax (classification), one sigmoid (binary) or one linear output (regression)"
-        )
 
     @property
     def num_outputs(self) -> int:
@@ -213,4 +198,4 @@ class ModelAdapter:
         x = tf.reshape(images, (tf.shape(images)[0], -1)) if self.flat_input else images
         activations, features = self._tap(x)
         scores = self._head(features)
-        return Scores(activations, scores, self._activation(scores))
+        return Scores(activations, scores, self.task.activation(scores))

@@ -31,6 +31,7 @@ from gradcam.preprocess import Geometry
 from gradcam.progress import Progress
 from gradcam.report import DeployZip, Result, RunInfo
 from gradcam.settings import Settings
+from gradcam.tasks import Answer, Task
 from gradcam.tflite import Comparison, TfliteModel
 
 log = logging.getLogger("gradcam")
@@ -113,17 +114,19 @@ def _in_original(point: tuple[int, int], shown: tuple[int, ...], original: tuple
     )
 
 
-def _compared(explainer: Explainer, explanation: Explanation, device: np.ndarray, truth: str | None, threshold: float):
+def _rounded(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else round(x, 6)
+
+
+def _compared(task: Task, answer: Answer, device: Answer, truth: str | None, threshold: float) -> dict:
     """The TFLite model's answer for one sample, beside the Keras model's: Result fields."""
-    value, label, confidence, _ = explainer.interpret(device, device)
-    if explainer.task == "regression":
-        error = None if truth is None else round(abs(value - float(truth)), 6)
-        return {
-            "tflite_predicted": label,
-            "tflite_error": error,
-            "agrees": abs(value - explanation.prediction) <= threshold,
-        }
-    return {"tflite_predicted": label, "tflite_confidence": round(confidence, 6), "agrees": label == explanation.label}
+    _, error = (None, None) if truth is None else task.judge(device, truth, threshold)
+    return {
+        "tflite_predicted": device.label,
+        "tflite_confidence": _rounded(device.confidence),
+        "tflite_error": _rounded(error),
+        "agrees": task.agrees(answer, device, threshold),
+    }
 
 
 def _result(
@@ -133,28 +136,24 @@ def _result(
     threshold: float,
     device: np.ndarray | None = None,
 ) -> Result:
-    sample = prepared.sample
-    names = explainer.classes if explainer.task != "regression" else ["value"]
-    correct, error = None, None
-    if sample.label is not None and explainer.task == "regression":
-        error = abs(float(explanation.prediction) - float(sample.label))
-        correct = error <= threshold
-    elif sample.label is not None:
-        correct = explanation.label == sample.label
+    sample, task, answer = prepared.sample, explainer.task, explanation.answer
+    correct, error = (None, None) if sample.label is None else task.judge(answer, sample.label, threshold)
+    names = task.score_names(explainer.classes)
     peak = explanation.peak and _in_original(explanation.peak, explanation.image.shape, prepared.original)
+    compared = {} if device is None else _compared(task, answer, explainer.answer(device), sample.label, threshold)
     return Result(
         source=sample.path,
         category=sample.category,
         true_label=sample.label,
-        predicted=explanation.label,
-        confidence=None if math.isnan(explanation.confidence) else round(explanation.confidence, 6),
+        predicted=answer.label,
+        confidence=_rounded(answer.confidence),
         correct=correct,
-        scores={n: round(float(s), 6) for n, s in zip(names, explanation.scores, strict=False)},
+        scores={n: round(float(s), 6) for n, s in zip(names, answer.scores, strict=False)},
         peak_x=peak[0] if peak else None,
         peak_y=peak[1] if peak else None,
-        error=None if error is None else round(error, 6),
+        error=_rounded(error),
         blank=explanation.empty,
-        **({} if device is None else _compared(explainer, explanation, device, sample.label, threshold)),
+        **compared,
     )
 
 
@@ -195,19 +194,15 @@ def _render(
     return result, encoded.tobytes()
 
 
-def _usable(dataset: Dataset, explainer: Explainer) -> tuple[list[Sample], list[tuple[str, str]]]:
+def _usable(dataset: Dataset, task: Task) -> tuple[list[Sample], list[tuple[str, str]]]:
     """The samples to explain, and the skipped ones with reasons (regression labels must be numbers)."""
-    skipped = list(dataset.skipped)
-    if explainer.task != "regression":
-        return list(dataset.samples), skipped
-    samples = []
+    samples, skipped = [], list(dataset.skipped)
     for sample in dataset.samples:
-        try:
-            if sample.label is not None:
-                float(sample.label)
+        problem = sample.label is not None and task.label_problem(sample.label)
+        if problem:
+            skipped.append((sample.path, problem))
+        else:
             samples.append(sample)
-        except ValueError:
-            skipped.append((sample.path, f"regression label {sample.label!r} is not a number"))
     return samples, skipped
 
 
@@ -239,10 +234,10 @@ def explain_dataset(
         raise GradcamError(f"layout {settings.layout!r}: expected one of {', '.join(LAYOUTS)}")
     if settings.batch_size < 1:
         raise GradcamError(f"batch size {settings.batch_size}: expected a positive number")
-    samples, skipped = _usable(dataset, explainer)
+    samples, skipped = _usable(dataset, explainer.task)
     target = explainer.target_index(settings.target_class)
     stages = _Stages()
-    output = DeployZip(settings.zip_path, by_label=explainer.task != "regression")
+    output = DeployZip(settings.zip_path, by_label=explainer.task.by_label)
     progress = Progress(len(samples), "explaining")
 
     def write(futures: list[Future]) -> None:
@@ -300,7 +295,7 @@ def _run_info(explainer: Explainer, settings: Settings, summary: Summary) -> Run
     return RunInfo(
         model=settings.model.name if settings.model else "",
         layer=explainer.layer_name,
-        task=explainer.task,
+        task=explainer.task.name,
         method=explainer.method,
         classes=explainer.classes,
         parameters=settings.parameters(),
@@ -338,9 +333,9 @@ def _blank_warning(settings: Settings, summary: Summary) -> str | None:
 def _label_warning(explainer: Explainer, labels: Iterable[str | None]) -> str | None:
     """Dataset labels that are not model classes, with counts and the class they may have meant;
     their images can only count as incorrect."""
-    if explainer.task == "regression":
-        return None
-    unknown = Counter(label for label in labels if label is not None and label not in explainer.classes)
+    unknown = Counter(
+        explainer.task.unknown_labels([label for label in labels if label is not None], explainer.classes)
+    )
     if not unknown:
         return None
     folded = {name.strip().casefold(): name for name in explainer.classes}
@@ -412,7 +407,7 @@ def run(settings: Settings) -> Summary:
     with open_dataset(settings.dataset, settings.category) as dataset:
         explainer = Explainer(model, settings.classes or dataset.labels or None, **settings.explainer_options())
         comparison = open_comparison(settings, explainer)
-        log.info("%s; task %s", _describe_layers(explainer), explainer.task)
+        log.info("%s; task %s", _describe_layers(explainer), explainer.task.name)
         for warning in (_label_warning(explainer, (s.label for s in dataset.samples)), _coarse_warning(explainer)):
             if warning:
                 log.warning("warning: %s", warning)

@@ -46,7 +46,7 @@ def test_batched_cam_matches_per_image_reference(name, layer, method, pooling, r
     assert len(adapter.layers) == {"auto": 3, "block_12_add,block_5_add": 2}.get(layer, 1)
     if layer == "last-conv":
         assert adapter.layer_name == "/".join(path)
-    assert adapter.task == task
+    assert adapter.task.name == task
     images = _inputs(adapter)
     batch = make_cam(adapter, method, pooling)(images)
     maps = normalize(batch.maps, "simple")

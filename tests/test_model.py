@@ -61,9 +61,9 @@ def test_model_without_convolution_is_a_clear_error():
 
 
 def test_tasks_are_told_apart():
-    assert ModelAdapter(helpers.plain_cnn()).task == "classification"
-    assert ModelAdapter(helpers.single_output_cnn("sigmoid")).task == "binary"
-    assert ModelAdapter(helpers.single_output_cnn(None)).task == "regression"
+    assert ModelAdapter(helpers.plain_cnn()).task.name == "classification"
+    assert ModelAdapter(helpers.single_output_cnn("sigmoid")).task.name == "binary"
+    assert ModelAdapter(helpers.single_output_cnn(None)).task.name == "regression"
 
 
 def test_scores_are_taken_before_softmax_without_changing_the_model():

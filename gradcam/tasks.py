@@ -1,0 +1,171 @@
+"""What a model's output means: one small object per task.
+
+A task says which score Grad-CAM explains (its target), how the model's outputs read as an
+answer, how an answer is judged against a sample's label or compared with another model's, and
+which class names it needs. As pytorch-grad-cam keeps its model targets apart from the CAM maths,
+the model adapter picks the task from the last layer and the rest of the code asks it: nothing
+else branches on the kind of model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from gradcam.errors import GradcamError
+
+PREDICTED = -1  # target index meaning "the class the model predicts"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the model said about one image."""
+
+    prediction: int | float  # class index; regression: the value
+    label: str  # the predicted class name; regression: the value as text
+    confidence: float  # probability of the prediction; regression: nan
+    scores: np.ndarray  # probability per class; regression: the raw output
+
+
+class Task:
+    name: str
+    activation: Callable[[tf.Tensor], tf.Tensor]  # logits -> the model's outputs
+    by_label = True  # deploy.zip sorts overlays into a folder per true label
+
+    def class_names(self, classes: Sequence[str] | None, outputs: int) -> list[str]:
+        """The class names in output order: given ones checked against the outputs, or "0", "1", ..."""
+        expected = self._classes(outputs)
+        names = list(classes) if classes else [str(i) for i in range(expected)]
+        if len(names) != expected:
+            raise GradcamError(
+                f"{len(names)} class names ({', '.join(names)}) for a {self.name} model with {expected} "
+                "outputs; give the class names in model output order (--classes a,b,c)"
+            )
+        return names
+
+    def _classes(self, outputs: int) -> int:
+        return outputs
+
+    def target_index(self, label: str | None, classes: list[str]) -> int:
+        """The class index to explain for `label` (None: the predicted class)."""
+        if label is None:
+            return PREDICTED
+        if label not in classes:
+            raise GradcamError(f"target class {label!r}: the model's classes are {', '.join(classes)}")
+        return classes.index(label)
+
+    def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """y^c per sample, before the activation: the target class's logit (PREDICTED: the arg-max)."""
+        index = tf.where(targets >= 0, targets, tf.argmax(logits, axis=-1, output_type=tf.int32))
+        return tf.gather(logits, index, batch_dims=1)
+
+    def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
+        """One sample's outputs (after the activation) -> its answer."""
+        index = int(np.argmax(outputs))
+        return Answer(index, classes[index], float(outputs[index]), outputs)
+
+    def score_names(self, classes: list[str]) -> list[str]:
+        """Names of the per-class score columns."""
+        return classes
+
+    def label_problem(self, label: str) -> str | None:
+        """Why a sample's label cannot be judged by this task (None: it can)."""
+        return None
+
+    def judge(self, answer: Answer, label: str, threshold: float) -> tuple[bool, float | None]:
+        """(correct, error) of an answer against a sample's label."""
+        return answer.label == label, None
+
+    def agrees(self, answer: Answer, other: Answer, threshold: float) -> bool:
+        """Whether another model's answer is the same answer."""
+        return answer.label == other.label
+
+    def unknown_labels(self, labels: list[str], classes: list[str]) -> list[str]:
+        """Labels that can never be judged correct: not among the classes."""
+        return [label for label in labels if label not in classes]
+
+
+class Classification(Task):
+    """Softmax (or raw logits) over N classes; explains the target class's logit."""
+
+    name = "classification"
+    activation = staticmethod(tf.nn.softmax)
+
+
+class Binary(Task):
+    """One sigmoid output: class 1 when p >= 0.5. The logit explains class 1, its negation class 0."""
+
+    name = "binary"
+    activation = staticmethod(tf.sigmoid)
+
+    def _classes(self, outputs: int) -> int:
+        return 2
+
+    def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        logit = logits[:, 0]
+        positive = tf.where(targets >= 0, targets == 1, logit >= 0)
+        return tf.where(positive, logit, -logit)
+
+    def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
+        p = float(outputs[0])
+        index = int(p >= 0.5)
+        return Answer(index, classes[index], p if index else 1.0 - p, np.array([1.0 - p, p]))
+
+
+class Regression(Task):
+    """One linear output: a value. Explains the value itself; correct within a threshold."""
+
+    name = "regression"
+    activation = staticmethod(tf.identity)
+    by_label = False  # a folder per label value would be useless
+
+    def class_names(self, classes: Sequence[str] | None, outputs: int) -> list[str]:
+        return list(classes or [])
+
+    def target_index(self, label: str | None, classes: list[str]) -> int:
+        return PREDICTED
+
+    def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        return logits[:, 0]
+
+    def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
+        value = float(outputs[0])
+        return Answer(value, f"{value:.4g}", math.nan, outputs)
+
+    def score_names(self, classes: list[str]) -> list[str]:
+        return ["value"]
+
+    def label_problem(self, label: str) -> str | None:
+        try:
+            float(label)
+        except ValueError:
+            return f"regression label {label!r} is not a number"
+        return None
+
+    def judge(self, answer: Answer, label: str, threshold: float) -> tuple[bool, float | None]:
+        error = abs(float(answer.prediction) - float(label))
+        return error <= threshold, error
+
+    def agrees(self, answer: Answer, other: Answer, threshold: float) -> bool:
+        return abs(float(answer.prediction) - float(other.prediction)) <= threshold
+
+    def unknown_labels(self, labels: list[str], classes: list[str]) -> list[str]:
+        return []
+
+
+def task_for(activation: str, outputs: int, layer: str) -> Task:
+    """The task of a model whose last layer `layer` has this activation and number of outputs."""
+    if activation == "softmax" or (activation == "linear" and outputs > 1):
+        return Classification()
+    if activation == "sigmoid" and outputs == 1:
+        return Binary()
+    if activation == "linear" and outputs == 1:
+        return Regression()
+    raise GradcamError(
+        f"the model's last layer {layer!r} has activation {activation!r} with {outputs} outputs; "
+        "expected softmax (classification), one sigmoid (binary) or one linear output (regression)"
+    )
