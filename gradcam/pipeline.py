@@ -220,6 +220,23 @@ def _decoded_batches(pool: ThreadPoolExecutor, decode, samples: list[Sample], si
         yield [f.result() for f in current]
 
 
+def _model_pass(
+    explainer: Explainer, device: TfliteModel | None, good: list[_Prepared], target: int, stages: _Stages
+) -> list[tuple[tuple, tuple[str, np.ndarray] | None]]:
+    """One batch through the CAM pass and, if there is one, the TFLite model: per sample, its CAM
+    outputs and the TFLite model's (kind, outputs) or None."""
+    start = time.perf_counter()
+    inputs = np.stack([p.inputs for p in good])
+    batch = explainer.run(inputs, np.full(len(good), target, np.int32))
+    stages.add("model", start)
+    answers = [None] * len(good)
+    if device:
+        start = time.perf_counter()
+        answers = [(device.kind, answer) for answer in device.predict(inputs)]
+        stages.add("tflite", start)
+    return [(batch.sample(i), answer) for i, answer in enumerate(answers)]
+
+
 def explain_dataset(
     explainer: Explainer, dataset: Dataset, settings: Settings, comparison: Comparison | None = None
 ) -> Summary:
@@ -261,19 +278,11 @@ def explain_dataset(
                         progress.update()
                 good = [p for p in prepared if not p.reason]
                 if good:
-                    start = time.perf_counter()
-                    inputs = np.stack([p.inputs for p in good])
-                    batch = explainer.run(inputs, np.full(len(good), target, np.int32))
-                    stages.add("model", start)
-                    answers = [None] * len(good)
-                    if device:
-                        start = time.perf_counter()
-                        answers = [(device.kind, answer) for answer in device.predict(inputs)]
-                        stages.add("tflite", start)
+                    outputs = _model_pass(explainer, device, good, target, stages)
                     rendering.append(
                         [
-                            pool.submit(_render, explainer, p, batch.sample(i), answers[i], settings, stages)
-                            for i, p in enumerate(good)
+                            pool.submit(_render, explainer, p, cam, answer, settings, stages)
+                            for p, (cam, answer) in zip(good, outputs, strict=True)
                         ]
                     )
                 while len(rendering) > 1:
