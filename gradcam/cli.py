@@ -66,9 +66,8 @@ def _number(text: str, kind: type = float, low: float = 0.0, high: float = math.
 
 
 def _bounded(kind: type = float, low: float = 0.0, high: float = math.inf, low_open: bool = False):
-    check = functools.partial(_number, kind=kind, low=low, high=high, low_open=low_open)
-    check.__name__ = kind.__name__  # argparse names the type in its own messages
-    return check
+    """An argparse type: `_number` with these bounds."""
+    return functools.partial(_number, kind=kind, low=low, high=high, low_open=low_open)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -391,7 +391,7 @@ def open_comparison(settings: Settings, explainer: Explainer) -> Comparison | No
         return None
     name = settings.tflite.name
     try:
-        model = TfliteModel(settings.tflite, math.prod(explainer.adapter.image_shape), explainer.adapter.num_outputs)
+        model = TfliteModel.beside(settings.tflite, explainer.adapter)
     except GradcamError as exc:
         if settings.tflite_required:
             raise

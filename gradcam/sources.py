@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from pathlib import Path
 
 from gradcam.block import read_metadata
@@ -55,7 +54,7 @@ def check(settings: Settings) -> None:
     explainer = Explainer(load_model(settings.model), settings.classes, **settings.explainer_options())
     explainer.target_index(settings.target_class)
     if settings.tflite and settings.tflite_required and not settings.no_tflite:
-        TfliteModel(settings.tflite, math.prod(explainer.adapter.image_shape), explainer.adapter.num_outputs)
+        TfliteModel.beside(settings.tflite, explainer.adapter)
 
 
 def from_block(settings: Settings, work: Path) -> Settings:

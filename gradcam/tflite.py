@@ -7,16 +7,21 @@ clipped to the type's range; its output is dequantized as (q - zero_point) * sca
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from gradcam.errors import GradcamError
 from gradcam.quiet import native_stderr_captured
+
+if TYPE_CHECKING:
+    from gradcam.model import ModelAdapter
 
 
 class TfliteModel:
@@ -47,6 +52,11 @@ class TfliteModel:
         if int(np.prod(out_shape[1:])) != outputs:
             raise GradcamError(f"{self.path}: it has {int(np.prod(out_shape[1:]))} outputs, the Keras model {outputs}")
         self._batch = int(shape[0])
+
+    @classmethod
+    def beside(cls, path: str | Path, adapter: ModelAdapter) -> TfliteModel:
+        """`path` opened and checked against the Keras model that `adapter` wraps."""
+        return cls(path, math.prod(adapter.image_shape), adapter.num_outputs)
 
     @property
     def kind(self) -> str:
