@@ -33,7 +33,14 @@ class Progress:
             self._bar.update(n)
             return
         now = time.monotonic()
-        if first or now - self._last >= self.every:
+        if first:  # one image says nothing of the rate: the first batch finishes all at once
+            self._last = now
+            print(
+                f"{self.label}: {self.done}/{self.total} images, the first after {now - self.start:.1f}s",
+                file=self.stream,
+                flush=True,
+            )
+        elif now - self._last >= self.every:
             self._last = now
             print(self.line(now), file=self.stream, flush=True)
 

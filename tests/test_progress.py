@@ -28,7 +28,8 @@ def test_log_lines_are_throttled_after_the_first():
     for _ in range(1000):
         progress.update()
     [line] = stream.getvalue().splitlines()
-    assert line.startswith("explaining: 1/1000 images, "), "the first image explained is logged at once"
+    assert line.startswith("explaining: 1/1000 images, the first after "), "the first image is logged at once"
+    assert "img/s" not in line, "no rate from one image"
 
 
 def test_a_terminal_gets_a_bar():
