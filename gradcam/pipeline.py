@@ -174,18 +174,18 @@ def _render(
     explainer: Explainer,
     prepared: _Prepared,
     outputs: tuple,
-    device: tuple[str, np.ndarray] | None,
+    device: np.ndarray | None,
+    device_kind: str,
     settings: Settings,
     stages: _Stages,
 ):
     """One sample's map on its original image, drawn and encoded as JPEG: (Result, bytes).
-    device: the TFLite model's kind and outputs for this sample, if it ran."""
+    device: the TFLite model's outputs for this sample, if it ran; device_kind: its type."""
     start = time.perf_counter()
     explanation = explainer.finish(prepared.image, prepared.geometry, *outputs)
-    kind, answer = device or ("tflite", None)
-    result = _result(explanation, prepared, explainer, settings.regression_threshold, answer)
+    result = _result(explanation, prepared, explainer, settings.regression_threshold, device)
     if settings.layout == "panel":
-        picture = explanation.panel(settings.alpha, caption(result, kind))
+        picture = explanation.panel(settings.alpha, caption(result, device_kind))
     else:
         picture = explanation.overlay(settings.alpha)
     bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
@@ -222,9 +222,9 @@ def _decoded_batches(pool: ThreadPoolExecutor, decode, samples: list[Sample], si
 
 def _model_pass(
     explainer: Explainer, device: TfliteModel | None, good: list[_Prepared], target: int, stages: _Stages
-) -> list[tuple[tuple, tuple[str, np.ndarray] | None]]:
+) -> list[tuple[tuple, np.ndarray | None]]:
     """One batch through the CAM pass and, if there is one, the TFLite model: per sample, its CAM
-    outputs and the TFLite model's (kind, outputs) or None."""
+    outputs and the TFLite model's outputs or None."""
     start = time.perf_counter()
     inputs = np.stack([p.inputs for p in good])
     batch = explainer.run(inputs, np.full(len(good), target, np.int32))
@@ -232,7 +232,7 @@ def _model_pass(
     answers = [None] * len(good)
     if device:
         start = time.perf_counter()
-        answers = [(device.kind, answer) for answer in device.predict(inputs)]
+        answers = list(device.predict(inputs))
         stages.add("tflite", start)
     return [(batch.sample(i), answer) for i, answer in enumerate(answers)]
 
@@ -247,6 +247,7 @@ def explain_dataset(
     stays flat however large the dataset is.
     """
     device = comparison.model if comparison else None
+    device_kind = device.kind if device else "tflite"
     if settings.layout not in LAYOUTS:
         raise GradcamError(f"layout {settings.layout!r}: expected one of {', '.join(LAYOUTS)}")
     if settings.batch_size < 1:
@@ -281,7 +282,7 @@ def explain_dataset(
                     outputs = _model_pass(explainer, device, good, target, stages)
                     rendering.append(
                         [
-                            pool.submit(_render, explainer, p, cam, answer, settings, stages)
+                            pool.submit(_render, explainer, p, cam, answer, device_kind, settings, stages)
                             for p, (cam, answer) in zip(good, outputs, strict=True)
                         ]
                     )
