@@ -33,13 +33,13 @@ SPEC = ImageSpec(64, 64, resize_mode="fit-short")
 OUT = Path(__file__).parent / "shapes"
 
 
-def background(rng: np.random.Generator) -> np.ndarray:
+def background(rng: np.random.Generator, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     coarse = rng.integers(0, 256, (6, 8, 3)).astype(np.float32)
-    image = cv2.resize(coarse, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
-    image += rng.normal(0, 8, (HEIGHT, WIDTH, 3))
+    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    image += rng.normal(0, 8, (height, width, 3))
     for _ in range(rng.integers(0, 2)):
-        p1 = tuple(int(v) for v in rng.integers(0, [WIDTH, HEIGHT]))
-        p2 = tuple(int(v) for v in rng.integers(0, [WIDTH, HEIGHT]))
+        p1 = tuple(int(v) for v in rng.integers(0, [width, height]))
+        p2 = tuple(int(v) for v in rng.integers(0, [width, height]))
         cv2.line(image, p1, p2, rng.integers(0, 256, 3).tolist(), int(rng.integers(1, 3)))
     return np.clip(image, 0, 255)
 
@@ -84,6 +84,35 @@ def make_image(shape: str, rng: np.random.Generator, hard: bool, luminance: bool
     draw(image, shape, (x, y, size), color, rng)
     box = {"label": shape, "x": x, "y": y, "width": size, "height": size}
     return np.clip(image, 0, 255).astype(np.uint8), box
+
+
+SCENE_SIZE = 128  # object detection scenes: square, several objects each
+
+
+def _apart(box: tuple[int, int, int], boxes: list[tuple[int, int, int]], gap: int) -> bool:
+    x, y, size = box
+    return all(x + size + gap <= u or u + s + gap <= x or y + size + gap <= v or v + s + gap <= y for u, v, s in boxes)
+
+
+def make_scene(rng: np.random.Generator, objects: int, size: int = SCENE_SIZE) -> tuple[np.ndarray, list[dict]]:
+    """A square image with `objects` shapes of random classes that do not touch, and their boxes
+    (Edge Impulse's `boundingBoxes`: label, x, y, width, height in pixels)."""
+    image = background(rng, size, size)
+    placed: list[tuple[int, int, int]] = []
+    boxes = []
+    while len(placed) < objects:
+        side = int(rng.integers(22, 40))
+        box = (int(rng.integers(2, size - 2 - side)), int(rng.integers(2, size - 2 - side)), side)
+        if not _apart(box, placed, gap=6):
+            continue
+        shape = CLASSES[int(rng.integers(len(CLASSES)))]
+        x, y, side = box
+        local = image[y : y + side, x : x + side].mean(axis=(0, 1))
+        color = np.where(local > 128, rng.integers(0, 60, 3), rng.integers(195, 256, 3)).astype(float).tolist()
+        draw(image, shape, box, color, rng)
+        placed.append(box)
+        boxes.append({"label": shape, "x": x, "y": y, "width": side, "height": side})
+    return np.clip(image, 0, 255).astype(np.uint8), boxes
 
 
 def file_name(index: int, shape: str, rng: np.random.Generator) -> str:

@@ -56,6 +56,7 @@ class BaseCAM:
         signature = [
             tf.TensorSpec((None, height, width, channels), tf.float32),
             tf.TensorSpec((None,), tf.int32),
+            adapter.task.target_spec(adapter.output_shape),
         ]
         self._pass = tf.function(self._batch_pass, input_signature=signature)
 
@@ -70,22 +71,31 @@ class BaseCAM:
             return tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))
         return tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
 
-    def _batch_pass(self, images: tf.Tensor, targets: tf.Tensor):
+    def _batch_pass(self, images: tf.Tensor, owners: tf.Tensor, targets: tf.Tensor):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             # Watching the input records every op after it, so any layer can be a target, even
             # one without weights (an activation, an Add), and frozen layers too.
             tape.watch(images)
-            out = self.adapter(images)
-            y = self.adapter.task.target(out.scores, targets)  # y^c per sample, before the activation
+            out = self.adapter(tf.gather(images, owners))
+            y = self.adapter.task.target(out.scores, targets)  # y^c per map, before the activation
         grads = tape.gradient(y, out.activations)
         maps = [self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(out.activations, grads, strict=True))]
         return fuse(maps), out.scores, out.probabilities
 
-    def __call__(self, images: np.ndarray, targets: np.ndarray | None = None) -> CamBatch:
-        """images: (N, H, W, C) preprocessed; targets: class index per image, PREDICTED for the prediction."""
+    def __call__(
+        self, images: np.ndarray, targets: np.ndarray | None = None, owners: np.ndarray | None = None
+    ) -> CamBatch:
+        """images: (N, H, W, C) preprocessed; one map per target: a class index (PREDICTED for the
+        prediction) or the task's target (a FOMO object's mask); owners: the image of each target
+        (default: target i explains image i)."""
         if targets is None:
             targets = np.full(len(images), PREDICTED, dtype=np.int32)
-        maps, scores, probabilities = self._pass(tf.constant(images, tf.float32), tf.constant(targets, tf.int32))
+        if owners is None:
+            owners = np.arange(len(targets), dtype=np.int32)
+        dtype = self._pass.input_signature[2].dtype
+        maps, scores, probabilities = self._pass(
+            tf.constant(images, tf.float32), tf.constant(owners, tf.int32), tf.constant(targets, dtype)
+        )
         return CamBatch(maps.numpy(), scores.numpy(), probabilities.numpy())
 
 

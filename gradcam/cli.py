@@ -114,6 +114,11 @@ def parser() -> argparse.ArgumentParser:
     cam.add_argument(
         "--regression-threshold", type=_bounded(float, 0), default=0.1, help="max abs error counted correct"
     )
+    cam.add_argument(
+        "--detection-threshold",
+        type=_bounded(float, 0, 1),
+        help="object detection (FOMO): a cell's minimum probability (default: the learn block's, else 0.5)",
+    )
     cam.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH), default=32, help="images per model call")
 
     pre = p.add_argument_group("preprocessing (as the impulse's image block; default: from the impulse)")
@@ -163,6 +168,10 @@ def _import_quietly() -> None:
         import tf_keras  # noqa: F401
 
 
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
 def _report(summary) -> None:
     labelled = summary.count("correct") + summary.count("incorrect")
     accuracy = f", accuracy {summary.count('correct') / labelled:.1%}" if labelled else ""
@@ -176,6 +185,15 @@ def _report(summary) -> None:
     )
     for source, reason in summary.skipped:
         log.info("skipped %s: %s", source, reason)
+    total = summary.detection.get("total")
+    if total:
+        log.info(
+            "objects: %d found, %d false, %d missed; precision %s, recall %s, F1 %s",
+            total["true_positives"],
+            total["false_positives"],
+            total["false_negatives"],
+            *(_share(total[k]) for k in ("precision", "recall", "f1")),
+        )
     tflite = summary.tflite
     if tflite.get("compared"):
         log.info(
@@ -223,7 +241,7 @@ def list_layers(settings: Settings) -> str:
     """The table that --list-layers prints: for --model, or the model mounted beside --metadata."""
     from gradcam import layers
     from gradcam.block import read_metadata
-    from gradcam.model import input_image_shape, load_model
+    from gradcam.model import has_grid_output, input_image_shape, load_model
 
     path, impulse_shape = settings.model, settings.image_shape
     if path is None and settings.metadata:
@@ -233,7 +251,9 @@ def list_layers(settings: Settings) -> str:
         raise GradcamError("--list-layers needs --model (or --metadata with the model in its input folder)")
     model = load_model(path)
     height = input_image_shape(model, impulse_shape)[0][0]
-    return f"{path}: layers with a 2-D output (* = explained by --layer auto)\n" + layers.describe(model, height)
+    return f"{path}: layers with a 2-D output (* = explained by --layer auto)\n" + layers.describe(
+        model, height, dense=has_grid_output(model)
+    )
 
 
 def run(settings: Settings):

@@ -1,7 +1,9 @@
 """Edge Impulse export (zip or extracted folder) -> labelled samples, read safely.
 
 The label of a sample comes from `info.labels`; the file-name prefix (`car.IMG_1.jpg.x.ingestion-y.jpg`)
-is only a fallback for files that `info.labels` does not list. Zips are read in place, never
+is only a fallback for files that `info.labels` does not list. Object boxes come from the entry's
+`boundingBoxes`, or from a `bounding_boxes.labels` file in the image's folder (Edge Impulse's
+object detection format). Zips are read in place, never
 extracted: an entry that would escape the folder (`../x`, an absolute path, a link) makes the
 whole zip an error, since such a zip is not an Edge Impulse export.
 """
@@ -17,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from gradcam.errors import GradcamError
+from gradcam.fomo import Box
 
 CATEGORIES = ("testing", "training", "all")
+BOX_FILE = "bounding_boxes.labels"
+_NOT_SAMPLES = ("info.labels", "README.txt", BOX_FILE)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _FALLBACK_LABEL = re.compile(r"^(-?\d+(?:\.\d+)?|[^.]+)\.")
 
@@ -30,6 +35,7 @@ class Sample:
     path: str
     label: str | None
     category: str
+    boxes: tuple[Box, ...] | None = None  # objects in the image (file pixels); None: no boxes listed
 
     @property
     def name(self) -> str:
@@ -92,6 +98,40 @@ def _label_of(entry: dict) -> tuple[str | None, str | None]:
     return None, f"label type {kind!r} is not supported (single-label images only)"
 
 
+def _boxes(source: Path, where: str, listed) -> tuple[Box, ...] | None:
+    """Boxes from a `boundingBoxes` list; None when there are none (the image is unlabeled)."""
+    if not listed:
+        return None
+    try:
+        return tuple(
+            Box(str(b["label"]), float(b["x"]), float(b["y"]), float(b["width"]), float(b["height"])) for b in listed
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GradcamError(
+            f"{source}: {where}: a bounding box needs label, x, y, width and height (bad or missing {exc})"
+        ) from None
+
+
+def _box_files(source: Path, files: list[str], read) -> dict[str, tuple[Box, ...] | None]:
+    """Image path -> boxes, from the `bounding_boxes.labels` files of the dataset's folders."""
+    found = {}
+    for path in files:
+        if PurePosixPath(path).name != BOX_FILE:
+            continue
+        try:
+            listed = json.loads(read(path))["boundingBoxes"]
+            items = listed.items()
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            raise GradcamError(
+                f"{source}: {path} is not a bounding box file (expected JSON with a 'boundingBoxes' object)"
+            ) from None
+        folder = PurePosixPath(path).parent
+        for name, boxes in items:
+            image = (folder / name).as_posix().removeprefix("./")
+            found[image] = _boxes(source, f"{path}, {name}", boxes)
+    return found
+
+
 def _category_of(path: str, entry: dict | None = None) -> str:
     if entry and entry.get("category"):
         return str(entry["category"])
@@ -103,10 +143,12 @@ def _wanted(category: str, wanted: str) -> bool:
 
 
 def _collect(
-    source: Path, files: list[str], info_labels: dict | None, category: str
+    source: Path, files: list[str], info_labels: dict | None, category: str, read
 ) -> tuple[list[Sample], list[tuple[str, str]]]:
-    """Samples from info.labels (authoritative), then image files it does not list (name fallback)."""
+    """Samples from info.labels (authoritative), then image files it does not list (name fallback).
+    read(path) -> bytes of a file of the dataset."""
     present = set(files)
+    box_files = _box_files(source, files, read)
     samples: list[Sample] = []
     skipped: list[tuple[str, str]] = []
     listed: set[str] = set()
@@ -124,15 +166,16 @@ def _collect(
         if reason:
             skipped.append((path, reason))
         else:
-            samples.append(Sample(path, label, sample_category))
+            boxes = _boxes(source, path, entry["boundingBoxes"]) if "boundingBoxes" in entry else box_files.get(path)
+            samples.append(Sample(path, label, sample_category, boxes))
     for path in sorted(present - listed):
         name = PurePosixPath(path).name
-        if name == "info.labels" or name == "README.txt" or not _wanted(_category_of(path), category):
+        if name in _NOT_SAMPLES or not _wanted(_category_of(path), category):
             continue
         if not path.lower().endswith(IMAGE_SUFFIXES):
             skipped.append((path, f"not an image (expected one of {', '.join(IMAGE_SUFFIXES)})"))
             continue
-        samples.append(Sample(path, fallback_label(name), _category_of(path)))
+        samples.append(Sample(path, fallback_label(name), _category_of(path), box_files.get(path)))
     if not samples and not skipped:
         raise GradcamError(f"{source}: no {category} images found (expected an Edge Impulse export)")
     return samples, skipped
@@ -160,7 +203,7 @@ def _open_zip(source: Path, category: str) -> Dataset:
         _check_entry(source, info)
     files = [i.filename for i in infos if not i.is_dir()]
     info_text = archive.read("info.labels") if "info.labels" in files else None
-    samples, skipped = _collect(source, files, _parse_info_labels(source, info_text), category)
+    samples, skipped = _collect(source, files, _parse_info_labels(source, info_text), category, archive.read)
     return Dataset(source, samples, skipped, archive)
 
 
@@ -180,7 +223,9 @@ def open_dataset(source: str | Path, category: str = "testing") -> Dataset:
     if source.is_dir():
         info_file = source / "info.labels"
         info_text = info_file.read_bytes() if info_file.is_file() else None
-        samples, skipped = _collect(source, list(_walk(source)), _parse_info_labels(source, info_text), category)
+        files = list(_walk(source))
+        info = _parse_info_labels(source, info_text)
+        samples, skipped = _collect(source, files, info, category, lambda path: (source / path).read_bytes())
         return Dataset(source, samples, skipped)
     if not source.exists():
         raise GradcamError(f"{source}: dataset not found (expected an export zip or its folder)")

@@ -4,6 +4,10 @@ from gradcam import Explainer
 explainer = Explainer.from_file("model.h5", classes=["circle", "square", "triangle"])
 for result in explainer.explain(images):        # uint8 arrays of any size: RGB, grayscale or RGBA
     result.label, result.confidence, result.heatmap, result.overlay
+
+A FOMO model's explainer gives, per image, every detection and every missed box with its map:
+    for result in explainer.detect(images, boxes):  # boxes: gradcam.fomo.Box lists, or None
+        result.counts, [(o.label, o.kind, o.peak_in_box) for o in result.objects]
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gradcam import detection
 from gradcam.cam import layer_methods, make_cam, normalize, peak
 from gradcam.errors import GradcamError
+from gradcam.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.model import ModelAdapter, load_model
 from gradcam.overlay import blend, panel
 from gradcam.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
@@ -124,11 +130,67 @@ class Explainer:
         """RGB uint8 image -> (model input, geometry). Thread-safe: OpenCV and NumPy only."""
         return preprocess(image, self.spec)
 
-    def run(self, inputs: np.ndarray, targets: np.ndarray | None = None):
-        """Preprocessed batch -> CamBatch with maps normalised to 0..1."""
-        batch = self.cam(inputs, targets)
+    def run(self, inputs: np.ndarray, targets: np.ndarray | None = None, owners: np.ndarray | None = None):
+        """Preprocessed batch -> CamBatch with maps normalised to 0..1, one per target (see BaseCAM)."""
+        batch = self.cam(inputs, targets, owners)
         batch.maps[...] = normalize(batch.maps, self.normalization)
         return batch
+
+    def frame(self, image_size: tuple[int, int], geometry: Geometry, original: tuple[int, int] | None = None):
+        """Where the model's output grid lies in an image of this (width, height) (FOMO)."""
+        grid = self.adapter.output_shape[:2]
+        model_size = (self.spec.width, self.spec.height)
+        return detection.Frame(geometry, model_size, grid, image_size, original or image_size)
+
+    def run_objects(
+        self,
+        inputs: np.ndarray,
+        frames: Sequence[detection.Frame],
+        boxes: Sequence[Sequence[Box] | None],
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> list[tuple[detection.Plan, list[np.ndarray]]]:
+        """FOMO: a preprocessed batch -> per sample, its detections and missed boxes (the plan)
+        and their normalised maps: a forward pass to decode, then one CAM pass for all objects."""
+        grids = self.adapter.predict(inputs)
+        plans = [
+            detection.plan(i, grid, frame, self.classes, sample_boxes, threshold)
+            for i, (grid, frame, sample_boxes) in enumerate(zip(grids, frames, boxes, strict=True))
+        ]
+        targets = [t for p in plans for t in p.targets]
+        maps = []
+        if targets:
+            channels = self.adapter.num_outputs
+            masks = np.stack([t.mask(channels) for t in targets])
+            maps = list(self.run(inputs, masks, np.array([t.owner for t in targets], np.int32)).maps)
+        out, start = [], 0
+        for p in plans:
+            out.append((p, maps[start : start + len(p.targets)]))
+            start += len(p.targets)
+        return out
+
+    def detect(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[Sequence[Box] | None] | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> list[detection.DetectionExplanation]:
+        """FOMO: explain every detection in uint8 images and, where boxes are given (in the
+        images' pixels), every box the model missed."""
+        if not self.task.detects:
+            raise GradcamError(f"detect() explains object detection (FOMO) models; this is a {self.task.name} model")
+        images = [as_rgb(image, f"image {i}") for i, image in enumerate(images)]
+        if not images:
+            return []
+        prepared = [self.prepare(image) for image in images]
+        frames = [
+            self.frame((image.shape[1], image.shape[0]), geometry)
+            for image, (_, geometry) in zip(images, prepared, strict=True)
+        ]
+        results = self.run_objects(np.stack([x for x, _ in prepared]), frames, boxes or [None] * len(images), threshold)
+        return [
+            detection.finish(display_image(image, self.spec), frame, plan, cams)
+            for image, frame, (plan, cams) in zip(images, frames, results, strict=True)
+        ]
 
     def answer(self, outputs: np.ndarray) -> Answer:
         """One sample's model outputs (after the activation) -> prediction, label, confidence, scores."""

@@ -14,6 +14,10 @@ sharp at shallow ones but less specific (Jiang et al., LayerCAM, 2021). So:
   stage at stride <= 16 (1/16 of the input side: 6x6 on 96x96) with the chosen method, and fuses it
   with the two stages below it (12x12 and 24x24), explained with LayerCAM, never finer than 1/4 of
   the input side, where filters are edge detectors whatever the weights.
+
+A model with a spatial output (FOMO) ends in a *head* of 1x1 convolutions applied to each cell
+alone: their maps would only redraw the output. Its default explains the last layer before that
+head (FOMO's cut point, 1/8 of the input) with the chosen method, fused with the stage below it.
 """
 
 from __future__ import annotations
@@ -108,17 +112,46 @@ def last_conv(layers: list[Layer]) -> Layer:
     return convs[-1]
 
 
-def stages(layers: list[Layer]) -> list[Layer]:
-    """The last layer of each run of layers at one resolution, shallow to deep, up to the last convolution."""
-    end = layers.index(last_conv(layers))
-    features = [layer for layer in layers[: end + 1] if layer.kind not in _PADDING_TYPES]
+def stages(layers: list[Layer], end: Layer | None = None) -> list[Layer]:
+    """The last layer of each run of layers at one resolution, shallow to deep, up to `end` (the
+    last convolution)."""
+    stop = layers.index(end or last_conv(layers))
+    features = [layer for layer in layers[: stop + 1] if layer.kind not in _PADDING_TYPES]
     ends = [a for a, b in itertools.pairwise(features) if (a.height, a.width) != (b.height, b.width)]
     return [*ends, features[-1]]
 
 
-def auto_layers(layers: list[Layer], input_height: int) -> list[Layer]:
-    """The default's layers, deepest first: the last convolution alone when its map is fine enough,
-    else the class-specific stage at stride <= COARSEST_STRIDE and up to two finer stages."""
+def _pointwise(layer: Layer) -> bool:
+    """A layer that works on each cell alone: a 1x1 convolution or an activation."""
+    kernel = getattr(layer.path[-1], "kernel_size", None)
+    return (layer.kind == "Conv2D" and tuple(kernel) == (1, 1)) or layer.kind in ("Softmax", "Activation")
+
+
+def before_head(layers: list[Layer]) -> Layer | None:
+    """The last layer before a spatial output's head of 1x1 convolutions (FOMO's cut point), or
+    None when the model has no such head."""
+    end = len(layers)
+    while end > 0 and _pointwise(layers[end - 1]) and layers[end - 1].size == layers[-1].size:
+        end -= 1
+    return layers[end - 1] if 0 < end < len(layers) else None
+
+
+def dense_layers(layers: list[Layer], input_height: int) -> list[Layer]:
+    """The default for a spatial output, deepest first: the layer before the head, and the stages
+    below it down to 1/FINEST_STRIDE of the input, FUSED_STAGES in all."""
+    cut = before_head(layers)
+    if cut is None:
+        return [last_conv(layers)]
+    finer = [s for s in stages(layers, cut)[:-1] if input_height / s.height >= FINEST_STRIDE]
+    return [cut, *finer[::-1][: FUSED_STAGES - 1]]
+
+
+def auto_layers(layers: list[Layer], input_height: int, dense: bool = False) -> list[Layer]:
+    """The default's layers, deepest first. dense (a spatial output, FOMO): see `dense_layers`.
+    Otherwise the last convolution alone when its map is fine enough, else the class-specific
+    stage at stride <= COARSEST_STRIDE and up to two finer stages."""
+    if dense:
+        return dense_layers(layers, input_height)
     last = last_conv(layers)
     if min(last.height, last.width) >= FINE_ENOUGH:
         return [last]
@@ -145,12 +178,13 @@ def _named(layers: list[Layer], all_paths: list[tuple], name: str) -> Layer:
     raise GradcamError(f"layer {name!r} has no 2-D spatial output (its output shape is {shape})")
 
 
-def choose(model, spec: str | None, input_height: int) -> list[Layer]:
-    """The layers to explain, deepest first. spec: `auto` (None), `last-conv`, or names `a,b,c` to fuse."""
+def choose(model, spec: str | None, input_height: int, dense: bool = False) -> list[Layer]:
+    """The layers to explain, deepest first. spec: `auto` (None), `last-conv`, or names `a,b,c` to fuse.
+    dense: the model's output is spatial (FOMO)."""
     layers = spatial_layers(model)
     spec = (spec or AUTO).strip()
     if spec == AUTO:
-        return auto_layers(layers, input_height)
+        return auto_layers(layers, input_height, dense)
     if spec == LAST_CONV:
         return [last_conv(layers)]
     paths = _walk(model)
@@ -161,10 +195,10 @@ def choose(model, spec: str | None, input_height: int) -> list[Layer]:
     return sorted(chosen, key=lambda layer: order[layer.path], reverse=True)
 
 
-def describe(model, input_height: int) -> str:
+def describe(model, input_height: int, dense: bool = False) -> str:
     """The table `--list-layers` prints: every explainable layer, with the default's marked."""
     layers = spatial_layers(model)
-    default = {layer.path for layer in auto_layers(layers, input_height)}
+    default = {layer.path for layer in auto_layers(layers, input_height, dense)}
     last = last_conv(layers).path
     width = max(len(layer.name) for layer in layers)
     lines = [f"  {'layer':<{width}}  {'type':<20} {'output':>14}"]

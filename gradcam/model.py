@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from gradcam.errors import GradcamError
@@ -153,6 +154,11 @@ def input_image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tupl
     raise GradcamError(f"model input shape {shape} is not an image (expected height, width, channels)")
 
 
+def has_grid_output(model) -> bool:
+    """Whether the model answers per cell of a grid (h, w, classes), as FOMO does."""
+    return len(model.outputs[0].shape) == 4
+
+
 @dataclass(frozen=True)
 class Scores:
     """One forward pass: the target layers' activations, scores before the final activation, probabilities."""
@@ -178,11 +184,12 @@ class ModelAdapter:
         self.model = model
         self.last_conv: Layer = last_conv(spatial_layers(model))
         self.image_shape, self.flat_input = input_image_shape(model, impulse_shape)
-        self.layers: list[Layer] = choose(model, layer, self.image_shape[0])
+        self.layers: list[Layer] = choose(model, layer, self.image_shape[0], dense=has_grid_output(model))
         last = children(model)[-1]
-        self.task: Task = task_for(_activation_name(last), self.num_outputs, last.name)
+        self.task: Task = task_for(_activation_name(last), self.num_outputs, last.name, has_grid_output(model))
         self._tap = _tap(keras, model, [layer.path for layer in self.layers], drop_last=True)
         self._head = _linear_twin(keras, last)
+        self._predict = None
 
     @property
     def layer_name(self) -> str:
@@ -192,6 +199,19 @@ class ModelAdapter:
     @property
     def num_outputs(self) -> int:
         return int(self.model.outputs[0].shape[-1])
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """One sample's output: (outputs,), or (h, w, outputs) for a grid (FOMO)."""
+        return tuple(int(d) for d in self.model.outputs[0].shape[1:])
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """The model's outputs (after its activation) for a preprocessed batch: forward only."""
+        if self._predict is None:
+            height, width, channels = self.image_shape
+            spec = tf.TensorSpec((None, height, width, channels), tf.float32)
+            self._predict = tf.function(lambda x: self(x).probabilities, input_signature=[spec])
+        return self._predict(tf.constant(images, tf.float32)).numpy()
 
     def __call__(self, images: tf.Tensor) -> Scores:
         """images: (N, H, W, C) already preprocessed. Runs in inference mode."""

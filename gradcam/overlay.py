@@ -43,3 +43,28 @@ def panel(
     scale = 0.45
     cv2.putText(strip, caption, (6, CAPTION_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([row, strip], axis=0)
+
+
+FOUND, MISSED, UNJUDGED = (40, 200, 60), (230, 40, 40), (250, 210, 40)  # RGB
+
+
+def draw_objects(
+    picture: np.ndarray,
+    boxes: list[tuple[tuple[int, int, int, int], bool]],
+    marks: list[tuple[tuple[float, float], str, bool | None]],
+    left: int = 0,
+) -> np.ndarray:
+    """Object detection on an overlay that starts `left` pixels from the picture's left edge:
+    ground-truth boxes ((x0, y0, x1, y1), found?) as rectangles, green when found, red when
+    missed; detections ((x, y) centroid, text, matched?) as a dot with its text, green when it
+    matched a box, red when it did not, yellow when the image has no boxes to judge it by."""
+    out = picture.copy()
+    for (x0, y0, x1, y1), found in boxes:
+        cv2.rectangle(out, (left + x0, y0), (left + x1 - 1, y1 - 1), FOUND if found else MISSED, 1, cv2.LINE_AA)
+    for (x, y), text, matched in marks:
+        colour = UNJUDGED if matched is None else FOUND if matched else MISSED
+        centre = (left + round(x), round(y))
+        cv2.circle(out, centre, 4, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(out, centre, 3, colour, -1, cv2.LINE_AA)
+        cv2.putText(out, text, (centre[0] + 6, centre[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1, cv2.LINE_AA)
+    return out

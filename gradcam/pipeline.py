@@ -22,12 +22,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gradcam import detection
 from gradcam.dataset import Dataset, Sample, open_dataset
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer, Explanation
+from gradcam.fomo import Counts
 from gradcam.images import decode, downscale
 from gradcam.model import load_model
-from gradcam.preprocess import Geometry
+from gradcam.preprocess import Geometry, display_image
 from gradcam.progress import Progress
 from gradcam.report import DeployZip, Result, RunInfo
 from gradcam.settings import Settings
@@ -53,6 +55,7 @@ class Summary:
     stages: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what a reader should know before trusting the maps
     tflite: dict = field(default_factory=dict)  # the TFLite comparison, as in results.json
+    detection: dict = field(default_factory=dict)  # object detection: threshold, totals, per class
 
     def count(self, folder: str) -> int:
         return sum(r.folder == folder for r in self.results)
@@ -184,14 +187,77 @@ def _render(
     start = time.perf_counter()
     explanation = explainer.finish(prepared.image, prepared.geometry, *outputs)
     result = _result(explanation, prepared, explainer, settings.regression_threshold, device)
-    if settings.layout == "panel":
-        picture = explanation.panel(settings.alpha, caption(result, device_kind))
-    else:
-        picture = explanation.overlay(settings.alpha)
+    return result, _picture(explanation, settings, caption(result, device_kind), stages, start)
+
+
+def _picture(explanation, settings: Settings, text: str, stages: _Stages, start: float) -> bytes:
+    """The overlay (or the panel, captioned) as JPEG bytes."""
+    picture = (
+        explanation.panel(settings.alpha, text) if settings.layout == "panel" else explanation.overlay(settings.alpha)
+    )
     bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
     _ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     stages.add("overlay+encode", start)
-    return result, encoded.tobytes()
+    return encoded.tobytes()
+
+
+def _rate(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def _object_result(explanation: detection.DetectionExplanation, sample: Sample) -> Result:
+    """An object detection sample as reported: its counts and every object."""
+    found = [o for o in explanation.objects if o.kind == "detection"]
+    counts = explanation.counts
+    rates = {} if counts is None else {"precision": counts.precision, "recall": counts.recall, "f1": counts.f1}
+    return Result(
+        source=sample.path,
+        category=sample.category,
+        true_label=None if sample.boxes is None else ", ".join(sorted(b.label for b in sample.boxes)),
+        predicted=", ".join(o.label for o in found) or "nothing",
+        confidence=_rounded(max((o.confidence for o in found), default=None)),
+        correct=explanation.correct,
+        scores={},
+        peak_x=None,
+        peak_y=None,
+        blank=bool(explanation.objects) and all(o.peak is None for o in explanation.objects),
+        true_positives=None if counts is None else counts.tp,
+        false_positives=None if counts is None else counts.fp,
+        false_negatives=None if counts is None else counts.fn,
+        **{k: _rate(v) for k, v in rates.items()},
+        objects=[o.as_dict() for o in explanation.objects],
+    )
+
+
+def object_caption(result: Result) -> str:
+    """The panel's caption for object detection: what was found against the boxes."""
+    if result.correct is None:
+        return f"unlabeled  detected: {result.predicted}"
+    return (
+        f"boxes: {result.true_positives + result.false_negatives}  found: {result.true_positives}  "
+        f"false: {result.false_positives}  missed: {result.false_negatives}"
+    )
+
+
+def _render_objects(explainer: Explainer, prepared: _Prepared, outputs: tuple, settings: Settings, stages: _Stages):
+    """One FOMO sample's objects and maps on its image, drawn and encoded as JPEG: (Result, bytes)."""
+    start = time.perf_counter()
+    frame, plan, cams = outputs
+    explanation = detection.finish(display_image(prepared.image, explainer.spec), frame, plan, cams)
+    result = _object_result(explanation, prepared.sample)
+    return result, _picture(explanation, settings, object_caption(result), stages, start)
+
+
+def _object_pass(
+    explainer: Explainer, good: list[_Prepared], threshold: float, stages: _Stages
+) -> list[tuple[detection.Frame, detection.Plan, list[np.ndarray]]]:
+    """One FOMO batch: decode every sample, explain every object: per sample (frame, plan, maps)."""
+    start = time.perf_counter()
+    frames = [explainer.frame((p.image.shape[1], p.image.shape[0]), p.geometry, p.original) for p in good]
+    inputs = np.stack([p.inputs for p in good])
+    explained = explainer.run_objects(inputs, frames, [p.sample.boxes for p in good], threshold)
+    stages.add("model", start)
+    return [(frame, plan, cams) for frame, (plan, cams) in zip(frames, explained, strict=True)]
 
 
 def _usable(dataset: Dataset, task: Task) -> tuple[list[Sample], list[tuple[str, str]]]:
@@ -255,7 +321,8 @@ def explain_dataset(
     samples, skipped = _usable(dataset, explainer.task)
     target = explainer.target_index(settings.target_class)
     stages = _Stages()
-    output = DeployZip(settings.zip_path, by_label=explainer.task.by_label)
+    detects = explainer.task.detects
+    output = DeployZip(settings.zip_path, by_label=explainer.task.by_label, detection=detects)
     progress = Progress(len(samples), "explaining")
 
     def write(futures: list[Future]) -> None:
@@ -278,7 +345,15 @@ def explain_dataset(
                         skipped.append((p.sample.path, p.reason))
                         progress.update()
                 good = [p for p in prepared if not p.reason]
-                if good:
+                if good and detects:
+                    outputs = _object_pass(explainer, good, settings.detection_threshold, stages)
+                    rendering.append(
+                        [
+                            pool.submit(_render_objects, explainer, p, out, settings, stages)
+                            for p, out in zip(good, outputs, strict=True)
+                        ]
+                    )
+                elif good:
                     outputs = _model_pass(explainer, device, good, target, stages)
                     rendering.append(
                         [
@@ -292,7 +367,8 @@ def explain_dataset(
                 write(rendering.popleft())
         summary = Summary(settings.zip_path, output.results, skipped, dict(stages.seconds, total=progress.close()))
         summary.tflite = _tflite_summary(comparison, summary.results)
-        summary.warnings = _warnings(explainer, settings, summary)
+        summary.detection = _detection_summary(settings, summary.results) if detects else {}
+        summary.warnings = _warnings(explainer, settings, summary, samples)
         output.close(_run_info(explainer, settings, summary))
         return summary
     except BaseException:
@@ -316,6 +392,7 @@ def _run_info(explainer: Explainer, settings: Settings, summary: Summary) -> Run
         resolution="x".join(map(str, explainer.resolution)),
         warnings=summary.warnings,
         tflite=summary.tflite,
+        detection=summary.detection,
     )
 
 
@@ -340,12 +417,11 @@ def _blank_warning(settings: Settings, summary: Summary) -> str | None:
     )
 
 
-def _label_warning(explainer: Explainer, labels: Iterable[str | None]) -> str | None:
+def _label_warning(explainer: Explainer, samples: Iterable[Sample]) -> str | None:
     """Dataset labels that are not model classes, with counts and the class they may have meant;
     their images can only count as incorrect."""
-    unknown = Counter(
-        explainer.task.unknown_labels([label for label in labels if label is not None], explainer.classes)
-    )
+    labels = [label for sample in samples for label in explainer.task.labels_of(sample)]
+    unknown = Counter(explainer.task.unknown_labels(labels, explainer.classes))
     if not unknown:
         return None
     folded = {name.strip().casefold(): name for name in explainer.classes}
@@ -355,18 +431,55 @@ def _label_warning(explainer: Explainer, labels: Iterable[str | None]) -> str | 
         return f"{label!r} ({count} image{'s' * (count > 1)}{f', did you mean {guess!r}?' if guess else ''})"
 
     listed = ", ".join(described(label, count) for label, count in unknown.most_common())
+    what = "object boxes have" if explainer.task.detects else "images have"
     return (
-        f"{sum(unknown.values())} images have a label that is not one of the model's classes "
+        f"{sum(unknown.values())} {what} a label that is not one of the model's classes "
         f"({', '.join(explainer.classes)}): {listed}; they count as incorrect"
     )
 
 
-def _warnings(explainer: Explainer, settings: Settings, summary: Summary) -> list[str]:
+def _warnings(explainer: Explainer, settings: Settings, summary: Summary, samples: list[Sample]) -> list[str]:
     """What a person reading the results should know before trusting the maps."""
-    labels = _label_warning(explainer, (r.true_label for r in summary.results))
+    explained = {r.source for r in summary.results}
+    labels = _label_warning(explainer, (s for s in samples if s.path in explained))
     tflite = summary.tflite.get("problem") and f"{summary.tflite['problem']}: the TFLite columns are empty"
     warnings = (labels, tflite, _coarse_warning(explainer), _blank_warning(settings, summary))
     return [w for w in warnings if w]
+
+
+def _detection_summary(settings: Settings, results: list[Result]) -> dict:
+    """Object detection over the labelled images: counts, rates and the share of found objects whose
+    map peaks inside their box, in all and per class."""
+    counts: dict[str, Counts] = {}
+    peaks: dict[str, list[bool]] = {}
+    for r in results:
+        if r.correct is None:
+            continue
+        for o in r.objects:
+            found, missed = o["kind"] == "detection" and o["box"] is not None, o["kind"] == "missed"
+            add = Counts(int(found), int(o["kind"] == "detection" and not found), int(missed))
+            counts[o["label"]] = counts.get(o["label"], Counts(0, 0, 0)) + add
+            if found:
+                peaks.setdefault(o["label"], []).append(bool(o["peak_in_box"]))
+
+    def row(c: Counts, inside: list[bool]) -> dict:
+        return {
+            "true_positives": c.tp,
+            "false_positives": c.fp,
+            "false_negatives": c.fn,
+            "precision": _rate(c.precision),
+            "recall": _rate(c.recall),
+            "f1": _rate(c.f1),
+            "peak_in_box": _rate(sum(inside) / len(inside)) if inside else None,
+        }
+
+    total = sum(counts.values(), Counts(0, 0, 0))
+    every = [p for label in sorted(peaks) for p in peaks[label]]
+    return {
+        "threshold": settings.detection_threshold,
+        "total": row(total, every),
+        "classes": {label: row(counts[label], peaks.get(label, [])) for label in sorted(counts)},
+    }
 
 
 def _tflite_summary(comparison: Comparison | None, results: list[Result]) -> dict:
@@ -391,6 +504,9 @@ def open_comparison(settings: Settings, explainer: Explainer) -> Comparison | No
     if settings.tflite is None or settings.no_tflite:
         return None
     name = settings.tflite.name
+    if explainer.task.detects:
+        log.info("%s is not compared: the TFLite comparison covers classification and regression only", name)
+        return None
     try:
         model = TfliteModel.beside(settings.tflite, explainer.adapter)
     except GradcamError as exc:
@@ -418,7 +534,7 @@ def run(settings: Settings) -> Summary:
         explainer = Explainer(model, settings.classes or dataset.labels or None, **settings.explainer_options())
         comparison = open_comparison(settings, explainer)
         log.info("%s; task %s", _describe_layers(explainer), explainer.task.name)
-        for warning in (_label_warning(explainer, (s.label for s in dataset.samples)), _coarse_warning(explainer)):
+        for warning in (_label_warning(explainer, dataset.samples), _coarse_warning(explainer)):
             if warning:
                 log.warning("warning: %s", warning)
         return explain_dataset(explainer, dataset, settings, comparison)

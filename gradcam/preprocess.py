@@ -72,6 +72,14 @@ class Geometry:
             (round(x0 * width_ratio), round(y0 * height_ratio), round(x1 * width_ratio), round(y1 * height_ratio)),
         )
 
+    def from_model(self, point: tuple[float, float]) -> tuple[float, float]:
+        """A point of the model input (pixel edges at 0 .. width) -> the same point in the image."""
+        return point[0] * self.scale_x + self.offset_x, point[1] * self.scale_y + self.offset_y
+
+    def to_model(self, point: tuple[float, float]) -> tuple[float, float]:
+        """A point of the image -> the same point of the model input (may lie outside it)."""
+        return (point[0] - self.offset_x) / self.scale_x, (point[1] - self.offset_y) / self.scale_y
+
     def _cell_size(self, map_shape: tuple[int, ...], model_size: tuple[int, int]) -> tuple[float, float]:
         """(width, height) of one heatmap cell in original pixels."""
         return model_size[0] / map_shape[1] * self.scale_x, model_size[1] / map_shape[0] * self.scale_y

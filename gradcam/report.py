@@ -1,4 +1,5 @@
-"""deploy.zip: overlays split into correct/ incorrect/ unlabeled/ by true label, plus results files.
+"""deploy.zip: overlays split into correct/ incorrect/ unlabeled/ by true label, plus results files
+(results.csv, results.json, index.html; objects.csv for object detection).
 
 The zip is written under a temporary name and renamed at the end, so a crash never leaves a
 half-written deploy.zip behind.
@@ -35,6 +36,25 @@ RESULT_FIELDS = (
     "tflite_error",
     "agrees",
 )  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
+# Object detection runs add per image counts and rates, and write every object to objects.csv.
+DETECTION_FIELDS = ("true_positives", "false_positives", "false_negatives", "precision", "recall", "f1")
+OBJECT_FIELDS = (
+    "source",
+    "kind",
+    "label",
+    "confidence",
+    "x",
+    "y",
+    "box_label",
+    "box_x",
+    "box_y",
+    "box_width",
+    "box_height",
+    "peak_x",
+    "peak_y",
+    "peak_in_box",
+    "blank",
+)
 
 
 @dataclass
@@ -58,6 +78,15 @@ class Result:
     tflite_confidence: float | None = None
     tflite_error: float | None = None
     agrees: bool | None = None
+    # Object detection (FOMO): the image's counts and rates (None: unlabeled or not a detector), and
+    # every detection and missed box with its map's peak (gradcam.detection.ObjectMap.as_dict).
+    true_positives: int | None = None
+    false_positives: int | None = None
+    false_negatives: int | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    objects: list[dict] = field(default_factory=list)
     overlay: str = ""
 
     @property
@@ -84,6 +113,7 @@ class RunInfo:
     resolution: str = ""  # h x w of the explained map
     warnings: list[str] = field(default_factory=list)
     tflite: dict = field(default_factory=dict)  # model, type, compared, disagreements, agreement; or problem
+    detection: dict = field(default_factory=dict)  # object detection: threshold, totals and per class
 
 
 TEMPLATE = Path(__file__).with_name("report.html")
@@ -102,13 +132,23 @@ def _safe(text: str) -> str:
     return cleaned[:80] or "_"
 
 
+def _table(fields, rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(fields))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 class DeployZip:
     """Collects overlays and results; `close` writes the results and moves the zip into place."""
 
-    def __init__(self, path: str | Path, by_label: bool = True):
-        """by_label: one sub-folder per label (classification); regression has none."""
+    def __init__(self, path: str | Path, by_label: bool = True, detection: bool = False):
+        """by_label: one sub-folder per label (classification); regression and detection have none.
+        detection: results.csv gets the detection columns, and objects.csv is written."""
         self.path = Path(path)
         self.by_label = by_label
+        self.detection = detection
         self._partial = self.path.with_name(self.path.name + ".partial")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +171,9 @@ class DeployZip:
         label = result.true_label if result.correct is not None else result.predicted
         stem = PurePosixPath(result.source).name.split(".ingestion-")[0]
         confidence = f"-{result.confidence:.2f}" if result.confidence is not None else ""
-        stem = _safe(f"{stem}.pred-{result.predicted}{confidence}")
+        found = sum(o["kind"] == "detection" for o in result.objects)
+        tag = f"found-{found}" if self.detection else f"pred-{result.predicted}{confidence}"
+        stem = _safe(f"{stem}.{tag}")
         folder = f"{result.folder}/{_safe(label or '_')}" if self.by_label else result.folder
         result.overlay = self._unique(folder, stem, suffix)
         self._zip.writestr(result.overlay, image, compress_type=zipfile.ZIP_STORED)
@@ -140,16 +182,25 @@ class DeployZip:
 
     def _csv(self) -> str:
         classes = list(dict.fromkeys(name for r in self.results for name in r.scores))
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=[*RESULT_FIELDS, *(f"score:{c}" for c in classes)])
-        writer.writeheader()
+        fields = [*RESULT_FIELDS, *(DETECTION_FIELDS if self.detection else ()), *(f"score:{c}" for c in classes)]
+        rows = [
+            {k: v for k, v in asdict(r).items() if k in fields} | {f"score:{c}": s for c, s in r.scores.items()}
+            for r in self.results
+        ]
+        return _table(fields, rows)
+
+    def _objects_csv(self) -> str:
+        rows = []
         for r in self.results:
-            row = {k: v for k, v in asdict(r).items() if k in RESULT_FIELDS}
-            writer.writerow(row | {f"score:{c}": s for c, s in r.scores.items()})
-        return out.getvalue()
+            for o in r.objects:
+                box = {f"box_{k}": v for k, v in (o["box"] or {}).items()}
+                rows.append({"source": r.source, **{k: v for k, v in o.items() if k != "box"}, **box})
+        return _table(OBJECT_FIELDS, rows)
 
     def close(self, info: RunInfo) -> Path:
         self._zip.writestr("results.csv", self._csv())
+        if self.detection:
+            self._zip.writestr("objects.csv", self._objects_csv())
         document = {"run": asdict(info), "results": [asdict(r) for r in self.results]}
         self._zip.writestr("results.json", json.dumps(document, indent=1, allow_nan=False, default=str))
         self._zip.writestr("index.html", render_html(document))

@@ -26,6 +26,7 @@ class Settings:
     layout: str = "blend"
     max_overlay_size: int = 1024  # long side of the overlays in pixels; 0: the original size
     regression_threshold: float = 0.1
+    detection_threshold: float | None = None  # FOMO: a cell's minimum probability; None: the learn block's, else 0.5
     batch_size: int = 32
     list_layers: bool = False  # print the explainable layers and exit
     # The TFLite model (int8 or float32) to compare with the Keras model on every sample.
@@ -53,7 +54,12 @@ class Settings:
 
     def with_defaults(self) -> Settings:
         """Preprocessing options that neither a flag nor the impulse set take their defaults."""
-        return replace(self, resize_mode=self.resize_mode or "squash", input_scaling=self.input_scaling or "0..1")
+        return replace(
+            self,
+            resize_mode=self.resize_mode or "squash",
+            input_scaling=self.input_scaling or "0..1",
+            detection_threshold=self.detection_threshold if self.detection_threshold is not None else 0.5,
+        )
 
     def explainer_options(self) -> dict:
         """Keyword arguments for `Explainer`."""
@@ -81,6 +87,7 @@ class Settings:
             "layout",
             "max_overlay_size",
             "regression_threshold",
+            "detection_threshold",
             "resize_mode",
             "color",
             "input_scaling",

@@ -35,6 +35,11 @@ class Task:
     name: str
     activation: Callable[[tf.Tensor], tf.Tensor]  # logits -> the model's outputs
     by_label = True  # deploy.zip sorts overlays into a folder per true label
+    detects = False  # explains several objects per image (FOMO), not the image as a whole
+
+    def target_spec(self, output_shape: tuple[int, ...]) -> tf.TensorSpec:
+        """What `target` takes per explained map: a class index (PREDICTED: the prediction)."""
+        return tf.TensorSpec((None,), tf.int32)
 
     def class_names(self, classes: Sequence[str] | None, outputs: int) -> list[str]:
         """The class names in output order: given ones checked against the outputs, or "0", "1", ..."""
@@ -87,6 +92,10 @@ class Task:
     def unknown_labels(self, labels: list[str], classes: list[str]) -> list[str]:
         """Labels that can never be judged correct: not among the classes."""
         return [label for label in labels if label not in classes]
+
+    def labels_of(self, sample) -> list[str]:
+        """The labels a dataset sample (gradcam.dataset.Sample) is judged by."""
+        return [] if sample.label is None else [sample.label]
 
 
 class Classification(Task):
@@ -157,8 +166,45 @@ class Regression(Task):
         return []
 
 
-def task_for(activation: str, outputs: int, layer: str) -> Task:
-    """The task of a model whose last layer `layer` has this activation and number of outputs."""
+class Detection(Task):
+    """FOMO: a grid of cells, each a softmax over background (channel 0) and N object classes.
+    A target is one object: a mask over the grid's logits (its class's channel at its cells),
+    and the score explained is the sum of the logits under it."""
+
+    name = "object detection"
+    activation = staticmethod(tf.nn.softmax)
+    by_label = False  # an image holds several labels
+    detects = True
+
+    def _classes(self, outputs: int) -> int:
+        return outputs - 1  # Edge Impulse's classes leave out the background
+
+    def target_spec(self, output_shape: tuple[int, ...]) -> tf.TensorSpec:
+        return tf.TensorSpec((None, *output_shape), tf.float32)
+
+    def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(logits * targets, axis=(1, 2, 3))
+
+    def target_index(self, label: str | None, classes: list[str]) -> int:
+        if label is not None:
+            raise GradcamError("--target-class does not apply to object detection: every object is explained")
+        return PREDICTED
+
+    def labels_of(self, sample) -> list[str]:
+        return [box.label for box in sample.boxes or ()]
+
+
+def task_for(activation: str, outputs: int, layer: str, spatial: bool = False) -> Task:
+    """The task of a model whose last layer `layer` has this activation and number of outputs
+    (spatial: per cell of a grid)."""
+    if spatial:
+        if activation == "softmax" and outputs >= 2:
+            return Detection()
+        raise GradcamError(
+            f"the model's last layer {layer!r} gives a grid of {outputs} values per cell with activation "
+            f"{activation!r}; of models with a grid output only FOMO (a softmax over background and the "
+            "object classes) can be explained"
+        )
     if activation == "softmax" or (activation == "linear" and outputs > 1):
         return Classification()
     if activation == "sigmoid" and outputs == 1:
