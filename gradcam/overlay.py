@@ -66,5 +66,7 @@ def draw_objects(
         centre = (left + round(x), round(y))
         cv2.circle(out, centre, 4, (255, 255, 255), -1, cv2.LINE_AA)
         cv2.circle(out, centre, 3, colour, -1, cv2.LINE_AA)
-        cv2.putText(out, text, (centre[0] + 6, centre[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1, cv2.LINE_AA)
+        (width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
+        x = centre[0] + 6 if centre[0] + 6 + width <= out.shape[1] else max(left, centre[0] - 6 - width)
+        cv2.putText(out, text, (x, centre[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1, cv2.LINE_AA)
     return out

@@ -27,6 +27,7 @@ def _complete(
     image_shape: tuple[int, int, int] | None,
     resize_mode: str | None,
     input_scaling: str | None,
+    detection_threshold: float | None,
     **fetched,
 ) -> Settings:
     """The settings with the fetched files and the impulse's values; an option given on the
@@ -43,6 +44,7 @@ def _complete(
         resize_mode=prefer(settings.resize_mode, resize_mode),
         color=prefer(settings.color, color),
         input_scaling=prefer(settings.input_scaling, input_scaling),
+        detection_threshold=prefer(settings.detection_threshold, detection_threshold),
         **fetched,
     )
 
@@ -53,7 +55,7 @@ def check(settings: Settings) -> None:
     settings = settings.with_defaults()
     explainer = Explainer(load_model(settings.model), settings.classes, **settings.explainer_options())
     explainer.target_index(settings.target_class)
-    if settings.tflite and settings.tflite_required and not settings.no_tflite:
+    if settings.tflite and settings.tflite_required and not settings.no_tflite and not explainer.task.detects:
         TfliteModel.beside(settings.tflite, explainer.adapter)
 
 
@@ -65,10 +67,11 @@ def from_block(settings: Settings, work: Path) -> Settings:
     log.info("project %s (%s)", meta.project_id, meta.project_name)
     model = meta.model_zip
     if meta.learn_blocks:
-        learn_id, _, _ = choose_learn_block(meta.learn_blocks)
+        learn_id, learn_type, _ = choose_learn_block(meta.learn_blocks)
     else:
-        learn_id = client.impulse(meta.project_id).learn_id
-    _, _, scaling = client.keras_metadata(meta.project_id, learn_id)
+        info = client.impulse(meta.project_id)
+        learn_id, learn_type = info.learn_id, info.learn_type
+    keras = client.keras_metadata(meta.project_id, learn_id, learn_type)
     if not model.is_file():
         log.info("%s is missing: downloading the model", model)
         model = client.download_model(meta.project_id, learn_id, work / "trained.h5.zip")
@@ -77,7 +80,8 @@ def from_block(settings: Settings, work: Path) -> Settings:
         meta.classes,
         meta.image_shape,
         meta.resize_mode,
-        scaling,
+        keras.input_scaling,
+        keras.detection_threshold,
         model=model,
         tflite=settings.tflite or meta.tflite,
         tflite_required=settings.tflite is not None,
@@ -99,7 +103,15 @@ def from_api_key(settings: Settings) -> Settings:
     model = client.download_model(
         project_id, info.learn_id, settings.work_dir / f"model-{project_id}-{info.learn_id}.zip"
     )
-    settings = _complete(settings, info.classes, info.image_shape, info.resize_mode, info.input_scaling, model=model)
+    settings = _complete(
+        settings,
+        info.classes,
+        info.image_shape,
+        info.resize_mode,
+        info.input_scaling,
+        info.detection_threshold,
+        model=model,
+    )
     check(settings)
     if settings.skip_dataset_download:
         log.info("reusing the export at %s", export)

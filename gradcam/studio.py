@@ -10,6 +10,7 @@ never seen the API key. The key never appears in a message: errors are redacted.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 import zipfile
@@ -27,7 +28,14 @@ from gradcam.errors import GradcamError
 
 log = logging.getLogger("gradcam")
 DEFAULT_HOST = "studio.edgeimpulse.com"
-IMAGE_LEARN_BLOCKS = ("keras-transfer-image", "keras", "keras-regression", "keras-akida-transfer-image", "keras-akida")
+IMAGE_LEARN_BLOCKS = (
+    "keras-transfer-image",
+    "keras",
+    "keras-regression",
+    "keras-akida-transfer-image",
+    "keras-akida",
+    "keras-object-detection",  # FOMO only: other detectors are refused by KerasMetadata.check
+)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
@@ -46,6 +54,34 @@ def retry_policy(attempts: int = 6) -> urllib3.Retry:
 
 
 @dataclass(frozen=True)
+class KerasMetadata:
+    """What the job reads from a Keras learn block's metadata."""
+
+    classes: list[str]  # in model output order (object detection: without the background)
+    mode: str | None  # classification, regression, object-detection
+    input_scaling: str
+    last_layer: str | None  # object detection: fomo, mobilenet-ssd, yolov5, ...
+    detection_threshold: float | None  # object detection: minConfidenceRating, when the block sets it
+
+    def check(self, learn_type: str) -> None:
+        """Refuse object detectors other than FOMO: their outputs are boxes, not a grid of cells."""
+        if self.mode == "object-detection" and self.last_layer not in (None, "fomo"):
+            raise GradcamError(
+                f"the learn block ({learn_type}) is a {self.last_layer} object detector: only FOMO "
+                "object detection models can be explained (their output is a grid of cells, not boxes)"
+            )
+
+
+def _threshold(thresholds: list[dict], key: str = "minConfidenceRating") -> float | None:
+    """A learn block's threshold (BlockThreshold JSON objects) by key, when it is a number."""
+    for item in thresholds:
+        value = item.get("value") if isinstance(item, dict) else None
+        if item.get("key") == key and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+@dataclass(frozen=True)
 class ImpulseInfo:
     """What the job needs to know about the project's impulse."""
 
@@ -54,10 +90,11 @@ class ImpulseInfo:
     learn_id: int
     learn_type: str
     classes: list[str]
-    mode: str  # classification / regression
+    mode: str  # classification / regression / object-detection
     input_scaling: str
     image_shape: tuple[int, int, int] | None  # (height, width, channels)
     resize_mode: str | None
+    detection_threshold: float | None = None  # FOMO: the learn block's minConfidenceRating
 
 
 def base_url(host: str) -> str:
@@ -128,26 +165,47 @@ class StudioClient:
             raise GradcamError(f"project {project_id}'s impulse has no image input block")
         learn = next(b for b in impulse.learn_blocks if b.id == learn_id)
         channels = self._channels(project_id, impulse.dsp_blocks, learn.dsp)
-        classes, mode, scaling = self.keras_metadata(project_id, learn.id)
+        keras = self.keras_metadata(project_id, learn.id, _enum(learn.type))
         shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
         return ImpulseInfo(
             project_id=project_id,
             impulse_id=impulse_id,
             learn_id=learn.id,
             learn_type=_enum(learn.type),
-            classes=classes,
-            mode=mode,
-            input_scaling=scaling,
+            classes=keras.classes,
+            mode=keras.mode,
+            input_scaling=keras.input_scaling,
             image_shape=shape,
             resize_mode=_enum(image.resize_mode),
+            detection_threshold=keras.detection_threshold,
         )
 
-    def keras_metadata(self, project_id: int, learn_id: int) -> tuple[list[str], str, str]:
-        """(class names in output order, mode, image input scaling) of a Keras learn block."""
-        metadata = self._call(
-            "reading the Keras metadata", ei.LearnApi(self._client).get_keras_metadata, project_id, learn_id
+    def keras_metadata(self, project_id: int, learn_id: int, learn_type: str) -> KerasMetadata:
+        """A Keras learn block's class names, mode, input scaling and (object detection) kind of
+        detector and threshold; a detector other than FOMO is refused."""
+        what = "reading the Keras metadata"
+        raw = self._call(
+            what, ei.LearnApi(self._client).get_keras_metadata, project_id, learn_id, _preload_content=False
         )
-        return list(metadata.class_names), _enum(metadata.mode), _enum(metadata.image_input_scaling) or "0..1"
+        try:
+            body = json.loads(raw.data)
+        except ValueError:
+            raise GradcamError(f"Studio API: {what} failed: the answer is not JSON") from None
+        if body.get("success") is False:
+            raise GradcamError(self.redact(f"Studio API: {what} failed: {body.get('error') or 'no reason given'}"))
+        # The client's model cannot read `thresholds` (its float-or-string values match both
+        # types, which it refuses): they are read here, the rest by the client's model.
+        thresholds = body.pop("thresholds", None) or []
+        metadata = ei.KerasModelMetadata.from_dict(body | {"thresholds": []})
+        keras = KerasMetadata(
+            list(metadata.class_names),
+            _enum(metadata.mode),
+            _enum(metadata.image_input_scaling) or "0..1",
+            _enum(metadata.object_detection_last_layer),
+            _threshold(thresholds),
+        )
+        keras.check(learn_type)
+        return keras
 
     def _channels(self, project_id: int, dsp_blocks: list, wanted: list[int]) -> int:
         block = next((b for b in dsp_blocks if b.id in wanted and b.type == "image"), None)
@@ -248,8 +306,9 @@ def _enum(value) -> str | None:
 
 
 def choose_learn_block(blocks: list[tuple[int, str, str]]) -> tuple[int, str, str]:
-    """The Keras image classification or regression block among (id, type, name), not blindly the
-    first learn block (an impulse may also hold anomaly or object detection blocks)."""
+    """The Keras image classification, regression or object detection block among (id, type, name),
+    not blindly the first learn block (an impulse may also hold an anomaly block); classification
+    and regression first."""
     by_type = {block[1]: block for block in reversed(blocks)}
     for kind in IMAGE_LEARN_BLOCKS:
         if kind in by_type:
@@ -257,7 +316,9 @@ def choose_learn_block(blocks: list[tuple[int, str, str]]) -> tuple[int, str, st
             log.info("learn block %s (%s, id %s)", name, kind, learn_id)
             return by_type[kind]
     found = ", ".join(f"{name} ({kind})" for _, kind, name in blocks) or "none"
-    raise GradcamError(f"the impulse has no Keras image classification or regression block (found: {found})")
+    raise GradcamError(
+        f"the impulse has no Keras image classification, regression or object detection block (found: {found})"
+    )
 
 
 def _session() -> requests.Session:

@@ -151,6 +151,23 @@ def _weights(method: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return (alpha * np.maximum(g, 0)).sum(axis=(0, 1))
 
 
+def fused_reference(activations, grads, method: str) -> np.ndarray:
+    """One image's map from its target layers' activations and gradients (deepest first), as
+    documented: the deepest with `method`, the others with LayerCAM, each divided by its maximum,
+    upsampled bilinearly to the finest and multiplied. Then / max."""
+    maps = []
+    for depth, (a, g) in enumerate(zip(activations, grads, strict=True)):
+        a, g = np.asarray(a, np.float64), np.asarray(g, np.float64)
+        weights = _weights(method if depth == 0 else "layercam", a, g)
+        maps.append(np.maximum((a * weights).sum(axis=-1), 0))
+    if len(maps) > 1:
+        size = max(m.shape for m in maps)
+        scaled = [m / m.max() if m.max() > 0 else m for m in maps]
+        maps = [np.prod([cv2.resize(m, size[::-1], interpolation=cv2.INTER_LINEAR) for m in scaled], axis=0)]
+    cam = maps[0]
+    return cam / cam.max() if cam.max() > 0 else cam
+
+
 def reference_cam(model, paths: list[list[str]], image: np.ndarray, target: int | None, method: str, task: str):
     """One image: gradients of the target score w.r.t. the target layers (deepest first), weights,
     ReLU; several layers fused as documented: the deepest with `method`, the others with LayerCAM,
@@ -169,17 +186,7 @@ def reference_cam(model, paths: list[list[str]], image: np.ndarray, target: int 
         else:
             y = z[int(tf.argmax(z)) if target is None else target]
     grads = tape.gradient(y, activations)
-    maps = []
-    for depth, (a, g) in enumerate(zip(activations, grads, strict=True)):
-        a, g = a[0].numpy().astype(np.float64), g[0].numpy().astype(np.float64)
-        weights = _weights(method if depth == 0 else "layercam", a, g)
-        maps.append(np.maximum((a * weights).sum(axis=-1), 0))
-    if len(maps) > 1:
-        size = max(m.shape for m in maps)
-        scaled = [m / m.max() if m.max() > 0 else m for m in maps]
-        maps = [np.prod([cv2.resize(m, size[::-1], interpolation=cv2.INTER_LINEAR) for m in scaled], axis=0)]
-    cam = maps[0]
-    return cam / cam.max() if cam.max() > 0 else cam
+    return fused_reference([a[0].numpy() for a in activations], [g[0].numpy() for g in grads], method)
 
 
 # --- Datasets in Edge Impulse's export format. ---
@@ -327,6 +334,9 @@ def studio_home(
     mounted_at: str | None = None,
     classes=OUTPUT_ORDER,
     tflite_models: list | None = None,
+    learn_type: str = "keras-transfer-image",
+    size: int = 64,
+    resize_mode: str = "fit-short",
 ):
     """<root>/home/input with deployment-metadata.json (and trained.h5.zip), an empty <root>/home/output.
     The metadata names the folders as the block sees them: under `mounted_at` in a container."""
@@ -348,7 +358,7 @@ def studio_home(
         "tfliteModels": tflite_models or [],
         "project": project,
         "impulse": {
-            "inputBlocks": [{"type": "image", "imageWidth": 64, "imageHeight": 64, "resizeMode": "fit-short"}],
+            "inputBlocks": [{"type": "image", "imageWidth": size, "imageHeight": size, "resizeMode": resize_mode}],
             "dspBlocks": [
                 {
                     "type": "image",
@@ -356,14 +366,14 @@ def studio_home(
                         "dspConfig": {"options": {"channels": "RGB"}},
                         "outputConfig": {
                             "type": "image",
-                            "shape": {"width": 64, "height": 64, "channels": 3, "frames": 1},
+                            "shape": {"width": size, "height": size, "channels": 3, "frames": 1},
                         },
                     },
                 }
             ],
             "learnBlocks": [
                 {"id": 7, "type": "keras-visual-anomaly", "dsp": [emu.DSP_ID]},
-                {"id": emu.LEARN_ID, "type": "keras-transfer-image", "dsp": [emu.DSP_ID]},
+                {"id": emu.LEARN_ID, "type": learn_type, "dsp": [emu.DSP_ID]},
             ],
         },
         "sensor": "camera",

@@ -54,6 +54,9 @@ class Emulator:
     api_key: str = "ei_0123456789abcdef0123456789abcdef_test"
     classes: list[str] = field(default_factory=lambda: ["circle", "square", "triangle"])
     mode: str = "classification"
+    learn_type: str = "keras-transfer-image"
+    last_layer: str | None = None  # object detection: fomo, mobilenet-ssd, ...
+    thresholds: list = field(default_factory=list)  # BlockThreshold objects of the learn block
     image: dict = field(default_factory=lambda: {"width": 64, "height": 64, "resizeMode": "fit-short"})
     channels: str = "RGB"
     faults: Faults = field(default_factory=Faults)
@@ -98,11 +101,11 @@ class Emulator:
         if method == "GET" and path == "/v1/api/projects":
             return 200, projects(), {}
         if method == "GET" and path == f"{p}/impulse":
-            return 200, impulse(self.image), {}
+            return 200, impulse(self.image, self.learn_type), {}
         if method == "GET" and path == f"{p}/dsp/{DSP_ID}":
             return 200, dsp_config(self.channels), {}
         if method == "GET" and path == f"{p}/training/keras/{LEARN_ID}/metadata":
-            return 200, keras_metadata(self.classes, self.mode), {}
+            return 200, keras_metadata(self.classes, self.mode, self.last_layer, self.thresholds), {}
         if method == "GET" and path == f"{p}/learn-data/{LEARN_ID}/model/tflite-h5":
             return 200, self.model_zip, {"Content-Type": "application/zip"}
         if method == "POST" and path == f"{p}/jobs/export/original":
@@ -246,7 +249,7 @@ def projects() -> dict:
     return {"success": True, "projects": [project]}
 
 
-def impulse(image: dict) -> dict:
+def impulse(image: dict, learn_type: str = "keras-transfer-image") -> dict:
     return {
         "success": True,
         "impulse": {
@@ -281,7 +284,7 @@ def impulse(image: dict) -> dict:
                 {"id": 7, "type": "anomaly", "name": "Anomaly", "title": "Anomaly detection", "dsp": [DSP_ID]},
                 {
                     "id": LEARN_ID,
-                    "type": "keras-transfer-image",
+                    "type": learn_type,
                     "name": "Transfer learning",
                     "title": "Transfer learning",
                     "dsp": [DSP_ID],
@@ -324,8 +327,9 @@ def dsp_config(channels: str) -> dict:
     }
 
 
-def keras_metadata(classes: list[str], mode: str) -> dict:
-    return {
+def keras_metadata(classes: list[str], mode: str, last_layer: str | None = None, thresholds=()) -> dict:
+    extra = {"objectDetectionLastLayer": last_layer} if last_layer else {}
+    return extra | {
         "success": True,
         "created": _now(),
         "layers": [],
@@ -337,7 +341,7 @@ def keras_metadata(classes: list[str], mode: str) -> dict:
         "hasTrainedModel": True,
         "mode": mode,
         "imageInputScaling": "0..1",
-        "thresholds": [],
+        "thresholds": list(thresholds),
     }
 
 
