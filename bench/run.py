@@ -4,7 +4,8 @@ Generates its own inputs (no downloads): an Edge Impulse-style export of N 320x2
 models of realistic shape with random weights: MobileNetV2 alpha 0.35 at 96x96 with Edge
 Impulse's head, nested in a Sequential as Edge Impulse nests it (Keras 2 .h5), and Edge Impulse's
 default small conv model with a flat input. The CAM pass is measured with the default layers
-(on MobileNetV2: three layers fused, 24x24) and with the last conv alone. Prints a table, ratios
+(on MobileNetV2: three layers fused, 24x24) and with the last conv alone. FOMO object detection
+is measured with the trained test fixture on scenes of 1 to 3 objects. Prints a table, ratios
 first, and writes it to bench/results/latest.md.
 
     .venv/bin/python bench/run.py [--n 500] [--big 5000]
@@ -39,7 +40,7 @@ from gradcam.model import ModelAdapter, load_model  # noqa: E402
 from gradcam.pipeline import explain_dataset  # noqa: E402
 from gradcam.settings import Settings  # noqa: E402
 from gradcam.tflite import TfliteModel  # noqa: E402
-from tests.fixtures import make_models  # noqa: E402
+from tests.fixtures import make_fomo, make_models  # noqa: E402
 
 CLASSES = ["a", "b", "c"]
 
@@ -58,6 +59,21 @@ def make_export(path: Path, n: int, seed: int = 0, size: tuple[int, int] = (320,
             name = f"testing/{i:05d}.jpg.abcdefgh.ingestion-1.jpg"
             archive.writestr(name, cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
             files.append({"path": name, "category": "testing", "label": {"type": "label", "label": CLASSES[i % 3]}})
+        archive.writestr("info.labels", json.dumps({"version": 1, "files": files}))
+    return path
+
+
+def fomo_export(path: Path, n: int, seed: int = 3) -> Path:
+    """n scenes of 1 to 3 shapes (128x128 JPEGs) with their boxes in info.labels, as an object
+    detection project exports them."""
+    images, boxes = make_fomo.scenes(n, seed)
+    files = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for i, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
+            name = f"testing/{i:05d}.jpg.abcdefgh.ingestion-1.jpg"
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            archive.writestr(name, cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+            files.append({"path": name, "category": "testing", "boundingBoxes": image_boxes})
         archive.writestr("info.labels", json.dumps({"version": 1, "files": files}))
     return path
 
@@ -141,10 +157,10 @@ def _decode(data: bytes, explainer: Explainer) -> np.ndarray:
     return explainer.prepare(image)[0]
 
 
-def bare_loop(model_path: Path, export: Path, batch: int) -> float:
+def bare_loop(model_path: Path, export: Path, batch: int, classes=CLASSES, resize_mode: str = "fit-short") -> float:
     """decode + preprocess + forward, single thread, batched: the floor the job is compared with."""
     model = load_model(model_path)
-    explainer = Explainer(model, CLASSES, resize_mode="fit-short")
+    explainer = Explainer(model, classes, resize_mode=resize_mode)
     forward = tf.function(lambda t: model(t, training=False))
     with open_dataset(export) as dataset:
         samples = dataset.samples
@@ -160,17 +176,58 @@ def bare_loop(model_path: Path, export: Path, batch: int) -> float:
         return len(samples) / (time.perf_counter() - start)
 
 
-def end_to_end(model_path: Path, export: Path, out: Path, batch: int) -> tuple[float, dict]:
-    """The whole offline job (decode, preprocess, CAM, overlay, encode, zip, report): images/s, stages."""
+def _warm_up(explainer: Explainer, batch: int) -> None:
+    """Trace the model's functions once, as the job does before its first batch."""
+    x = np.zeros((batch, *explainer.adapter.image_shape), np.float32)
+    if explainer.task.detects:
+        explainer.adapter.predict(x)
+        explainer.run(x, np.zeros((batch, *explainer.adapter.output_shape), np.float32))
+    else:
+        explainer.run(x)
+
+
+def end_to_end(model_path: Path, export: Path, out: Path, batch: int, classes=CLASSES, resize_mode: str = "fit-short"):
+    """The whole offline job (decode, preprocess, CAM, overlay, encode, zip, report): (images/s, summary)."""
     model = load_model(model_path)
-    explainer = Explainer(model, CLASSES, resize_mode="fit-short")
-    explainer.run(np.zeros((batch, *explainer.adapter.image_shape), np.float32))  # trace once, as the job does
-    settings = Settings(model=model_path, dataset=export, out=out, batch_size=batch, resize_mode="fit-short")
+    explainer = Explainer(model, classes, resize_mode=resize_mode)
+    _warm_up(explainer, batch)
+    settings = Settings(model=model_path, dataset=export, out=out, batch_size=batch, resize_mode=resize_mode)
     with open_dataset(export) as dataset:
         n = len(dataset.samples)
         start = time.perf_counter()
-        summary = explain_dataset(explainer, dataset, settings)
-        return n / (time.perf_counter() - start), summary.stages
+        summary = explain_dataset(explainer, dataset, settings.with_defaults())
+        return n / (time.perf_counter() - start), summary
+
+
+def fomo_rates(export: Path, out: Path, batch: int) -> dict:
+    """The FOMO fixture: the job against decode+preprocess+forward, and objects/s explained in the
+    job's batched pass against one CAM pass per object."""
+    classes = list(make_fomo.CLASSES)
+    job, summary = end_to_end(make_fomo.OUT, export, out, batch, classes, "squash")
+    floor = bare_loop(make_fomo.OUT, export, batch, classes, "squash")
+    objects = sum(len(r.objects) for r in summary.results)
+    explainer = Explainer(load_model(make_fomo.OUT), classes)
+    with open_dataset(export) as dataset:
+        images = [
+            cv2.cvtColor(cv2.imdecode(np.frombuffer(dataset.read(s), np.uint8), 1), cv2.COLOR_BGR2RGB)
+            for s in dataset.samples[:batch]
+        ]
+    inputs, geometries = zip(*(explainer.prepare(image) for image in images), strict=True)
+    frames = [explainer.frame((96, 96), g) for g in geometries]  # the targets only: boxes not needed
+    plans = explainer.run_objects(np.stack(inputs), frames, [None] * len(images))
+    targets = [(t.owner, t.mask(len(classes) + 1)) for plan, _ in plans for t in plan.targets]
+    start = time.perf_counter()
+    for owner, mask in targets:
+        explainer.run(np.stack(inputs)[owner : owner + 1], mask[None])
+    one_by_one = len(targets) / (time.perf_counter() - start)
+    return {
+        "job": job,
+        "floor": floor,
+        "objects_per_image": objects / len(summary.results),
+        "job_objects": job * objects / len(summary.results),
+        "one_by_one": one_by_one,
+        "stages": summary.stages,
+    }
 
 
 def upstream_style(model_path: Path, export: Path, count: int) -> float:
@@ -229,7 +286,7 @@ def main() -> None:
     for name, path in models.items():
         cam_rate, last_conv_rate, forward_rate = core(path, args.batch, args.seconds)
         int8_rate = tflite_rate(path, args.batch, args.seconds)
-        job_rate, stages = end_to_end(path, export, tmp / "out", args.batch)
+        job_rate, summary = end_to_end(path, export, tmp / "out", args.batch)
         floor = bare_loop(path, export, args.batch)
         upstream = upstream_style(path, export, args.upstream)
         resolution = "x".join(map(str, Explainer(load_model(path), CLASSES).resolution))
@@ -247,8 +304,9 @@ def main() -> None:
         details.append(
             f"| {name} | {cam_rate:.0f} | {last_conv_rate:.0f} | {forward_rate:.0f} | {int8_rate:.0f} "
             f"| {job_rate:.0f} | {floor:.0f} "
-            f"| {upstream:.2f} | " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()) + " |"
+            f"| {upstream:.2f} | " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages.items()) + " |"
         )
+    fomo = fomo_rates(fomo_export(tmp / "fomo.zip", args.n), tmp / "fomo-out", args.batch)
     mobilenet = models["MobileNetV2 0.35 96x96 (nested)"]
     small_rss, _ = peak_rss(mobilenet, export, tmp / "rss-small")
     big_rss, _ = peak_rss(mobilenet, big, tmp / "rss-big")
@@ -273,6 +331,14 @@ def main() -> None:
         f"({photos_rss * 2**20 / 1e9:.2f} GB, target <= 1.5 GB), {photos_rss / small_rss:.2f}x the 320x240 run; "
         f"{full_rss:.0f} MiB with --max-overlay-size 0 (full-size decode and overlays). Wall time with start-up: "
         f"{photos_seconds:.0f}s, {full_seconds / photos_seconds:.1f}x that with --max-overlay-size 0.",
+        "",
+        f"FOMO (MobileNetV2 0.35 96x96, the trained test fixture; {args.n} scenes, "
+        f"{fomo['objects_per_image']:.1f} objects explained per image): job {fomo['job']:.0f} img/s, "
+        f"decode+preprocess+forward {fomo['floor']:.0f} img/s: ratio {fomo['job'] / fomo['floor']:.2f}; "
+        f"{fomo['job_objects']:.0f} objects/s explained in the job against {fomo['one_by_one']:.0f} objects/s with "
+        f"one CAM pass per object ({fomo['job_objects'] / fomo['one_by_one']:.1f}x). Stages: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in fomo["stages"].items())
+        + ".",
         "",
         "| model | CAM default img/s | CAM last conv img/s | forward img/s | TFLite int8 img/s | job img/s "
         "| decode+preprocess+forward img/s | upstream img/s | job stage times (summed over threads) |",

@@ -75,12 +75,14 @@ class Target:
     owner: int  # the sample's index in the batch
     label: str
     cells: np.ndarray  # (h, w) bool
-    class_index: int
+    class_index: int  # -1: not a model class (a missed box with an unknown label)
     detection: Detection | None = None  # None: a missed box
     centroid: tuple[float, float] | None = None  # the detection's, in the file's pixels
     box: Box | None = None  # the matched or missed box
 
     def mask(self, channels: int) -> np.ndarray:
+        if self.class_index < 0:
+            return np.zeros((*self.cells.shape, channels), np.float32)
         return cell_target(self.cells, self.class_index, channels)
 
 
@@ -115,10 +117,12 @@ def plan(
         return Plan(targets, None, None)
     found = {m for m in matched if m is not None}
     missed = [box for i, box in enumerate(boxes) if i not in found]
+    # A box whose label is not a model class cannot be explained: it gets a blank map.
     targets += [
-        Target(owner, box.label, frame.box_cells(box), classes.index(box.label), box=box)
+        Target(
+            owner, box.label, frame.box_cells(box), classes.index(box.label) if box.label in classes else -1, box=box
+        )
         for box in missed
-        if box.label in classes
     ]
     return Plan(targets, boxes, Counts(len(found), len(detections) - len(found), len(missed)))
 

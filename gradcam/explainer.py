@@ -219,6 +219,8 @@ class Explainer:
     def explain(self, images: Sequence[np.ndarray], target_class: str | None = None) -> list[Explanation]:
         """Explain uint8 images of any size (RGB; grayscale and RGBA as `as_rgb` says), each with
         respect to its predicted class or `target_class`."""
+        if self.task.detects:
+            raise GradcamError("this is an object detection (FOMO) model: explain its objects with detect()")
         images = [as_rgb(image, f"image {i}") for i, image in enumerate(images)]
         if not images:
             return []

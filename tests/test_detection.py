@@ -113,6 +113,8 @@ def test_a_fomo_model_is_explained_at_its_cut_point_fused_with_the_stage_below()
         Explainer(fomo(), [*CLASSES, "background"])
     with pytest.raises(GradcamError, match="--target-class does not apply to object detection"):
         explainer.target_index("circle")
+    with pytest.raises(GradcamError, match=r"object detection \(FOMO\) model: explain its objects with detect\(\)"):
+        explainer.explain([np.zeros((96, 96, 3), np.uint8)])
 
 
 def test_a_grid_output_that_is_not_a_softmax_is_refused():
@@ -436,3 +438,12 @@ def test_the_report_shows_per_class_detection_and_filters_by_class(browser, tmp_
     first = page.locator("#gallery figure").first.inner_text()
     assert "found" in first or "missed" in first or "false" in first
     assert problems == []
+
+
+def test_a_box_of_an_unknown_class_counts_as_missed_with_a_blank_map():
+    images, boxes = scenes()
+    [result] = Explainer(fomo(), CLASSES).detect(images[:1], [[*boxes[0], Box("hexagon", 0, 0, 10, 10)]])
+    unknown = [o for o in result.objects if o.label == "hexagon"]
+    assert [(o.kind, o.peak, o.peak_in_box) for o in unknown] == [("missed", None, False)]
+    assert result.counts.fn == sum(o.kind == "missed" for o in result.objects) >= 1
+    assert result.correct is False

@@ -195,6 +195,10 @@ BAD_FLAGS = [
     (["--alpha", "-0.1"], "argument --alpha: -0.1 is out of range: expected a number from 0 to 1"),
     (["--alpha", "strong"], "argument --alpha: 'strong' is not a number"),
     (["--regression-threshold", "inf"], "argument --regression-threshold: inf is out of range"),
+    (
+        ["--detection-threshold", "1.5"],
+        "argument --detection-threshold: 1.5 is out of range: expected a number from 0 to 1",
+    ),
     (["--batch-size", "0"], "argument --batch-size: 0 is out of range: expected an integer from 1 to 1024"),
     (["--batch-size", "2.5"], "argument --batch-size: '2.5' is not an integer"),
     (["--classes", "circle,circle,triangle"], "argument --classes: circle named twice"),

@@ -174,7 +174,9 @@ def test_the_keras_image_block_is_chosen_not_the_first():
         (19, "keras", "Classifier"),
     ]
     assert choose_learn_block(blocks) == (19, "keras", "Classifier")
+    assert choose_learn_block(blocks[:2]) == (9, "keras-object-detection", "FOMO")
     with pytest.raises(
-        GradcamError, match=r"no Keras image classification or regression block \(found: FOMO \(keras-object"
+        GradcamError,
+        match=r"no Keras image classification, regression or object detection block \(found: Anomaly \(keras-visual",
     ):
-        choose_learn_block(blocks[1:2])
+        choose_learn_block(blocks[:1])
