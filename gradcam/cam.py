@@ -4,7 +4,9 @@ For a batch, one traced function runs the model once in inference mode, takes th
 y^c before softmax/sigmoid, and differentiates it with respect to the target layers' feature maps
 A^k. Each method turns (A, dy/dA) into weights w; a layer's map is ReLU(sum_k w_k * A^k).
 Samples do not interact in inference mode, so the gradient of the batch's summed score gives
-every sample its own gradient.
+every sample its own gradient. A target is what the task explains (a class index; for FOMO, a
+mask over the output grid: one object); several targets may explain one image (`owners`): the
+image is then repeated inside the pass, one copy per target, so that one backward pass serves all.
 
 With several layers (the default on models whose last convolution is coarse, see gradcam.layers)
 the deepest layer is explained with the chosen method, the finer ones with LayerCAM (Jiang et al.
