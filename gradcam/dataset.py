@@ -68,8 +68,10 @@ class Dataset:
 
     @property
     def labels(self) -> list[str]:
-        """The distinct true labels, sorted as Edge Impulse orders classes."""
-        return sorted({s.label for s in self.samples if s.label is not None})
+        """The distinct true labels, sorted as Edge Impulse orders classes; of the object boxes when
+        no image has a label (an object detection dataset)."""
+        labels = {s.label for s in self.samples if s.label is not None}
+        return sorted(labels or {box.label for s in self.samples for box in s.boxes or ()})
 
 
 def fallback_label(name: str) -> str | None:
@@ -175,7 +177,10 @@ def _collect(
         if not path.lower().endswith(IMAGE_SUFFIXES):
             skipped.append((path, f"not an image (expected one of {', '.join(IMAGE_SUFFIXES)})"))
             continue
-        samples.append(Sample(path, fallback_label(name), _category_of(path), box_files.get(path)))
+        # An image listed in a bounding_boxes.labels file is an object detection sample: its name
+        # holds no class.
+        label = None if path in box_files else fallback_label(name)
+        samples.append(Sample(path, label, _category_of(path), box_files.get(path)))
     if not samples and not skipped:
         raise GradcamError(f"{source}: no {category} images found (expected an Edge Impulse export)")
     return samples, skipped

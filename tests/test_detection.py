@@ -353,6 +353,9 @@ def test_boxes_come_from_bounding_boxes_labels_in_edge_impulse_object_detection_
     dataset = open_dataset(tmp_path / "dataset")
     assert [(s.path, list(s.boxes)) for s in dataset.samples] == [(f"testing/s{i}.jpg", boxes[i]) for i in range(3)]
     assert dataset.skipped == []
+    # No class in the file names: the classes offline runs guess are the boxes' labels.
+    assert [s.label for s in dataset.samples] == [None] * 3
+    assert dataset.labels == sorted({b.label for i in range(3) for b in boxes[i]})
     listed["s1.jpg"][0].pop("width")
     (folder / "bounding_boxes.labels").write_text(json.dumps({"boundingBoxes": listed}))
     with pytest.raises(GradcamError, match=r"testing/bounding_boxes.labels, s1.jpg: a bounding box needs .* 'width'"):
