@@ -43,6 +43,11 @@ class Frame:
         x, y = self.geometry.from_model((point[0] * mw / w, point[1] * mh / h))
         return x * rx, y * ry
 
+    def map_to_file(self, point: tuple[float, float], map_shape: tuple[int, int]) -> tuple[float, float]:
+        """A point of a map at its own resolution (cell centres at 0, 1, ...) -> the file's pixels."""
+        (h, w), (mh, mw) = self.grid, map_shape
+        return self.grid_to_file(((point[0] + 0.5) * w / mw, (point[1] + 0.5) * h / mh))
+
     def file_to_grid(self, point: tuple[float, float]) -> tuple[float, float]:
         (h, w), (mw, mh), (rx, ry) = self.grid, self.model_size, self._ratio()
         x, y = self.geometry.to_model((point[0] / rx, point[1] / ry))
@@ -219,15 +224,8 @@ def finish(image: np.ndarray, frame: Frame, plan: Plan, cams: list[np.ndarray]) 
     for target, cam in zip(plan.targets, cams, strict=True):
         heatmap = np.maximum(heatmap, frame.geometry.to_original(cam, frame.shown, frame.model_size))
         centre = peak(cam)
-        hottest = None if centre is None else frame.grid_to_file(_cells_to_grid(centre, cam.shape, frame.grid))
+        hottest = None if centre is None else frame.map_to_file(centre, cam.shape)
         confidence = None if target.detection is None else target.detection.confidence
         kind = "missed" if target.detection is None else "detection"
         objects.append(ObjectMap(target.label, kind, confidence, target.centroid, target.box, cam, hottest))
     return DetectionExplanation(objects, plan.boxes, plan.counts, heatmap, image, frame.geometry.valid, frame)
-
-
-def _cells_to_grid(
-    point: tuple[float, float], cam_shape: tuple[int, int], grid: tuple[int, int]
-) -> tuple[float, float]:
-    """A point of a map (cell centres at 0, 1, ...) at its own resolution -> grid units of the output."""
-    return (point[0] + 0.5) * grid[1] / cam_shape[1], (point[1] + 0.5) * grid[0] / cam_shape[0]

@@ -184,9 +184,10 @@ class ModelAdapter:
         self.model = model
         self.last_conv: Layer = last_conv(spatial_layers(model))
         self.image_shape, self.flat_input = input_image_shape(model, impulse_shape)
-        self.layers: list[Layer] = choose(model, layer, self.image_shape[0], dense=has_grid_output(model))
+        grid = has_grid_output(model)
+        self.layers: list[Layer] = choose(model, layer, self.image_shape[0], dense=grid)
         last = children(model)[-1]
-        self.task: Task = task_for(_activation_name(last), self.num_outputs, last.name, has_grid_output(model))
+        self.task: Task = task_for(_activation_name(last), self.num_outputs, last.name, grid)
         self._tap = _tap(keras, model, [layer.path for layer in self.layers], drop_last=True)
         self._head = _linear_twin(keras, last)
         self._predict = None
