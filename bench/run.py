@@ -213,7 +213,7 @@ def fomo_rates(export: Path, out: Path, batch: int) -> dict:
             for s in dataset.samples[:batch]
         ]
     inputs, geometries = zip(*(explainer.prepare(image) for image in images), strict=True)
-    frames = [explainer.frame((96, 96), g) for g in geometries]  # the targets only: boxes not needed
+    frames = [explainer.frame((im.shape[1], im.shape[0]), g) for im, g in zip(images, geometries, strict=True)]
     plans = explainer.run_objects(np.stack(inputs), frames, [None] * len(images))
     targets = [(t.owner, t.mask(len(classes) + 1)) for plan, _ in plans for t in plan.targets]
     start = time.perf_counter()
