@@ -7,6 +7,9 @@ Samples do not interact in inference mode, so the gradient of the batch's summed
 every sample its own gradient. A target is what the task explains (a class index; for FOMO, a
 mask over the output grid: one object); several targets may explain one image (`owners`): the
 image is then repeated inside the pass, one copy per target, so that one backward pass serves all.
+A map may also say which class is true (`truths`): where the model's answer misses it, the same
+pass explains the true class too, running only those images once more, so that a mistake shows
+where the model looked for the class it should have seen.
 
 With several layers (the default on models whose last convolution is coarse, see gradcam.layers)
 the deepest layer is explained with the chosen method, the finer ones with LayerCAM (Jiang et al.
@@ -26,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradcam.errors import GradcamError
-from gradcam.model import ModelAdapter
+from gradcam.model import ModelAdapter, Scores
 from gradcam.tasks import PREDICTED
 
 POOLINGS = ("mean", "sum_abs")
@@ -35,15 +38,19 @@ NORMALIZATIONS = ("percentile", "simple")
 
 @dataclass(frozen=True)
 class CamBatch:
-    """Raw maps (N, h, w) and the model's outputs for a batch."""
+    """Raw maps (N, h, w), one per target, and the model's outputs for them; the true class's map
+    (M, h, w) of each of the M targets whose image the model got wrong, and their indices."""
 
     maps: np.ndarray
     scores: np.ndarray
     probabilities: np.ndarray
+    true_maps: np.ndarray
+    mistakes: np.ndarray
 
-    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(map, scores, probabilities) of the i-th image."""
-        return self.maps[i], self.scores[i], self.probabilities[i]
+    def true_map(self, i: int) -> np.ndarray | None:
+        """The true class's map for target i, if the model got its image wrong."""
+        found = np.flatnonzero(self.mistakes == i)
+        return self.true_maps[found[0]] if len(found) else None
 
 
 class BaseCAM:
@@ -59,6 +66,7 @@ class BaseCAM:
             tf.TensorSpec((None, height, width, channels), tf.float32),
             tf.TensorSpec((None,), tf.int32),
             adapter.task.target_spec(adapter.output_shape),
+            tf.TensorSpec((None,), tf.int32),
         ]
         self._pass = tf.function(self._batch_pass, input_signature=signature)
 
@@ -73,32 +81,55 @@ class BaseCAM:
             return tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))
         return tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
 
-    def _batch_pass(self, images: tf.Tensor, owners: tf.Tensor, targets: tf.Tensor):
+    def _maps(self, out: Scores, grads: list[tf.Tensor]) -> tf.Tensor:
+        return fuse([self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(out.activations, grads, strict=True))])
+
+    def _batch_pass(self, images: tf.Tensor, owners: tf.Tensor, targets: tf.Tensor, truths: tf.Tensor):
+        task = self.adapter.task
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             # Watching the input records every op after it, so any layer can be a target, even
             # one without weights (an activation, an Add), and frozen layers too.
             tape.watch(images)
             out = self.adapter(tf.gather(images, owners))
-            y = self.adapter.task.target(out.scores, targets)  # y^c per map, before the activation
-        grads = tape.gradient(y, out.activations)
-        maps = [self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(out.activations, grads, strict=True))]
-        return fuse(maps), out.scores, out.probabilities
+            y = task.target(out.scores, targets)  # y^c per map, before the activation
+            if task.contrasts:  # the mistakes again, explained for their true class
+                mistakes = tf.cast(tf.where(task.mistaken(out.scores, truths))[:, 0], tf.int32)
+                # At least one row: TensorFlow's fused CPU convolutions fail on an empty batch.
+                rows = tf.concat([mistakes, [0]], axis=0)[: tf.maximum(tf.size(mistakes), 1)]
+                again = self.adapter(tf.gather(images, tf.gather(owners, rows)))
+                y_true = task.target(again.scores, tf.gather(truths, rows))
+        if not task.contrasts:
+            maps = self._maps(out, tape.gradient(y, out.activations))
+            return maps, out.scores, out.probabilities, maps[:0], tf.zeros((0,), tf.int32)
+        grads, true_grads = tape.gradient([y, y_true], [out.activations, again.activations])
+        true_maps = self._maps(again, true_grads)[: tf.size(mistakes)]
+        return self._maps(out, grads), out.scores, out.probabilities, true_maps, mistakes
 
     def __call__(
-        self, images: np.ndarray, targets: np.ndarray | None = None, owners: np.ndarray | None = None
+        self,
+        images: np.ndarray,
+        targets: np.ndarray | None = None,
+        owners: np.ndarray | None = None,
+        truths: np.ndarray | None = None,
     ) -> CamBatch:
         """images: (N, H, W, C) preprocessed; one map per target: a class index (PREDICTED for the
         prediction) or the task's target (a FOMO object's mask); owners: the image of each target
-        (default: target i explains image i)."""
+        (default: target i explains image i); truths: the true class of each target's image (-1:
+        none), whose map a mistake gets too."""
         if targets is None:
             targets = np.full(len(images), PREDICTED, dtype=np.int32)
         if owners is None:
             owners = np.arange(len(targets), dtype=np.int32)
+        if truths is None:
+            truths = np.full(len(targets), -1, dtype=np.int32)
         dtype = self._pass.input_signature[2].dtype
-        maps, scores, probabilities = self._pass(
-            tf.constant(images, tf.float32), tf.constant(owners, tf.int32), tf.constant(targets, dtype)
+        outputs = self._pass(
+            tf.constant(images, tf.float32),
+            tf.constant(owners, tf.int32),
+            tf.constant(targets, dtype),
+            tf.constant(truths, tf.int32),
         )
-        return CamBatch(maps.numpy(), scores.numpy(), probabilities.numpy())
+        return CamBatch(*(t.numpy() for t in outputs))
 
 
 def fuse(maps: list[tf.Tensor]) -> tf.Tensor:
@@ -177,7 +208,7 @@ def normalize(maps: np.ndarray, mode: str = "percentile", percentile: float = 99
     percentile and clips, so a few extreme cells do not wash out the rest. A zero map stays zero."""
     if mode not in NORMALIZATIONS:
         raise GradcamError(f"heatmap normalization {mode!r}: expected one of {', '.join(NORMALIZATIONS)}")
-    flat = maps.reshape(len(maps), -1).astype(np.float32)
+    flat = maps.reshape(len(maps), int(np.prod(maps.shape[1:]))).astype(np.float32)
     top = flat.max(axis=1) if mode == "simple" else np.percentile(flat, percentile, axis=1)
     top = np.where(top > 0, top, flat.max(axis=1))  # a map whose 99th percentile is 0 but has a peak
     safe = np.where(top > 0, top, 1.0)[:, None]

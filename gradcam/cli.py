@@ -65,6 +65,14 @@ def _number(text: str, kind: type = float, low: float = 0.0, high: float = math.
     return value
 
 
+def _switch(text: str) -> bool:
+    """On or off: 1/0, true/false, yes/no, on/off (Studio passes a boolean parameter as 1 or 0)."""
+    value = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+    if text.strip().lower() not in value:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 or 0 (on or off)")
+    return value[text.strip().lower()]
+
+
 def _bounded(kind: type = float, low: float = 0.0, high: float = math.inf, low_open: bool = False):
     """An argparse type: `_number` with these bounds."""
     return functools.partial(_number, kind=kind, low=low, high=high, low_open=low_open)
@@ -118,6 +126,15 @@ def parser() -> argparse.ArgumentParser:
         "--detection-threshold",
         type=_bounded(float, 0, 1),
         help="object detection (FOMO): a cell's minimum probability (default: the learn block's, else 0.5)",
+    )
+    cam.add_argument(
+        "--faithfulness",
+        type=_switch,
+        nargs="?",
+        const=True,
+        default=True,
+        help="score how far each map can be trusted: two more forward passes per image (default on; "
+        "--faithfulness 0 turns it off)",
     )
     cam.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH), default=32, help="images per model call")
 

@@ -5,6 +5,11 @@ explainer = Explainer.from_file("model.h5", classes=["circle", "square", "triang
 for result in explainer.explain(images):        # uint8 arrays of any size: RGB, grayscale or RGBA
     result.label, result.confidence, result.heatmap, result.overlay
 
+Given the true labels, a mistake also gets the map of its true class, and every map gets a
+faithfulness score (gradcam.faithfulness): how far the model's answer depends on what it highlights.
+    for result in explainer.explain(images, labels=["circle", ...]):
+        result.faithfulness, result.contrast and result.contrast.heatmap   # contrast: None if correct
+
 A FOMO model's explainer gives, per image, every detection and every missed box with its map:
     for result in explainer.detect(images, boxes):  # boxes: gradcam.fomo.Box lists, or None
         result.counts, [(o.label, o.kind, o.peak_in_box) for o in result.objects]
@@ -18,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gradcam import detection
+from gradcam import detection, faithfulness
 from gradcam.cam import layer_methods, make_cam, normalize, peak
 from gradcam.errors import GradcamError
 from gradcam.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.model import ModelAdapter, load_model
-from gradcam.overlay import blend, panel
+from gradcam.overlay import blend, contrast_panel, panel
 from gradcam.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
 from gradcam.tasks import Answer, Task
 
@@ -41,12 +46,22 @@ class Explanation:
     image: np.ndarray  # the original as displayed (RGB uint8)
     region: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the original that the model saw
     peak: tuple[int, int] | None  # (x, y) original pixel at the centre of the map's hottest region; None: blank
+    explained: str = ""  # the class whose score the map explains (regression: "value")
+    faithfulness: float | None = None  # -1..1, see gradcam.faithfulness; None: not measured
+    contrast: Explanation | None = None  # a mistake's map of its true class (labels given); else None
 
     def overlay(self, alpha: float = 0.4) -> np.ndarray:
         return blend(self.image, self.heatmap, alpha, self.region)
 
     def panel(self, alpha: float, caption: str) -> np.ndarray:
-        return panel(self.image, self.heatmap, alpha, caption, self.region)
+        """Original, heatmap and blend; for a mistake, the blends of the explained and the true class."""
+        if self.contrast is None:
+            return panel(self.image, self.heatmap, alpha, caption, self.region)
+        maps = [
+            (self.heatmap, f"map: {self.explained}"),
+            (self.contrast.heatmap, f"map: {self.contrast.explained} (true)"),
+        ]
+        return contrast_panel(self.image, maps, alpha, caption, self.region)
 
     @property
     def answer(self) -> Answer:
@@ -56,6 +71,19 @@ class Explanation:
     def empty(self) -> bool:
         """True when nothing in the image raised the explained score: the map is all zero."""
         return not self.cam.max() > 0
+
+
+@dataclass(frozen=True)
+class Maps:
+    """One image's share of a batch: its normalised map and outputs, the class the map explains,
+    its faithfulness, and for a mistake the true class's map."""
+
+    cam: np.ndarray
+    probabilities: np.ndarray
+    explained: str
+    faithfulness: float | None = None
+    true_cam: np.ndarray | None = None
+    true_class: str | None = None
 
 
 class Explainer:
@@ -74,7 +102,9 @@ class Explainer:
         grayscale: bool | None = None,
         input_scaling: str = "0..1",
         impulse_shape: tuple[int, int, int] | None = None,
+        faithfulness: bool = True,
     ):
+        """faithfulness: score every map (two more forward passes per image; gradcam.faithfulness)."""
         self.adapter = ModelAdapter(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
@@ -89,6 +119,7 @@ class Explainer:
         self.cam = make_cam(self.adapter, method, pooling)
         self.method = method
         self.normalization = normalization
+        self.faithfulness = faithfulness
 
     @classmethod
     def from_file(cls, path: str | Path, classes: Sequence[str] | None = None, **options) -> Explainer:
@@ -135,6 +166,27 @@ class Explainer:
         batch = self.cam(inputs, targets, owners)
         batch.maps[...] = normalize(batch.maps, self.normalization)
         return batch
+
+    def maps(self, inputs: np.ndarray, targets: np.ndarray, truths: np.ndarray | None = None) -> list[Maps]:
+        """Preprocessed batch -> per image its map of the target class (PREDICTED: the prediction),
+        scored for faithfulness if on, and where the model misses the true class in `truths`
+        (class indices, -1: none) the true class's map: one CAM pass, two forward passes."""
+        batch = self.cam(inputs, targets, truths=truths)
+        trust = [None] * len(inputs)
+        if self.faithfulness:
+            predict = self.adapter.predict
+            trust = faithfulness.measure(predict, self.task, inputs, batch.maps, batch.probabilities, targets)
+        names = self.task.score_names(self.classes)
+        explained = self.task.explained_classes(batch.probabilities, targets)
+        for maps in (batch.maps, batch.true_maps):
+            maps[...] = normalize(maps, self.normalization)
+        out = []
+        for i, probabilities in enumerate(batch.probabilities):
+            true_cam = batch.true_map(i)
+            true_class = None if true_cam is None else names[truths[i]]
+            score = None if trust[i] is None else float(trust[i])
+            out.append(Maps(batch.maps[i], probabilities, names[explained[i]], score, true_cam, true_class))
+        return out
 
     def frame(self, image_size: tuple[int, int], geometry: Geometry, original: tuple[int, int] | None = None):
         """Where the model's output grid lies in an image of this (width, height) (FOMO)."""
@@ -196,29 +248,31 @@ class Explainer:
         """One sample's model outputs (after the activation) -> prediction, label, confidence, scores."""
         return self.task.answer(outputs, self.classes)
 
-    def finish(self, image: np.ndarray, geometry: Geometry, cam: np.ndarray, _scores, probabilities) -> Explanation:
-        """Put one sample's map back on its original image. Thread-safe."""
-        size, model_size = (image.shape[1], image.shape[0]), (self.spec.width, self.spec.height)
-        heatmap = geometry.to_original(cam, size, model_size)
-        centre = peak(cam)
-        hottest = None if centre is None else geometry.point_to_original(centre, cam.shape, model_size)
-        answer = self.answer(probabilities)
+    def finish(self, image: np.ndarray, geometry: Geometry, maps: Maps) -> Explanation:
+        """Put one image's maps back on the original image. Thread-safe."""
+        answer = self.answer(maps.probabilities)
         shown = display_image(image, self.spec)
-        return Explanation(
-            answer.prediction,
-            answer.label,
-            answer.confidence,
-            answer.scores,
-            cam,
-            heatmap,
-            shown,
-            geometry.valid,
-            hottest,
-        )
+        size, model_size = (image.shape[1], image.shape[0]), (self.spec.width, self.spec.height)
 
-    def explain(self, images: Sequence[np.ndarray], target_class: str | None = None) -> list[Explanation]:
+        def explanation(cam: np.ndarray, explained: str, **more) -> Explanation:
+            centre = peak(cam)
+            hottest = None if centre is None else geometry.point_to_original(centre, cam.shape, model_size)
+            heatmap = geometry.to_original(cam, size, model_size)
+            fields = (answer.prediction, answer.label, answer.confidence, answer.scores, cam, heatmap, shown)
+            return Explanation(*fields, geometry.valid, hottest, explained, **more)
+
+        contrast = None if maps.true_cam is None else explanation(maps.true_cam, maps.true_class)
+        return explanation(maps.cam, maps.explained, faithfulness=maps.faithfulness, contrast=contrast)
+
+    def explain(
+        self,
+        images: Sequence[np.ndarray],
+        target_class: str | None = None,
+        labels: Sequence[str | None] | None = None,
+    ) -> list[Explanation]:
         """Explain uint8 images of any size (RGB; grayscale and RGBA as `as_rgb` says), each with
-        respect to its predicted class or `target_class`."""
+        respect to its predicted class or `target_class`; given the images' true `labels`, a mistake
+        also gets its true class's map (`contrast`)."""
         if self.task.detects:
             raise GradcamError("this is an object detection (FOMO) model: explain its objects with detect()")
         images = [as_rgb(image, f"image {i}") for i, image in enumerate(images)]
@@ -227,8 +281,9 @@ class Explainer:
         prepared = [self.prepare(image) for image in images]
         inputs = np.stack([x for x, _ in prepared])
         targets = np.full(len(images), self.target_index(target_class), dtype=np.int32)
-        batch = self.run(inputs, targets)
+        truths = np.array([self.task.truth(label, self.classes) for label in labels or [None] * len(images)], np.int32)
+        maps = self.maps(inputs, targets, truths)
         return [
-            self.finish(image, geometry, *batch.sample(i))
-            for i, (image, (_, geometry)) in enumerate(zip(images, prepared, strict=True))
+            self.finish(image, geometry, sample)
+            for image, (_, geometry), sample in zip(images, prepared, maps, strict=True)
         ]

@@ -216,7 +216,9 @@ class ModelAdapter:
 
     def __call__(self, images: tf.Tensor) -> Scores:
         """images: (N, H, W, C) already preprocessed. Runs in inference mode."""
-        x = tf.reshape(images, (tf.shape(images)[0], -1)) if self.flat_input else images
+        x = (
+            tf.reshape(images, (-1, int(np.prod(self.image_shape)))) if self.flat_input else images
+        )  # an empty batch too
         activations, features = self._tap(x)
         scores = self._head(features)
         return Scores(activations, scores, self.task.activation(scores))

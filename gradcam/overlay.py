@@ -34,15 +34,30 @@ def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, region: Re
     return out
 
 
+def _strip(width: int, texts: list[tuple[int, str]]) -> np.ndarray:
+    """A white caption strip `width` pixels wide, each text written from its x."""
+    strip = np.full((CAPTION_HEIGHT, width, 3), 255, dtype=np.uint8)
+    for x, text in texts:
+        cv2.putText(strip, text, (x + 6, CAPTION_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
 def panel(
     image: np.ndarray, heatmap: np.ndarray, alpha: float, caption: str, region: Region | None = None
 ) -> np.ndarray:
     """Original, heatmap and blend side by side, over a caption strip."""
     row = np.concatenate([image, colorize(heatmap), blend(image, heatmap, alpha, region)], axis=1)
-    strip = np.full((CAPTION_HEIGHT, row.shape[1], 3), 255, dtype=np.uint8)
-    scale = 0.45
-    cv2.putText(strip, caption, (6, CAPTION_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([row, strip], axis=0)
+    return np.concatenate([row, _strip(row.shape[1], [(0, caption)])], axis=0)
+
+
+def contrast_panel(
+    image: np.ndarray, maps: list[tuple[np.ndarray, str]], alpha: float, caption: str, region: Region | None = None
+) -> np.ndarray:
+    """Original and one blend per (heatmap, title) side by side, over the titles and a caption strip."""
+    row = np.concatenate([image, *(blend(image, heatmap, alpha, region) for heatmap, _ in maps)], axis=1)
+    width = image.shape[1]
+    titles = _strip(row.shape[1], [(width * (i + 1), title) for i, (_, title) in enumerate(maps)])
+    return np.concatenate([row, titles, _strip(row.shape[1], [(0, caption)])], axis=0)
 
 
 FOUND, MISSED, UNJUDGED = (40, 200, 60), (230, 40, 40), (250, 210, 40)  # RGB

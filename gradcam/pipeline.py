@@ -25,7 +25,8 @@ import numpy as np
 from gradcam import detection
 from gradcam.dataset import Dataset, Sample, open_dataset
 from gradcam.errors import GradcamError
-from gradcam.explainer import Explainer, Explanation
+from gradcam.explainer import Explainer, Explanation, Maps
+from gradcam.faithfulness import TRUST_THRESHOLD
 from gradcam.fomo import Counts
 from gradcam.images import decode, downscale
 from gradcam.model import load_model
@@ -56,6 +57,7 @@ class Summary:
     warnings: list[str] = field(default_factory=list)  # what a reader should know before trusting the maps
     tflite: dict = field(default_factory=dict)  # the TFLite comparison, as in results.json
     detection: dict = field(default_factory=dict)  # object detection: threshold, totals, per class
+    faithfulness: dict = field(default_factory=dict)  # maps to trust: threshold, in all and per explained class
 
     def count(self, folder: str) -> int:
         return sum(r.folder == folder for r in self.results)
@@ -140,6 +142,7 @@ def _result(
     device: np.ndarray | None = None,
 ) -> Result:
     sample, task, answer = prepared.sample, explainer.task, explanation.answer
+    faithful = explanation.faithfulness
     correct, error = (None, None) if sample.label is None else task.judge(answer, sample.label, threshold)
     names = task.score_names(explainer.classes)
     peak = explanation.peak and _in_original(explanation.peak, explanation.image.shape, prepared.original)
@@ -156,6 +159,7 @@ def _result(
         peak_y=peak[1] if peak else None,
         error=_rounded(error),
         blank=explanation.empty,
+        faithfulness=None if faithful is None else round(faithful, 4),
         **compared,
     )
 
@@ -170,24 +174,31 @@ def caption(result: Result, device_kind: str = "tflite") -> str:
     text = f"true: {truth}  predicted: {answer(result.predicted, result.confidence)}"
     if result.agrees is False:
         text += f"  {device_kind}: {answer(result.tflite_predicted, result.tflite_confidence)}"
+    if result.faithfulness is not None:
+        text += f"  trust {result.faithfulness:.2f}{'' if result.faithfulness >= TRUST_THRESHOLD else ' (low)'}"
     return text
 
 
 def _render(
     explainer: Explainer,
     prepared: _Prepared,
-    outputs: tuple,
+    maps: Maps,
     device: np.ndarray | None,
     device_kind: str,
     settings: Settings,
     stages: _Stages,
-):
-    """One sample's map on its original image, drawn and encoded as JPEG: (Result, bytes).
-    device: the TFLite model's outputs for this sample, if it ran; device_kind: its type."""
+) -> tuple[Result, bytes, bytes | None]:
+    """One sample's maps on its original image, drawn and encoded as JPEG: (Result, picture, the true
+    class's picture in blend layout for a mistake, else None). device: the TFLite model's outputs
+    for this sample, if it ran; device_kind: its type."""
     start = time.perf_counter()
-    explanation = explainer.finish(prepared.image, prepared.geometry, *outputs)
+    explanation = explainer.finish(prepared.image, prepared.geometry, maps)
     result = _result(explanation, prepared, explainer, settings.regression_threshold, device)
-    return result, _picture(explanation, settings, caption(result, device_kind), stages, start)
+    picture = _picture(explanation, settings, caption(result, device_kind), stages, start)
+    contrast = explanation.contrast
+    if contrast is None or settings.layout == "panel":  # a panel shows both maps
+        return result, picture, None
+    return result, picture, _picture(contrast, settings, "", stages, time.perf_counter())
 
 
 def _picture(explanation, settings: Settings, text: str, stages: _Stages, start: float) -> bytes:
@@ -245,7 +256,7 @@ def _render_objects(explainer: Explainer, prepared: _Prepared, outputs: tuple, s
     frame, plan, cams = outputs
     explanation = detection.finish(display_image(prepared.image, explainer.spec), frame, plan, cams)
     result = _object_result(explanation, prepared.sample)
-    return result, _picture(explanation, settings, object_caption(result), stages, start)
+    return result, _picture(explanation, settings, object_caption(result), stages, start), None
 
 
 def _object_pass(
@@ -288,19 +299,21 @@ def _decoded_batches(pool: ThreadPoolExecutor, decode, samples: list[Sample], si
 
 def _model_pass(
     explainer: Explainer, device: TfliteModel | None, good: list[_Prepared], target: int, stages: _Stages
-) -> list[tuple[tuple, np.ndarray | None]]:
-    """One batch through the CAM pass and, if there is one, the TFLite model: per sample, its CAM
-    outputs and the TFLite model's outputs or None."""
+) -> list[tuple[Maps, np.ndarray | None]]:
+    """One batch through the CAM pass (with the faithfulness passes, and the true class's map of each
+    mistake) and, if there is one, the TFLite model: per sample, its maps and the TFLite model's
+    outputs or None."""
     start = time.perf_counter()
     inputs = np.stack([p.inputs for p in good])
-    batch = explainer.run(inputs, np.full(len(good), target, np.int32))
+    truths = np.array([explainer.task.truth(p.sample.label, explainer.classes) for p in good], np.int32)
+    maps = explainer.maps(inputs, np.full(len(good), target, np.int32), truths)
     stages.add("model", start)
     answers = [None] * len(good)
     if device:
         start = time.perf_counter()
         answers = list(device.predict(inputs))
         stages.add("tflite", start)
-    return [(batch.sample(i), answer) for i, answer in enumerate(answers)]
+    return list(zip(maps, answers, strict=True))
 
 
 def explain_dataset(
@@ -327,9 +340,9 @@ def explain_dataset(
 
     def write(futures: list[Future]) -> None:
         for future in futures:
-            result, picture = future.result()
+            result, picture, true_class_picture = future.result()
             start = time.perf_counter()
-            output.add(result, picture)
+            output.add(result, picture, true_class_picture)
             stages.add("zip", start)
             progress.update()
 
@@ -357,8 +370,8 @@ def explain_dataset(
                     outputs = _model_pass(explainer, device, good, target, stages)
                     rendering.append(
                         [
-                            pool.submit(_render, explainer, p, cam, answer, device_kind, settings, stages)
-                            for p, (cam, answer) in zip(good, outputs, strict=True)
+                            pool.submit(_render, explainer, p, maps, answer, device_kind, settings, stages)
+                            for p, (maps, answer) in zip(good, outputs, strict=True)
                         ]
                     )
                 while len(rendering) > 1:
@@ -368,6 +381,7 @@ def explain_dataset(
         summary = Summary(settings.zip_path, output.results, skipped, dict(stages.seconds, total=progress.close()))
         summary.tflite = _tflite_summary(comparison, summary.results)
         summary.detection = _detection_summary(settings, summary.results) if detects else {}
+        summary.faithfulness = _faithfulness_summary(summary.results, settings.target_class, explainer.task.by_label)
         summary.warnings = _warnings(explainer, settings, summary, samples)
         output.close(_run_info(explainer, settings, summary))
         return summary
@@ -393,6 +407,7 @@ def _run_info(explainer: Explainer, settings: Settings, summary: Summary) -> Run
         warnings=summary.warnings,
         tflite=summary.tflite,
         detection=summary.detection,
+        faithfulness=summary.faithfulness,
     )
 
 
@@ -414,6 +429,17 @@ def _blank_warning(settings: Settings, summary: Summary) -> str | None:
     return (
         f"{summary.blank} of {len(summary.results)} heatmaps are blank: nothing in those images raised "
         f"the score of {target} (marked `blank` in results.csv and the report)"
+    )
+
+
+def _trust_warning(summary: Summary) -> str | None:
+    total = summary.faithfulness.get("total")
+    if not total or total["share"] >= 0.5:
+        return None
+    return (
+        f"{total['maps'] - total['trusted']} of {total['maps']} maps score a faithfulness below {TRUST_THRESHOLD}: "
+        "deleting what they highlight changes the answer little more than deleting what they leave out, so "
+        'they say little about why the model answered (the report\'s "maps not to trust")'
     )
 
 
@@ -443,7 +469,7 @@ def _warnings(explainer: Explainer, settings: Settings, summary: Summary, sample
     explained = {r.source for r in summary.results}
     labels = _label_warning(explainer, (s for s in samples if s.path in explained))
     tflite = summary.tflite.get("problem") and f"{summary.tflite['problem']}: the TFLite columns are empty"
-    warnings = (labels, tflite, _coarse_warning(explainer), _blank_warning(settings, summary))
+    warnings = (labels, tflite, _coarse_warning(explainer), _blank_warning(settings, summary), _trust_warning(summary))
     return [w for w in warnings if w]
 
 
@@ -480,6 +506,30 @@ def _detection_summary(settings: Settings, results: list[Result]) -> dict:
         "total": row(total, every),
         "classes": {label: row(counts[label], peaks.get(label, [])) for label in sorted(counts)},
     }
+
+
+def _faithfulness_summary(results: list[Result], target_class: str | None, per_class: bool) -> dict:
+    """How many maps to trust (faithfulness >= TRUST_THRESHOLD) and their mean score, in all and per
+    explained class (the predicted class, or --target-class); {} when not measured."""
+    scored = [r for r in results if r.faithfulness is not None]
+    if not scored:
+        return {}
+
+    def row(rows: list[Result]) -> dict:
+        values = [r.faithfulness for r in rows]
+        trusted = sum(v >= TRUST_THRESHOLD for v in values)
+        return {
+            "maps": len(rows),
+            "trusted": trusted,
+            "share": _rate(trusted / len(rows)),
+            "mean": _rate(np.mean(values)),
+        }
+
+    groups: dict[str, list[Result]] = {}
+    for r in scored:
+        groups.setdefault(target_class or r.predicted, []).append(r)
+    classes = {name: row(groups[name]) for name in sorted(groups)} if per_class else {}
+    return {"threshold": TRUST_THRESHOLD, "total": row(scored), "classes": classes}
 
 
 def _tflite_summary(comparison: Comparison | None, results: list[Result]) -> dict:

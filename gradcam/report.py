@@ -28,9 +28,11 @@ RESULT_FIELDS = (
     "correct",
     "error",
     "overlay",
+    "true_class_overlay",
     "peak_x",
     "peak_y",
     "blank",
+    "faithfulness",
     "tflite_predicted",
     "tflite_confidence",
     "tflite_error",
@@ -72,6 +74,7 @@ class Result:
     peak_y: int | None
     error: float | None = None  # regression: |predicted - true|
     blank: bool = False  # the map is all zero: nothing in the image raised the explained score
+    faithfulness: float | None = None  # -1..1, gradcam.faithfulness; None: not measured
     # The TFLite model's answer (None: not run): its prediction, confidence, regression error, and
     # whether it agrees with the Keras model (regression: within the error threshold of it).
     tflite_predicted: str | None = None
@@ -88,6 +91,8 @@ class Result:
     f1: float | None = None
     objects: list[dict] = field(default_factory=list)
     overlay: str = ""
+    # A mistake's map of its true class, in blend layout (a panel draws both maps in one picture).
+    true_class_overlay: str = ""
 
     @property
     def folder(self) -> str:
@@ -114,6 +119,7 @@ class RunInfo:
     warnings: list[str] = field(default_factory=list)
     tflite: dict = field(default_factory=dict)  # model, type, compared, disagreements, agreement; or problem
     detection: dict = field(default_factory=dict)  # object detection: threshold, totals and per class
+    faithfulness: dict = field(default_factory=dict)  # threshold, share of maps to trust, mean; in all and per class
 
 
 TEMPLATE = Path(__file__).with_name("report.html")
@@ -166,19 +172,25 @@ class DeployZip:
         self._names.add(name)
         return name
 
-    def add(self, result: Result, image: bytes, suffix: str = ".jpg") -> str:
-        """Store an encoded overlay (already compressed: stored as is) under a unique, traceable name."""
+    def add(self, result: Result, image: bytes, true_class_image: bytes | None = None) -> str:
+        """Store an encoded overlay (already compressed: stored as is) under a unique, traceable name,
+        and beside it the overlay of the true class's map, if given."""
         label = result.true_label if result.correct is not None else result.predicted
         stem = PurePosixPath(result.source).name.split(".ingestion-")[0]
         confidence = f"-{result.confidence:.2f}" if result.confidence is not None else ""
         found = sum(o["kind"] == "detection" for o in result.objects)
         tag = f"found-{found}" if self.detection else f"pred-{result.predicted}{confidence}"
-        stem = _safe(f"{stem}.{tag}")
         folder = f"{result.folder}/{_safe(label or '_')}" if self.by_label else result.folder
-        result.overlay = self._unique(folder, stem, suffix)
-        self._zip.writestr(result.overlay, image, compress_type=zipfile.ZIP_STORED)
+        result.overlay = self._store(folder, _safe(f"{stem}.{tag}"), image)
+        if true_class_image is not None:
+            result.true_class_overlay = self._store(folder, _safe(f"{stem}.true-{result.true_label}"), true_class_image)
         self.results.append(result)
         return result.overlay
+
+    def _store(self, folder: str, stem: str, image: bytes) -> str:
+        name = self._unique(folder, stem, ".jpg")
+        self._zip.writestr(name, image, compress_type=zipfile.ZIP_STORED)
+        return name
 
     def _csv(self) -> str:
         classes = list(dict.fromkeys(name for r in self.results for name in r.scores))

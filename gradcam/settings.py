@@ -27,6 +27,7 @@ class Settings:
     max_overlay_size: int = 1024  # long side of the overlays in pixels; 0: the original size
     regression_threshold: float = 0.1
     detection_threshold: float | None = None  # FOMO: a cell's minimum probability; None: the learn block's, else 0.5
+    faithfulness: bool = True  # score every map: two more forward passes per image (gradcam.faithfulness)
     batch_size: int = 32
     list_layers: bool = False  # print the explainable layers and exit
     # The TFLite model (int8 or float32) to compare with the Keras model on every sample.
@@ -72,6 +73,7 @@ class Settings:
             "grayscale": None if self.color is None else self.color == "Grayscale",
             "input_scaling": self.input_scaling,
             "impulse_shape": self.image_shape,
+            "faithfulness": self.faithfulness,
         }
 
     def parameters(self) -> dict:
@@ -88,6 +90,7 @@ class Settings:
             "max_overlay_size",
             "regression_threshold",
             "detection_threshold",
+            "faithfulness",
             "resize_mode",
             "color",
             "input_scaling",

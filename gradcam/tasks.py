@@ -36,6 +36,7 @@ class Task:
     activation: Callable[[tf.Tensor], tf.Tensor]  # logits -> the model's outputs
     by_label = True  # deploy.zip sorts overlays into a folder per true label
     detects = False  # explains several objects per image (FOMO), not the image as a whole
+    contrasts = True  # a mistake gets a second map: where the model looked for the true class
 
     def target_spec(self, output_shape: tuple[int, ...]) -> tf.TensorSpec:
         """What `target` takes per explained map: a class index (PREDICTED: the prediction)."""
@@ -68,10 +69,36 @@ class Task:
         index = tf.where(targets >= 0, targets, tf.argmax(logits, axis=-1, output_type=tf.int32))
         return tf.gather(logits, index, batch_dims=1)
 
+    def mistaken(self, logits: tf.Tensor, truths: tf.Tensor) -> tf.Tensor:
+        """In the CAM pass: whether the model's answer misses each map's true class (-1: none)."""
+        return (truths >= 0) & (truths != tf.argmax(logits, axis=-1, output_type=tf.int32))
+
+    def truth(self, label: str | None, classes: list[str]) -> int:
+        """The class index of a sample's label, whose map a mistake gets; -1: none (unlabeled, unknown)."""
+        return classes.index(label) if self.contrasts and label in classes else -1
+
     def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
         """One sample's outputs (after the activation) -> its answer."""
         index = int(np.argmax(outputs))
         return Answer(index, classes[index], float(outputs[index]), outputs)
+
+    def class_probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """Outputs (N, outputs) -> a probability per class (N, classes); regression: the value (N, 1)."""
+        return outputs
+
+    def explained_classes(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The class each map explains (N,): its target, or for PREDICTED the predicted class."""
+        return np.where(targets >= 0, targets, self.class_probabilities(outputs).argmax(axis=-1))
+
+    def explained(self, outputs: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """The probability of each sample's explained class (N,); regression: the value."""
+        return np.take_along_axis(self.class_probabilities(outputs), classes[:, None], axis=1)[:, 0]
+
+    def faithfulness(self, before: np.ndarray, without_hot: np.ndarray, without_cold: np.ndarray) -> np.ndarray:
+        """How much more the explained probability falls without the map's hot region than without
+        its cold one, over the largest of the three: -1..1 (gradcam.faithfulness)."""
+        top = np.maximum(before, np.maximum(without_hot, without_cold))
+        return _ratio(without_cold - without_hot, top)
 
     def score_names(self, classes: list[str]) -> list[str]:
         """Names of the per-class score columns."""
@@ -119,10 +146,16 @@ class Binary(Task):
         positive = tf.where(targets >= 0, targets == 1, logit >= 0)
         return tf.where(positive, logit, -logit)
 
+    def mistaken(self, logits: tf.Tensor, truths: tf.Tensor) -> tf.Tensor:
+        return (truths >= 0) & (truths != tf.cast(logits[:, 0] >= 0, tf.int32))
+
     def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
         p = float(outputs[0])
         index = int(p >= 0.5)
         return Answer(index, classes[index], p if index else 1.0 - p, np.array([1.0 - p, p]))
+
+    def class_probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        return np.concatenate([1.0 - outputs[:, :1], outputs[:, :1]], axis=1)
 
 
 class Regression(Task):
@@ -131,6 +164,7 @@ class Regression(Task):
     name = "regression"
     activation = staticmethod(tf.identity)
     by_label = False  # a folder per label value would be useless
+    contrasts = False  # there is no other class to look for
 
     def class_names(self, classes: Sequence[str] | None, outputs: int) -> list[str]:
         return list(classes or [])
@@ -147,6 +181,12 @@ class Regression(Task):
 
     def score_names(self, classes: list[str]) -> list[str]:
         return ["value"]
+
+    def faithfulness(self, before: np.ndarray, without_hot: np.ndarray, without_cold: np.ndarray) -> np.ndarray:
+        """How much more the output moves (either way) without the map's hot region than without its
+        cold one, over the larger move: -1..1."""
+        hot, cold = np.abs(without_hot - before), np.abs(without_cold - before)
+        return _ratio(hot - cold, np.maximum(hot, cold))
 
     def label_problem(self, label: str) -> str | None:
         try:
@@ -175,6 +215,7 @@ class Detection(Task):
     activation = staticmethod(tf.nn.softmax)
     by_label = False  # an image holds several labels
     detects = True
+    contrasts = False  # a missed box is explained as an object of its own (gradcam.detection)
 
     def _classes(self, outputs: int) -> int:
         return outputs - 1  # Edge Impulse's classes leave out the background
@@ -192,6 +233,12 @@ class Detection(Task):
 
     def labels_of(self, sample) -> list[str]:
         return [box.label for box in sample.boxes or ()]
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0."""
+    out = np.zeros(np.shape(numerator), np.float32)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
 def task_for(activation: str, outputs: int, layer: str, spatial: bool = False) -> Task:
