@@ -183,15 +183,26 @@ def _warm_up(explainer: Explainer, batch: int) -> None:
         explainer.adapter.predict(x)
         explainer.run(x, np.zeros((batch, *explainer.adapter.output_shape), np.float32))
     else:
-        explainer.run(x)
+        explainer.maps(x, np.full(batch, -1, np.int32))
 
 
-def end_to_end(model_path: Path, export: Path, out: Path, batch: int, classes=CLASSES, resize_mode: str = "fit-short"):
-    """The whole offline job (decode, preprocess, CAM, overlay, encode, zip, report): (images/s, summary)."""
+def end_to_end(
+    model_path: Path,
+    export: Path,
+    out: Path,
+    batch: int,
+    classes=CLASSES,
+    resize_mode: str = "fit-short",
+    faithfulness: bool = True,
+):
+    """The whole offline job (decode, preprocess, CAM, faithfulness if on, overlay, encode, zip,
+    report): (images/s, summary)."""
     model = load_model(model_path)
-    explainer = Explainer(model, classes, resize_mode=resize_mode)
+    explainer = Explainer(model, classes, resize_mode=resize_mode, faithfulness=faithfulness)
     _warm_up(explainer, batch)
-    settings = Settings(model=model_path, dataset=export, out=out, batch_size=batch, resize_mode=resize_mode)
+    settings = Settings(
+        model=model_path, dataset=export, out=out, batch_size=batch, resize_mode=resize_mode, faithfulness=faithfulness
+    )
     with open_dataset(export) as dataset:
         n = len(dataset.samples)
         start = time.perf_counter()

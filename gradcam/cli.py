@@ -132,9 +132,8 @@ def parser() -> argparse.ArgumentParser:
         type=_switch,
         nargs="?",
         const=True,
-        default=True,
-        help="score how far each map can be trusted: two more forward passes per image (default on; "
-        "--faithfulness 0 turns it off)",
+        default=False,
+        help="score how far each map can be trusted (two more forward passes per image; default off)",
     )
     cam.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH), default=32, help="images per model call")
 
@@ -210,6 +209,15 @@ def _report(summary) -> None:
             total["false_positives"],
             total["false_negatives"],
             *(_share(total[k]) for k in ("precision", "recall", "f1")),
+        )
+    trust = summary.faithfulness.get("total")
+    if trust:
+        log.info(
+            "faithfulness: mean %.2f; %d of %d maps to trust (>= %s)",
+            trust["mean"],
+            trust["trusted"],
+            trust["maps"],
+            summary.faithfulness["threshold"],
         )
     tflite = summary.tflite
     if tflite.get("compared"):

@@ -5,8 +5,8 @@ explainer = Explainer.from_file("model.h5", classes=["circle", "square", "triang
 for result in explainer.explain(images):        # uint8 arrays of any size: RGB, grayscale or RGBA
     result.label, result.confidence, result.heatmap, result.overlay
 
-Given the true labels, a mistake also gets the map of its true class, and every map gets a
-faithfulness score (gradcam.faithfulness): how far the model's answer depends on what it highlights.
+Given the true labels, a mistake also gets the map of its true class; with faithfulness=True every
+map gets a score (gradcam.faithfulness): how far the model's answer depends on what it highlights.
     for result in explainer.explain(images, labels=["circle", ...]):
         result.faithfulness, result.contrast and result.contrast.heatmap   # contrast: None if correct
 
@@ -102,7 +102,7 @@ class Explainer:
         grayscale: bool | None = None,
         input_scaling: str = "0..1",
         impulse_shape: tuple[int, int, int] | None = None,
-        faithfulness: bool = True,
+        faithfulness: bool = False,
     ):
         """faithfulness: score every map (two more forward passes per image; gradcam.faithfulness)."""
         self.adapter = ModelAdapter(model, layer, impulse_shape)

@@ -243,7 +243,10 @@ def check_deploy_zip(zip_path, export_zip):
             for f in info["files"]
             if f["category"] == "testing"
         ]
-    assert len(names) == len(samples) == len(results["results"])
+    overlays = [r["overlay"] for r in results["results"]]
+    mistakes = [r["true_class_overlay"] for r in results["results"] if r["correct"] is False]
+    assert sorted(names) == sorted(overlays + mistakes), "an overlay per sample, and the true class's map per mistake"
+    assert len(overlays) == len(samples) == len(results["results"])
     assert results["run"]["classes"] == OUTPUT_ORDER
     rows = {r["source"]: r for r in results["results"]}
     for (path, label, _), p in zip(samples, independent_predictions(samples), strict=True):

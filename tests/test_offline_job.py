@@ -73,9 +73,14 @@ def test_every_sample_is_in_the_zip_or_skipped_with_its_reason(job):
         names = archive.namelist()
         results = json.loads(archive.read("results.json"))
         rows = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
-        overlays = [n for n in names if n.endswith(".jpg")]
-        assert len(overlays) == len(samples) == len(rows) == len(set(overlays))
-        assert sorted(r["overlay"] for r in rows) == sorted(overlays)
+        pictures = [n for n in names if n.endswith(".jpg")]
+        overlays = [r["overlay"] for r in rows]
+        mistakes = [r["true_class_overlay"] for r in rows if r["correct"] == "False"]
+        assert mistakes, "the 24 shapes hold a mistake"
+        assert all(".true-" in name for name in mistakes), "a mistake's true class's map sits beside its overlay"
+        assert sorted(pictures) == sorted(overlays + mistakes) and len(set(pictures)) == len(pictures)
+        assert len(overlays) == len(samples) == len(rows)
+        assert all(r["true_class_overlay"] == "" for r in rows if r["correct"] == "True")
         assert {r["source"] for r in rows} == {s[0] for s in samples}
         skipped = {s["source"]: s["reason"] for s in results["run"]["skipped"]}
         assert skipped["testing/broken.jpg"].startswith("not a decodable image")
@@ -194,24 +199,42 @@ def test_class_count_mismatch_names_the_fix(tmp_path, capsys):
 
 def test_panel_layout_puts_original_heatmap_and_blend_side_by_side(tmp_path):
     samples = _shape_samples(2)
-    export = write_export(tmp_path / "e.zip", samples)
-    args = [
-        "--model",
-        str(SHAPES / "model.h5"),
-        "--dataset",
-        str(export),
-        "--resize-mode",
-        "fit-short",
-        "--classes",
-        ",".join(CLASSES),
-    ]
-    assert main([*args, "--layout", "panel", "--out", str(tmp_path)]) == 0
+    path, label, data = samples[0]
+    wrong = CLASSES[(CLASSES.index(label) + 1) % 3]
+    mislabelled = (path.replace("testing/", "testing/mislabelled-"), wrong, data)
+    export = write_export(tmp_path / "e.zip", [*samples, mislabelled])
+    args = ["--model", str(SHAPES / "model.h5"), "--dataset", str(export), "--classes", ",".join(CLASSES)]
+    assert (
+        main([*args, "--resize-mode", "fit-short", "--layout", "panel", "--faithfulness", "--out", str(tmp_path)]) == 0
+    )
     with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
-        name = next(n for n in archive.namelist() if n.endswith(".jpg"))
-        picture = cv2.imdecode(np.frombuffer(archive.read(name), np.uint8), cv2.IMREAD_COLOR)
-    original = cv2.imdecode(np.frombuffer(dict((p, d) for p, _, d in samples)[_source(name, samples)], np.uint8), 1)
+        rows = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
+        pictures = {
+            r["source"]: cv2.imdecode(np.frombuffer(archive.read(r["overlay"]), np.uint8), cv2.IMREAD_COLOR)
+            for r in rows
+        }
+    assert all(r["true_class_overlay"] == "" for r in rows), "a panel holds both maps"
+    assert all(-1 <= float(r["faithfulness"]) <= 1 for r in rows)
+    original = cv2.imdecode(np.frombuffer(data, np.uint8), 1)
+    picture = pictures[path]
     assert picture.shape == (120 + 28, 3 * 160, 3)
     assert np.abs(picture[:120, :160].astype(int) - original.astype(int)).mean() < 4, "the first panel is the original"
+    mistake = pictures[mislabelled[0]]
+    assert mistake.shape == (120 + 2 * 28, 3 * 160, 3), "original, two blends, their titles and the caption"
+    assert np.abs(mistake[:120, :320].astype(int) - picture[:120, [*range(160), *range(320, 480)]]).mean() < 4, (
+        "the predicted class's blend is the same as the correct panel's"
+    )
+    assert np.abs(mistake[:120, 160:320].astype(int) - mistake[:120, 320:].astype(int)).mean() > 4
+
+
+def test_the_caption_marks_a_map_not_to_trust():
+    from gradcam.pipeline import caption
+    from gradcam.report import Result
+
+    result = Result("a.jpg", "testing", "circle", "square", 0.7, False, {}, 1, 2, faithfulness=0.05)
+    assert caption(result) == "true: circle  predicted: square (70%)  trust 0.05 (low)"
+    result.faithfulness = 0.61
+    assert caption(result).endswith("trust 0.61")
 
 
 def _source(overlay: str, samples) -> str:

@@ -121,6 +121,8 @@ def _studio_argv(parameter: dict, value) -> list[str]:
 
 def _values(parameter: dict) -> list:
     valid = [v["value"] if isinstance(v, dict) else v for v in parameter.get("valid", [])]
+    if parameter["type"] in ("boolean", "flag"):
+        valid = [not parameter["value"]]
     return [parameter["value"], *valid]
 
 
@@ -130,7 +132,8 @@ def test_every_parameter_at_every_value_reaches_the_settings(block):
             argv = ["--metadata", "/home/input/deployment-metadata.json", *_studio_argv(parameter, value)]
             settings = cli.settings_from(cli.parser().parse_args(argv))
             got = getattr(settings, parameter["param"].replace("-", "_"))
-            expected = {"float": float, "int": int}.get(parameter["type"], lambda v: v or None)(value)
+            convert = {"float": float, "int": int, "boolean": bool, "flag": bool}
+            expected = convert.get(parameter["type"], lambda v: v or None)(value)
             assert got == expected, f"{parameter['param']}={value!r} reached the settings as {got!r}"
 
 
@@ -179,6 +182,7 @@ def test_dockerfile_runs_main_py_outside_home():
 # A bad value for every parameter Studio can pass, with the words its one-line error must hold.
 BAD_VALUES = {
     "method": ("nope", "argument --method: invalid choice: 'nope'"),
+    "faithfulness": ("maybe", "argument --faithfulness: 'maybe': expected 1 or 0 (on or off)"),
     "pooling-gradients": ("max", "argument --pooling-gradients: invalid choice: 'max'"),
     "heatmap-normalization": ("none", "argument --heatmap-normalization: invalid choice: 'none'"),
     "alpha": ("nan", "argument --alpha: nan is out of range: expected a number from 0 to 1"),

@@ -137,27 +137,21 @@ def test_report_loads_filters_and_never_runs_labels(browser, tmp_path):
     assert problems == []
 
 
-def test_report_of_a_real_run_with_screenshot(browser, tmp_path):
-    """The bundled example, explained, as a user opens it; the screenshot is kept as a test artefact."""
+@pytest.fixture(scope="module")
+def bundled_run(tmp_path_factory) -> Path:
+    """The bundled example explained by the command line, faithfulness on: deploy.zip's path."""
     from gradcam.cli import main
 
-    out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "--model",
-                str(ROOT / "examples/shapes/model.h5"),
-                "--dataset",
-                str(ROOT / "examples/shapes/export.zip"),
-                "--resize-mode",
-                "fit-short",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    page, problems = open_report(browser, out / "deploy.zip", tmp_path / "unzipped")
+    out = tmp_path_factory.mktemp("bundled")
+    model, dataset = ROOT / "examples/shapes/model.h5", ROOT / "examples/shapes/export.zip"
+    argv = ["--model", str(model), "--dataset", str(dataset), "--resize-mode", "fit-short", "--faithfulness"]
+    assert main([*argv, "--out", str(out)]) == 0
+    return out / "deploy.zip"
+
+
+def test_report_of_a_real_run_with_screenshot(browser, bundled_run, tmp_path):
+    """The bundled example, explained, as a user opens it; the screenshot is kept as a test artefact."""
+    page, problems = open_report(browser, bundled_run, tmp_path / "unzipped")
     results = json.loads((tmp_path / "unzipped" / "results.json").read_text())
     assert page.locator("#gallery figure").count() == len(results["results"]) == 120
     correct = sum(r["correct"] for r in results["results"])
@@ -165,6 +159,41 @@ def test_report_of_a_real_run_with_screenshot(browser, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1200, "height": 900})
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=False)
+    assert problems == []
+
+
+def test_report_sorts_and_filters_by_faithfulness_and_shows_a_mistakes_two_maps(browser, bundled_run, tmp_path):
+    page, problems = open_report(browser, bundled_run, tmp_path / "unzipped")
+    document = json.loads((tmp_path / "unzipped" / "results.json").read_text())
+    results, trust = document["results"], document["run"]["faithfulness"]
+    low = [r for r in results if r["faithfulness"] < trust["threshold"]]
+    assert trust["total"]["maps"] == 120 and trust["total"]["trusted"] == 120 - len(low)
+    table = page.locator("#faithfulness table tr")
+    assert table.count() == 1 + 3 + 1, "a row per explained class, and all"
+    assert table.last.inner_text().split("\t")[:3] == ["all", "120", str(120 - len(low))]
+    page.select_option("#sort", "faithfulness-asc")
+    lowest = min(results, key=lambda r: r["faithfulness"])
+    assert page.locator("#gallery figure .src").first.inner_text() == lowest["source"]
+    page.select_option("#outcome", "untrusted")
+    assert page.locator("#gallery figure").count() == len(low)
+    assert page.locator("#gallery .untrusted-mark").count() == len(low)
+
+    page.select_option("#outcome", "incorrect")
+    mistakes = [r for r in results if r["correct"] is False]
+    assert page.locator("#gallery figure").count() == len(mistakes) > 0
+    page.locator("#gallery figure a").first.click()
+    dialog = page.locator("#detail")
+    assert dialog.is_visible()
+    shown = page.locator("#detail-maps img")
+    assert shown.count() == 2
+    source = page.locator("#detail-title").inner_text()
+    mistake = next(r for r in mistakes if r["source"] == source)
+    assert [shown.nth(i).get_attribute("src") for i in range(2)] == [mistake["overlay"], mistake["true_class_overlay"]]
+    shown.nth(1).evaluate("img => img.decode()")
+    assert shown.nth(1).evaluate("img => img.naturalWidth") == 160, "the true class's overlay loads from the zip"
+    assert f"map of {mistake['true_label']} (true class)" in dialog.inner_text()
+    page.locator("#detail-close").click()
+    assert not dialog.is_visible()
     assert problems == []
 
 
