@@ -66,9 +66,11 @@ class BaseCAM:
             tf.TensorSpec((None, height, width, channels), tf.float32),
             tf.TensorSpec((None,), tf.int32),
             adapter.task.target_spec(adapter.output_shape),
-            tf.TensorSpec((None,), tf.int32),
         ]
-        self._pass = tf.function(self._batch_pass, input_signature=signature)
+        # Traced at their first call: the pass with a mistake's second target holds the model twice,
+        # so it is traced only once some image comes with a true class.
+        self._pass = tf.function(lambda *args: self._batch_pass(*args), input_signature=signature)
+        self._contrast_pass = tf.function(self._batch_pass, input_signature=[*signature, signature[1]])
 
     def weights(self, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
         """One weight per channel (N, K), or per position and channel (N, h, w, K)."""
@@ -84,20 +86,21 @@ class BaseCAM:
     def _maps(self, out: Scores, grads: list[tf.Tensor]) -> tf.Tensor:
         return fuse([self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(out.activations, grads, strict=True))])
 
-    def _batch_pass(self, images: tf.Tensor, owners: tf.Tensor, targets: tf.Tensor, truths: tf.Tensor):
+    def _batch_pass(self, images: tf.Tensor, owners: tf.Tensor, targets: tf.Tensor, truths: tf.Tensor | None = None):
         task = self.adapter.task
+        contrast = truths is not None
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             # Watching the input records every op after it, so any layer can be a target, even
             # one without weights (an activation, an Add), and frozen layers too.
             tape.watch(images)
             out = self.adapter(tf.gather(images, owners))
             y = task.target(out.scores, targets)  # y^c per map, before the activation
-            if task.contrasts:  # the mistakes again, explained for their true class
+            if contrast:  # the mistakes again, explained for their true class
                 mistakes = tf.cast(tf.where(task.mistaken(out.scores, truths))[:, 0], tf.int32)
                 rows = _padded(mistakes)
                 again = self.adapter(tf.gather(images, tf.gather(owners, rows)))
                 y_true = task.target(again.scores, tf.gather(truths, rows))
-        if not task.contrasts:
+        if not contrast:
             maps = self._maps(out, tape.gradient(y, out.activations))
             return maps, out.scores, out.probabilities, maps[:0], tf.zeros((0,), tf.int32)
         grads, true_grads = tape.gradient([y, y_true], [out.activations, again.activations])
@@ -119,15 +122,12 @@ class BaseCAM:
             targets = np.full(len(images), PREDICTED, dtype=np.int32)
         if owners is None:
             owners = np.arange(len(targets), dtype=np.int32)
-        if truths is None:
-            truths = np.full(len(targets), -1, dtype=np.int32)
         dtype = self._pass.input_signature[2].dtype
-        outputs = self._pass(
-            tf.constant(images, tf.float32),
-            tf.constant(owners, tf.int32),
-            tf.constant(targets, dtype),
-            tf.constant(truths, tf.int32),
-        )
+        args = [tf.constant(images, tf.float32), tf.constant(owners, tf.int32), tf.constant(targets, dtype)]
+        if self.adapter.task.contrasts and truths is not None and (np.asarray(truths) >= 0).any():
+            outputs = self._contrast_pass(*args, tf.constant(truths, tf.int32))
+        else:
+            outputs = self._pass(*args)
         return CamBatch(*(t.numpy() for t in outputs))
 
 
