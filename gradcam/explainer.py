@@ -172,12 +172,12 @@ class Explainer:
         scored for faithfulness if on, and where the model misses the true class in `truths`
         (class indices, -1: none) the true class's map: one CAM pass, two forward passes."""
         batch = self.cam(inputs, targets, truths=truths)
+        explained = self.task.explained_classes(batch.probabilities, targets)
         trust = [None] * len(inputs)
         if self.faithfulness:
             predict = self.adapter.predict
-            trust = faithfulness.measure(predict, self.task, inputs, batch.maps, batch.probabilities, targets)
+            trust = faithfulness.measure(predict, self.task, inputs, batch.maps, batch.probabilities, explained)
         names = self.task.score_names(self.classes)
-        explained = self.task.explained_classes(batch.probabilities, targets)
         for maps in (batch.maps, batch.true_maps):
             maps[...] = normalize(maps, self.normalization)
         out = []

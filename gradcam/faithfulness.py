@@ -76,15 +76,14 @@ def measure(
     images: np.ndarray,
     maps: np.ndarray,
     outputs: np.ndarray,
-    targets: np.ndarray,
+    classes: np.ndarray,
     share: float = DELETED_SHARE,
 ) -> np.ndarray:
     """The faithfulness of each map (N,) in -1..1. images: the model inputs (N, H, W, C) the maps
-    explain; outputs: the model's outputs on them; targets: the explained class of each (PREDICTED:
-    the prediction); predict: model inputs -> outputs."""
+    explain; outputs: the model's outputs on them; classes: the class each map explains
+    (Task.explained_classes); predict: model inputs -> outputs."""
     hot, cold = deleted(images, maps, share)
     changed = predict(np.concatenate([hot, cold]))
     n = len(images)
-    classes = task.explained_classes(outputs, targets)
     before, without_hot, without_cold = (task.explained(o, classes) for o in (outputs, changed[:n], changed[n:]))
     return task.faithfulness(before, without_hot, without_cold)

@@ -212,10 +212,6 @@ def _picture(explanation, settings: Settings, text: str, stages: _Stages, start:
     return encoded.tobytes()
 
 
-def _rate(x: float | None) -> float | None:
-    return None if x is None else round(x, 6)
-
-
 def _object_result(explanation: detection.DetectionExplanation, sample: Sample) -> Result:
     """An object detection sample as reported: its counts and every object."""
     found = [o for o in explanation.objects if o.kind == "detection"]
@@ -235,7 +231,7 @@ def _object_result(explanation: detection.DetectionExplanation, sample: Sample) 
         true_positives=None if counts is None else counts.tp,
         false_positives=None if counts is None else counts.fp,
         false_negatives=None if counts is None else counts.fn,
-        **{k: _rate(v) for k, v in rates.items()},
+        **{k: _rounded(v) for k, v in rates.items()},
         objects=[o.as_dict() for o in explanation.objects],
     )
 
@@ -493,10 +489,10 @@ def _detection_summary(settings: Settings, results: list[Result]) -> dict:
             "true_positives": c.tp,
             "false_positives": c.fp,
             "false_negatives": c.fn,
-            "precision": _rate(c.precision),
-            "recall": _rate(c.recall),
-            "f1": _rate(c.f1),
-            "peak_in_box": _rate(sum(inside) / len(inside)) if inside else None,
+            "precision": _rounded(c.precision),
+            "recall": _rounded(c.recall),
+            "f1": _rounded(c.f1),
+            "peak_in_box": _rounded(sum(inside) / len(inside)) if inside else None,
         }
 
     total = sum(counts.values(), Counts(0, 0, 0))
@@ -521,8 +517,8 @@ def _faithfulness_summary(results: list[Result], target_class: str | None, per_c
         return {
             "maps": len(rows),
             "trusted": trusted,
-            "share": _rate(trusted / len(rows)),
-            "mean": _rate(np.mean(values)),
+            "share": _rounded(trusted / len(rows)),
+            "mean": _rounded(np.mean(values)),
         }
 
     groups: dict[str, list[Result]] = {}

@@ -64,14 +64,17 @@ class Task:
             raise GradcamError(f"target class {label!r}: the model's classes are {', '.join(classes)}")
         return classes.index(label)
 
+    def predicted(self, logits: tf.Tensor) -> tf.Tensor:
+        """In the CAM pass: the predicted class index per sample."""
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
     def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        """y^c per sample, before the activation: the target class's logit (PREDICTED: the arg-max)."""
-        index = tf.where(targets >= 0, targets, tf.argmax(logits, axis=-1, output_type=tf.int32))
-        return tf.gather(logits, index, batch_dims=1)
+        """y^c per sample, before the activation: the target class's logit (PREDICTED: the prediction's)."""
+        return tf.gather(logits, tf.where(targets >= 0, targets, self.predicted(logits)), batch_dims=1)
 
     def mistaken(self, logits: tf.Tensor, truths: tf.Tensor) -> tf.Tensor:
         """In the CAM pass: whether the model's answer misses each map's true class (-1: none)."""
-        return (truths >= 0) & (truths != tf.argmax(logits, axis=-1, output_type=tf.int32))
+        return (truths >= 0) & (truths != self.predicted(logits))
 
     def truth(self, label: str | None, classes: list[str]) -> int:
         """The class index of a sample's label, whose map a mistake gets; -1: none (unlabeled, unknown)."""
@@ -141,13 +144,12 @@ class Binary(Task):
     def _classes(self, outputs: int) -> int:
         return 2
 
-    def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        logit = logits[:, 0]
-        positive = tf.where(targets >= 0, targets == 1, logit >= 0)
-        return tf.where(positive, logit, -logit)
+    def predicted(self, logits: tf.Tensor) -> tf.Tensor:
+        return tf.cast(logits[:, 0] >= 0, tf.int32)
 
-    def mistaken(self, logits: tf.Tensor, truths: tf.Tensor) -> tf.Tensor:
-        return (truths >= 0) & (truths != tf.cast(logits[:, 0] >= 0, tf.int32))
+    def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        positive = tf.where(targets >= 0, targets, self.predicted(logits)) == 1
+        return tf.where(positive, logits[:, 0], -logits[:, 0])
 
     def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
         p = float(outputs[0])

@@ -32,7 +32,8 @@ def _setup(name: str):
 def _measure(explainer: Explainer, inputs: np.ndarray, maps: np.ndarray) -> np.ndarray:
     targets = np.full(len(inputs), PREDICTED, np.int32)
     outputs = explainer.adapter.predict(inputs)
-    return faithfulness.measure(explainer.adapter.predict, explainer.task, inputs, maps, outputs, targets)
+    classes = explainer.task.explained_classes(outputs, targets)
+    return faithfulness.measure(explainer.adapter.predict, explainer.task, inputs, maps, outputs, classes)
 
 
 # --- The deleted region. ---
