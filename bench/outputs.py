@@ -22,9 +22,9 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradcam.cli import main  # noqa: E402
-from tests import helpers  # noqa: E402
-from tests.helpers import SHAPES, jpeg, make_shapes, write_export  # noqa: E402
+from gradcam.cli import main
+from tests import helpers
+from tests.helpers import SHAPES, jpeg, write_export
 
 TEXT_FILES = ("results.csv", "results.json", "objects.csv", "index.html")
 SHAPES_JOB = ["--model", SHAPES / "model.h5", "--dataset", SHAPES / "export.zip", "--resize-mode", "fit-short"]
@@ -48,7 +48,11 @@ def _single_output(folder: Path, activation: str | None) -> list:
     rng = np.random.default_rng(7)
     labels = ["yes", "no"] if activation else ["0.25", "0.5", "1.5"]
     samples = [
-        (f"testing/s{i}.jpg.x.ingestion-1.jpg", labels[i % len(labels)], jpeg(rng.integers(0, 256, (40, 48, 3), np.uint8)))
+        (
+            f"testing/s{i}.jpg.x.ingestion-1.jpg",
+            labels[i % len(labels)],
+            jpeg(rng.integers(0, 256, (40, 48, 3), np.uint8)),
+        )
         for i in range(24)
     ]
     export = write_export(folder / f"{name}.zip", samples)
@@ -65,8 +69,8 @@ def _fomo(folder: Path) -> list:
 
 
 def _shapes_int8(folder: Path) -> Path:
-    from tests.test_tflite import _inputs
     from gradcam import Explainer, load_model
+    from tests.test_tflite import _inputs
 
     model = load_model(SHAPES / "model.h5")
     _, training = _inputs(Explainer(model, helpers.SHAPE_CLASSES, resize_mode="fit-short"), "training")

@@ -35,13 +35,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-from gradcam.cam import make_cam  # noqa: E402
-from gradcam.dataset import open_dataset  # noqa: E402
+from gradcam.edge.dataset import open_dataset  # noqa: E402
+from gradcam.engine.cam import make_cam  # noqa: E402
+from gradcam.engine.model import ModelAdapter, load_model  # noqa: E402
+from gradcam.engine.tflite import TfliteModel  # noqa: E402
 from gradcam.explainer import Explainer  # noqa: E402
-from gradcam.model import ModelAdapter, load_model  # noqa: E402
-from gradcam.pipeline import explain_dataset  # noqa: E402
+from gradcam.job.run import explain_dataset  # noqa: E402
 from gradcam.settings import Settings  # noqa: E402
-from gradcam.tflite import TfliteModel  # noqa: E402
 from tests.fixtures import make_fomo, make_models  # noqa: E402
 
 CLASSES = ["a", "b", "c"]

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gradcam.preprocess import ImageSpec, preprocess
+from gradcam.engine.preprocess import ImageSpec, preprocess
 
 CLASSES = ("circle", "square", "triangle")
 WIDTH, HEIGHT = 160, 120

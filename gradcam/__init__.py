@@ -13,7 +13,7 @@ def __getattr__(name: str):
 
         return getattr(explainer, name)
     if name == "load_model":
-        from gradcam.model import load_model
+        from gradcam.engine.model import load_model
 
         return load_model
     if name == "GradcamError":

@@ -1,4 +1,5 @@
-"""Command line: flags -> Settings; picks the source (offline model and dataset, for now)."""
+"""Command line: flags -> Settings, each checked before TensorFlow loads; picks the source (Studio's
+metadata, an API key, or a local model and dataset) and reports the run."""
 
 from __future__ import annotations
 
@@ -14,24 +15,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from gradcam.choices import (
+    CATEGORIES,
+    COLORS,
+    DEFAULT_HOST,
+    INPUT_SCALINGS,
+    LAYOUTS,
+    MAX_BATCH,
+    METHODS,
+    NORMALIZATIONS,
+    POOLINGS,
+    RESIZE_MODES,
+)
 from gradcam.errors import GradcamError
 from gradcam.quiet import native_stderr_captured
 from gradcam.settings import Settings
 
 log = logging.getLogger("gradcam")
-
-# Choices and the host are repeated here (not imported) so that --help needs no TensorFlow or API
-# client; tests check they match.
-DEFAULT_HOST = "studio.edgeimpulse.com"
-METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
-POOLINGS = ("mean", "sum_abs")
-NORMALIZATIONS = ("percentile", "simple")
-RESIZE_MODES = ("squash", "fit-short", "fit-long", "crop")
-COLORS = ("RGB", "Grayscale")
-INPUT_SCALINGS = ("0..1", "-1..1", "-128..127", "0..255", "torch", "bgr-subtract-imagenet-mean")
-CATEGORIES = ("testing", "training", "all")
-LAYOUTS = ("blend", "panel")
-MAX_BATCH = 1024
 
 
 class _Parser(argparse.ArgumentParser):
@@ -189,49 +189,53 @@ def _share(x: float | None) -> str:
 
 
 def _report(summary) -> None:
-    labelled = summary.count("correct") + summary.count("incorrect")
-    accuracy = f", accuracy {summary.count('correct') / labelled:.1%}" if labelled else ""
+    """The log's closing lines: counts, totals, stage times, and the warnings last."""
+    info = summary.info
+    tally, kind = info.tally, info.totals
+    labelled = tally.correct + tally.incorrect
+    accuracy = f", accuracy {tally.correct / labelled:.1%}" if labelled else ""
     log.info(
         "done: %d correct, %d incorrect, %d unlabeled, %d skipped%s",
-        summary.count("correct"),
-        summary.count("incorrect"),
-        summary.count("unlabeled"),
-        len(summary.skipped),
+        tally.correct,
+        tally.incorrect,
+        tally.unlabeled,
+        tally.skipped,
         accuracy,
     )
-    for source, reason in summary.skipped:
-        log.info("skipped %s: %s", source, reason)
-    total = summary.detection.get("total")
-    if total:
+    for skipped in info.skipped:
+        log.info("skipped %s: %s", skipped.source, skipped.reason)
+    if kind.detection:
+        counts = kind.detection.total.counts
+        rates = (_share(counts.precision), _share(counts.recall), _share(counts.f1))
         log.info(
             "objects: %d found, %d false, %d missed; precision %s, recall %s, F1 %s",
-            total["true_positives"],
-            total["false_positives"],
-            total["false_negatives"],
-            *(_share(total[k]) for k in ("precision", "recall", "f1")),
+            counts.tp,
+            counts.fp,
+            counts.fn,
+            *rates,
         )
-    trust = summary.faithfulness.get("total")
-    if trust:
+    if kind.trust:
+        total = kind.trust.total
         log.info(
             "faithfulness: mean %.2f; %d of %d maps to trust (>= %s)",
-            trust["mean"],
-            trust["trusted"],
-            trust["maps"],
-            summary.faithfulness["threshold"],
+            total.mean,
+            total.trusted,
+            total.maps,
+            kind.trust.threshold,
         )
-    tflite = summary.tflite
-    if tflite.get("compared"):
+    tflite = kind.tflite
+    if tflite and tflite.compared:
         log.info(
             "%s (%s): agrees with the Keras model on %d of %d images; %d disagreements",
-            tflite["model"],
-            tflite["type"],
-            tflite["compared"] - tflite["disagreements"],
-            tflite["compared"],
-            tflite["disagreements"],
+            tflite.model,
+            tflite.kind,
+            tflite.compared - tflite.disagreements,
+            tflite.compared,
+            tflite.disagreements,
         )
-    log.info("stage times: %s", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages.items()))
+    log.info("stage times: %s", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_times.items()))
     log.info("wrote %s", summary.zip_path)
-    for warning in summary.warnings:  # last, where a reader of Studio's log looks
+    for warning in info.warnings:  # last, where a reader of Studio's log looks
         log.warning("WARNING: %s", warning)
 
 
@@ -264,9 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def list_layers(settings: Settings) -> str:
     """The table that --list-layers prints: for --model, or the model mounted beside --metadata."""
-    from gradcam import layers
-    from gradcam.block import read_metadata
-    from gradcam.model import has_grid_output, input_image_shape, load_model
+    from gradcam.edge.block import read_metadata
+    from gradcam.engine import layers
+    from gradcam.engine.model import has_grid_output, input_image_shape, load_model
 
     path, impulse_shape = settings.model, settings.image_shape
     if path is None and settings.metadata:
@@ -283,12 +287,13 @@ def list_layers(settings: Settings) -> str:
 
 def run(settings: Settings):
     """Pick the source: Studio's metadata, an API key, or a local model and dataset."""
-    from gradcam import pipeline, sources
+    from gradcam.edge import sources
+    from gradcam.job import run as job
 
     if settings.metadata:
         # Scratch work under the temporary folder, never on Studio's network-mounted folders.
         with tempfile.TemporaryDirectory(prefix="gradcam-") as work:
-            return pipeline.run(sources.from_block(settings, Path(work)))
+            return job.run(sources.from_block(settings, Path(work)))
     if settings.api_key and settings.model is None:
-        return pipeline.run(sources.from_api_key(settings))
-    return pipeline.run(settings)
+        return job.run(sources.from_api_key(settings))
+    return job.run(sources.Source(settings))

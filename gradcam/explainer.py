@@ -6,12 +6,12 @@ for result in explainer.explain(images):        # uint8 arrays of any size: RGB,
     result.label, result.confidence, result.heatmap, result.overlay
 
 Given the true labels, a mistake also gets the map of its true class; with faithfulness=True every
-map gets a score (gradcam.faithfulness): how far the model's answer depends on what it highlights.
+map gets a score (gradcam.engine.faithfulness): how far the model's answer depends on what it highlights.
     for result in explainer.explain(images, labels=["circle", ...]):
         result.faithfulness, result.contrast and result.contrast.heatmap   # contrast: None if correct
 
 A FOMO model's explainer gives, per image, every detection and every missed box with its map:
-    for result in explainer.detect(images, boxes):  # boxes: gradcam.fomo.Box lists, or None
+    for result in explainer.detect(images, boxes):  # boxes: gradcam.engine.fomo.Box lists, or None
         result.counts, [(o.label, o.kind, o.peak_in_box) for o in result.objects]
 """
 
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gradcam import detection, faithfulness
-from gradcam.cam import layer_methods, make_cam, normalize, peak
+from gradcam.engine import detection, faithfulness
+from gradcam.engine.cam import layer_methods, make_cam, normalize, peak
+from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
+from gradcam.engine.model import ModelAdapter, load_model
+from gradcam.engine.overlay import blend, contrast_panel, panel
+from gradcam.engine.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
+from gradcam.engine.tasks import Answer, Detection, Task
 from gradcam.errors import GradcamError
-from gradcam.fomo import DEFAULT_THRESHOLD, Box
-from gradcam.model import ModelAdapter, load_model
-from gradcam.overlay import blend, contrast_panel, panel
-from gradcam.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
-from gradcam.tasks import Answer, Task
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Explanation:
     region: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the original that the model saw
     peak: tuple[int, int] | None  # (x, y) original pixel at the centre of the map's hottest region; None: blank
     explained: str = ""  # the class whose score the map explains (regression: "value")
-    faithfulness: float | None = None  # -1..1, see gradcam.faithfulness; None: not measured
+    faithfulness: float | None = None  # -1..1, see gradcam.engine.faithfulness; None: not measured
     contrast: Explanation | None = None  # a mistake's map of its true class (labels given); else None
 
     def overlay(self, alpha: float = 0.4) -> np.ndarray:
@@ -68,22 +68,22 @@ class Explanation:
         return Answer(self.prediction, self.label, self.confidence, self.scores)
 
     @property
-    def empty(self) -> bool:
+    def blank(self) -> bool:
         """True when nothing in the image raised the explained score: the map is all zero."""
         return not self.cam.max() > 0
 
 
 @dataclass(frozen=True)
-class Maps:
-    """One image's share of a batch: its normalised map and outputs, the class the map explains,
-    its faithfulness, and for a mistake the true class's map."""
+class SampleMaps:
+    """One sample's share of a batch: its normalised map and outputs, the class the map explains,
+    its faithfulness, and for a mistake its contrast map (of its true class) and that class."""
 
     cam: np.ndarray
     probabilities: np.ndarray
     explained: str
     faithfulness: float | None = None
-    true_cam: np.ndarray | None = None
-    true_class: str | None = None
+    contrast: np.ndarray | None = None
+    contrast_class: str | None = None
 
 
 class Explainer:
@@ -104,7 +104,7 @@ class Explainer:
         impulse_shape: tuple[int, int, int] | None = None,
         faithfulness: bool = False,
     ):
-        """faithfulness: score every map (two more forward passes per image; gradcam.faithfulness)."""
+        """faithfulness: score every map (two more forward passes per image; gradcam.engine.faithfulness)."""
         self.adapter = ModelAdapter(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
@@ -167,10 +167,10 @@ class Explainer:
         batch.maps[...] = normalize(batch.maps, self.normalization)
         return batch
 
-    def maps(self, inputs: np.ndarray, targets: np.ndarray, truths: np.ndarray | None = None) -> list[Maps]:
+    def maps(self, inputs: np.ndarray, targets: np.ndarray, truths: np.ndarray | None = None) -> list[SampleMaps]:
         """Preprocessed batch -> per image its map of the target class (PREDICTED: the prediction),
         scored for faithfulness if on, and where the model misses the true class in `truths`
-        (class indices, -1: none) the true class's map: one CAM pass, two forward passes."""
+        (class indices, -1: none) its contrast map: one CAM pass, two forward passes."""
         batch = self.cam(inputs, targets, truths=truths)
         explained = self.task.explained_classes(batch.probabilities, targets)
         trust = [None] * len(inputs)
@@ -178,14 +178,14 @@ class Explainer:
             predict = self.adapter.predict
             trust = faithfulness.measure(predict, self.task, inputs, batch.maps, batch.probabilities, explained)
         names = self.task.score_names(self.classes)
-        for maps in (batch.maps, batch.true_maps):
+        for maps in (batch.maps, batch.contrasts):
             maps[...] = normalize(maps, self.normalization)
         out = []
         for i, probabilities in enumerate(batch.probabilities):
-            true_cam = batch.true_map(i)
-            true_class = None if true_cam is None else names[truths[i]]
-            score = None if trust[i] is None else float(trust[i])
-            out.append(Maps(batch.maps[i], probabilities, names[explained[i]], score, true_cam, true_class))
+            contrast = batch.contrast(i)
+            contrast_class = None if contrast is None else names[truths[i]]
+            score = None if trust[i] is None else round(float(trust[i]), faithfulness.DECIMALS)
+            out.append(SampleMaps(batch.maps[i], probabilities, names[explained[i]], score, contrast, contrast_class))
         return out
 
     def frame(self, image_size: tuple[int, int], geometry: Geometry, original: tuple[int, int] | None = None):
@@ -228,7 +228,7 @@ class Explainer:
     ) -> list[detection.DetectionExplanation]:
         """FOMO: explain every detection in uint8 images and, where boxes are given (in the
         images' pixels), every box the model missed."""
-        if not self.task.detects:
+        if not isinstance(self.task, Detection):
             raise GradcamError(f"detect() explains object detection (FOMO) models; this is a {self.task.name} model")
         images = [as_rgb(image, f"image {i}") for i, image in enumerate(images)]
         if not images:
@@ -248,7 +248,7 @@ class Explainer:
         """One sample's model outputs (after the activation) -> prediction, label, confidence, scores."""
         return self.task.answer(outputs, self.classes)
 
-    def finish(self, image: np.ndarray, geometry: Geometry, maps: Maps) -> Explanation:
+    def finish(self, image: np.ndarray, geometry: Geometry, maps: SampleMaps) -> Explanation:
         """Put one image's maps back on the original image. Thread-safe."""
         answer = self.answer(maps.probabilities)
         shown = display_image(image, self.spec)
@@ -261,7 +261,7 @@ class Explainer:
             fields = (answer.prediction, answer.label, answer.confidence, answer.scores, cam, heatmap, shown)
             return Explanation(*fields, geometry.valid, hottest, explained, **more)
 
-        contrast = None if maps.true_cam is None else explanation(maps.true_cam, maps.true_class)
+        contrast = None if maps.contrast is None else explanation(maps.contrast, maps.contrast_class)
         return explanation(maps.cam, maps.explained, faithfulness=maps.faithfulness, contrast=contrast)
 
     def explain(
@@ -273,7 +273,7 @@ class Explainer:
         """Explain uint8 images of any size (RGB; grayscale and RGBA as `as_rgb` says), each with
         respect to its predicted class or `target_class`; given the images' true `labels`, a mistake
         also gets its true class's map (`contrast`)."""
-        if self.task.detects:
+        if isinstance(self.task, Detection):
             raise GradcamError("this is an object detection (FOMO) model: explain its objects with detect()")
         images = [as_rgb(image, f"image {i}") for i, image in enumerate(images)]
         if not images:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tf_keras
 
-from gradcam.cam import make_cam, normalize, peak
+from gradcam.engine.cam import make_cam, normalize, peak
+from gradcam.engine.model import ModelAdapter
 from gradcam.errors import GradcamError
-from gradcam.model import ModelAdapter
 from tests import helpers
 
 MODELS = {

@@ -3,10 +3,11 @@
 import json
 import os
 import zipfile
+from pathlib import PurePosixPath
 
 import pytest
 
-from gradcam.dataset import fallback_label, open_dataset
+from gradcam.edge.dataset import fallback_label, open_dataset
 from gradcam.errors import GradcamError
 from tests.helpers import write_export
 
@@ -23,7 +24,7 @@ def test_info_labels_wins_over_the_file_name(tmp_path):
         ],
     )
     with open_dataset(export) as ds:
-        labels = {s.name: s.label for s in ds.samples}
+        labels = {PurePosixPath(s.path).name: s.label for s in ds.samples}
     assert labels == {
         "car.IMG_1.jpg.3sfpk6le.ingestion-575c.jpg": "truck",
         "436.jpg.516mqcnl.ingestion-575c.jpg": "car",

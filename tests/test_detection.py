@@ -23,9 +23,9 @@ import tensorflow as tf
 import tf_keras
 
 from gradcam.cli import main
+from gradcam.engine.fomo import Box, Counts, decode, match
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
-from gradcam.fomo import Box, Counts, decode, match
 from tests import studio_emulator as emu
 from tests.helpers import fused_reference, jpeg, make_shapes, open_report, randomised, studio_home
 
@@ -213,7 +213,7 @@ def test_maps_of_found_objects_peak_inside_their_box_and_random_weights_do_not()
 
 
 def _peaks(frame, cams, targets):
-    from gradcam import detection
+    from gradcam.engine import detection
 
     plan = detection.Plan(targets, None, None)
     finished = detection.finish(np.zeros((frame.shown[1], frame.shown[0], 3), np.uint8), frame, plan, list(cams))
@@ -338,7 +338,7 @@ def test_the_job_splits_images_as_edge_impulse_scores_them(tmp_path):
 
 
 def test_boxes_come_from_bounding_boxes_labels_in_edge_impulse_object_detection_format(tmp_path):
-    from gradcam.dataset import open_dataset
+    from gradcam.edge.dataset import open_dataset
 
     images, boxes = scenes()
     folder = tmp_path / "dataset" / "testing"

@@ -1,4 +1,4 @@
-"""The per-image faithfulness score and the true class's map of a mistake (gradcam.faithfulness,
+"""The per-image faithfulness score and the true class's map of a mistake (gradcam.engine.faithfulness,
 BaseCAM's `truths`), checked on the bundled shapes model and on Edge Impulse's MobileNetV2 96x96
 (trained test fixture), against random and uniform maps, re-initialised weights and a per-image
 reference written here from the documented definition."""
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradcam import faithfulness
+from gradcam.engine import faithfulness
+from gradcam.engine.model import load_model
+from gradcam.engine.tasks import PREDICTED
 from gradcam.explainer import Explainer
-from gradcam.model import load_model
-from gradcam.tasks import PREDICTED
 from tests import helpers
 from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES
 

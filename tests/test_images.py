@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gradcam import images
-from gradcam.pipeline import DECODE_MARGIN
-from gradcam.preprocess import ImageSpec, preprocess
+from gradcam.edge import images
+from gradcam.engine.preprocess import ImageSpec, preprocess
+from gradcam.job.inputs import DECODE_MARGIN
 
 
 def photo(width: int = 4000, height: int = 3000, seed: int = 0) -> np.ndarray:

@@ -45,7 +45,7 @@ def test_the_wheel_holds_the_gradcam_package_and_its_command(wheel):
         names = archive.namelist()
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert {n.split("/")[0] for n in names} == {"gradcam", wheel.name.split("-py3")[0] + ".dist-info"}
-    assert "gradcam/report.html" in names and "gradcam/cli.py" in names
+    assert "gradcam/report/report.html" in names and "gradcam/cli.py" in names
     assert "gradcam-block = gradcam.cli:main" in entry_points
 
 

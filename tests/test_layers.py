@@ -5,8 +5,8 @@ import re
 import pytest
 import tf_keras
 
-from gradcam import layers
 from gradcam.cli import main
+from gradcam.engine import layers
 from gradcam.errors import GradcamError
 from tests import helpers
 from tests.fixtures import make_models

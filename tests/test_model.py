@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tf_keras
 
+from gradcam.engine.model import ModelAdapter, load_model
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
-from gradcam.model import ModelAdapter, load_model
 from tests import helpers
 
 

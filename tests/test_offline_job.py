@@ -228,13 +228,15 @@ def test_panel_layout_puts_original_heatmap_and_blend_side_by_side(tmp_path):
 
 
 def test_the_caption_marks_a_map_not_to_trust():
-    from gradcam.pipeline import caption
-    from gradcam.report import Result
+    from gradcam.job.pictures import caption
+    from gradcam.job.records import MapFacts, Outcome, SampleRecord
 
-    result = Result("a.jpg", "testing", "circle", "square", 0.7, False, {}, 1, 2, faithfulness=0.05)
-    assert caption(result) == "true: circle  predicted: square (70%)  trust 0.05 (low)"
-    result.faithfulness = 0.61
-    assert caption(result).endswith("trust 0.61")
+    def result(faithfulness: float) -> SampleRecord:
+        facts = MapFacts("square", (1, 2), False, faithfulness)
+        return SampleRecord("a.jpg", "testing", "circle", Outcome("square", 0.7, False), facts)
+
+    assert caption(result(0.05)) == "true: circle  predicted: square (70%)  trust 0.05 (low)"
+    assert caption(result(0.61)).endswith("trust 0.61")
 
 
 def _source(overlay: str, samples) -> str:

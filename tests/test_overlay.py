@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from gradcam.overlay import CAPTION_HEIGHT, blend, colorize, panel
+from gradcam.engine.overlay import CAPTION_HEIGHT, blend, colorize, panel
 
 
 def test_colorize_runs_from_blue_to_red():

@@ -7,7 +7,10 @@ import json
 import jsonschema
 import pytest
 
-from gradcam import cam, cli, dataset, pipeline, preprocess, studio
+from gradcam import cli
+from gradcam.edge import dataset, studio
+from gradcam.engine import cam, preprocess
+from gradcam.job import pictures
 from gradcam.settings import Settings
 from tests.helpers import ROOT, SHAPES
 
@@ -160,10 +163,10 @@ def test_api_key_comes_from_the_environment_when_not_given(monkeypatch):
 
 def test_cli_choices_match_the_modules_they_feed():
     assert tuple(cam.METHODS) == cli.METHODS
-    assert cli.POOLINGS == cam.POOLINGS and cli.NORMALIZATIONS == cam.NORMALIZATIONS
-    assert cli.RESIZE_MODES == preprocess.RESIZE_MODES and cli.INPUT_SCALINGS == preprocess.INPUT_SCALINGS
-    assert cli.COLORS == preprocess.COLORS and cli.CATEGORIES == dataset.CATEGORIES and cli.LAYOUTS == pipeline.LAYOUTS
-    assert cli.DEFAULT_HOST == studio.DEFAULT_HOST
+    assert cli.POOLINGS is cam.POOLINGS and cli.NORMALIZATIONS is cam.NORMALIZATIONS
+    assert cli.RESIZE_MODES is preprocess.RESIZE_MODES and cli.INPUT_SCALINGS is preprocess.INPUT_SCALINGS
+    assert cli.CATEGORIES is dataset.CATEGORIES and cli.LAYOUTS is pictures.LAYOUTS
+    assert cli.DEFAULT_HOST is studio.DEFAULT_HOST
 
 
 def test_ei_block_config_is_the_v2_format():

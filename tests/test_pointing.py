@@ -14,8 +14,8 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from gradcam.engine.model import load_model
 from gradcam.explainer import Explainer
-from gradcam.model import load_model
 from tests import helpers
 from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES
 

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
+from gradcam.engine.preprocess import ImageSpec, display_image, fit, preprocess, scale
 from gradcam.errors import GradcamError
-from gradcam.preprocess import ImageSpec, display_image, fit, preprocess, scale
 
 
 def test_fit_short_crops_the_centre_to_the_target_aspect():

@@ -2,7 +2,7 @@
 
 import io
 
-from gradcam.progress import Progress
+from gradcam.job.progress import Progress
 
 
 class Terminal(io.StringIO):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from gradcam.errors import GradcamError
-from gradcam.report import DeployZip, Result, RunInfo
+from gradcam.job.records import MapFacts, Outcome, Pictures, RunInfo, SampleRecord, Skipped, Tally
+from gradcam.report.writer import DeployZip
 from tests.helpers import ROOT, open_report
 
 EVIL = "<img src=x onerror=alert(1)>"
@@ -23,20 +24,14 @@ def _jpeg(seed: int) -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
-def _result(i: int, truth, predicted, confidence, correct, error=None, blank=False) -> Result:
+def _result(i: int, truth, predicted, confidence, correct, error=None, blank=False) -> SampleRecord:
     scores = {"cat": 0.5, "dog": 0.3, EVIL: 0.2} if error is None else {"value": float(predicted)}
-    return Result(
+    return SampleRecord(
         source=f"testing/img{i}.jpg.x.ingestion-1.jpg",
         category="testing",
         true_label=truth,
-        predicted=predicted,
-        confidence=confidence,
-        correct=correct,
-        scores=scores,
-        peak_x=None if blank else 1,
-        peak_y=None if blank else 2,
-        error=error,
-        blank=blank,
+        answer=Outcome(predicted, confidence, correct, error, scores),
+        map=MapFacts(predicted, None if blank else (1, 2), blank),
     )
 
 
@@ -51,8 +46,8 @@ def _classification_zip(path: Path) -> Path:
         (None, "dog", 0.99, None),
     ]
     for i, (truth, predicted, confidence, correct) in enumerate(rows):
-        out.add(_result(i, truth, predicted, confidence, correct, blank=i == 2), _jpeg(i))
-    out.add(_result(1, "cat", "cat", 0.95, True), _jpeg(9))  # same source name again: a unique entry
+        out.add(_result(i, truth, predicted, confidence, correct, blank=i == 2), Pictures(_jpeg(i)))
+    out.add(_result(1, "cat", "cat", 0.95, True), Pictures(_jpeg(9)))  # same source name again: a unique entry
     info = RunInfo(
         "model.h5",
         "conv",
@@ -60,8 +55,8 @@ def _classification_zip(path: Path) -> Path:
         "gradcam",
         ["cat", "dog", EVIL],
         {"regression_threshold": 0.1},
-        skipped=[{"source": "testing/bad.jpg", "reason": "not a decodable image"}],
-        counts={"blank": 1},
+        skipped=[Skipped("testing/bad.jpg", "not a decodable image")],
+        tally=Tally(blank=1),
         layers=[{"name": "model/Conv_1", "type": "Conv2D", "size": "3x3", "method": "gradcam"}],
         last_conv={"name": "model/Conv_1", "size": "3x3"},
         resolution="3x3",
@@ -91,7 +86,7 @@ def test_zip_tree_results_and_unique_names(tmp_path):
 
 def test_a_crash_leaves_no_zip(tmp_path):
     out = DeployZip(tmp_path / "deploy.zip")
-    out.add(_result(0, "a", "a", 0.9, True), _jpeg(0))
+    out.add(_result(0, "a", "a", 0.9, True), Pictures(_jpeg(0)))
     out.abort()
     assert list(tmp_path.iterdir()) == []
 
@@ -201,7 +196,7 @@ def test_regression_report_draws_its_plots(browser, tmp_path):
     out = DeployZip(tmp_path / "deploy.zip")
     for i, (truth, predicted) in enumerate([(1.0, 1.05), (2.0, 2.5), (3.0, 2.95), (4.0, 3.0)]):
         error = abs(truth - predicted)
-        out.add(_result(i, str(truth), f"{predicted:.4g}", None, error <= 0.1, round(error, 6)), _jpeg(i))
+        out.add(_result(i, str(truth), f"{predicted:.4g}", None, error <= 0.1, round(error, 6)), Pictures(_jpeg(i)))
     path = out.close(RunInfo("reg.h5", "conv", "regression", "gradcam", [], {"regression_threshold": 0.1}))
     page, problems = open_report(browser, path, tmp_path / "unzipped")
     assert page.locator("#regression svg").count() == 2

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from gradcam.cli import main
+from gradcam.edge.studio import StudioClient, choose_learn_block, download
 from gradcam.errors import GradcamError
-from gradcam.studio import StudioClient, choose_learn_block, download
 from tests import helpers
 from tests import studio_emulator as emu
 from tests.helpers import OUTPUT_ORDER, ROOT

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from gradcam.engine.tasks import PREDICTED, Answer, Binary, Classification, Regression, task_for
 from gradcam.errors import GradcamError
-from gradcam.tasks import PREDICTED, Answer, Binary, Classification, Regression, task_for
 
 LOGITS = np.array([[2.0, -1.0, 0.5], [-3.0, 4.0, 1.0]], np.float32)
 
@@ -62,4 +62,4 @@ def test_regression_explains_its_value_and_judges_within_the_threshold():
     assert not task.agrees(answer, Answer(2.5, "2.5", math.nan, np.array([2.5])), 0.1)
     assert task.label_problem("12.5") is None
     assert task.label_problem("big") == "regression label 'big' is not a number"
-    assert task.target_index("anything", []) == PREDICTED and not task.by_label
+    assert task.target_index("anything", []) == PREDICTED and not task.classifies

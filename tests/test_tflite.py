@@ -1,6 +1,7 @@
 """The TFLite model beside the Keras one: int8 answers per image, agreement, report, and faults."""
 
 import csv
+import dataclasses
 import io
 import json
 import subprocess
@@ -14,10 +15,10 @@ import tensorflow as tf
 import tf_keras
 
 from gradcam.cli import main
+from gradcam.engine.model import load_model
 from gradcam.explainer import Explainer
-from gradcam.model import load_model
-from gradcam.pipeline import caption
-from gradcam.report import Result
+from gradcam.job.pictures import caption
+from gradcam.job.records import MapFacts, Outcome, SampleRecord
 from tests import helpers
 from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, open_report
 
@@ -139,9 +140,11 @@ def test_disagreements_are_counted_filtered_and_shown(models, browser, tmp_path)
 
 
 def test_the_panel_caption_gives_both_answers_where_they_differ():
-    result = Result("a.jpg", "testing", "circle", "circle", 0.97, True, {}, 1, 2)
+    result = SampleRecord(
+        "a.jpg", "testing", "circle", Outcome("circle", 0.97, True), MapFacts("circle", (1, 2), False)
+    )
     assert caption(result, "int8") == "true: circle  predicted: circle (97%)"
-    result.tflite_predicted, result.tflite_confidence, result.agrees = "square", 0.55, False
+    result = dataclasses.replace(result, tflite=Outcome("square", 0.55), agrees=False)
     assert caption(result, "int8") == "true: circle  predicted: circle (97%)  int8: square (55%)"
 
 

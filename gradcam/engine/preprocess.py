@@ -14,11 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from gradcam.choices import INPUT_SCALINGS, RESIZE_MODES
 from gradcam.errors import GradcamError
-
-RESIZE_MODES = ("squash", "fit-short", "fit-long", "crop")
-COLORS = ("RGB", "Grayscale")
-INPUT_SCALINGS = ("0..1", "-1..1", "-128..127", "0..255", "torch", "bgr-subtract-imagenet-mean")
 
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

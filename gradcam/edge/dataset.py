@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from gradcam.choices import CATEGORIES
+from gradcam.engine.fomo import Box
 from gradcam.errors import GradcamError
-from gradcam.fomo import Box
 
-CATEGORIES = ("testing", "training", "all")
 BOX_FILE = "bounding_boxes.labels"
 _NOT_SAMPLES = ("info.labels", "README.txt", BOX_FILE)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -36,10 +36,6 @@ class Sample:
     label: str | None
     category: str
     boxes: tuple[Box, ...] | None = None  # objects in the image (file pixels); None: no boxes listed
-
-    @property
-    def name(self) -> str:
-        return PurePosixPath(self.path).name
 
 
 @dataclass

@@ -21,7 +21,7 @@ from gradcam.errors import GradcamError
 from gradcam.quiet import native_stderr_captured
 
 if TYPE_CHECKING:
-    from gradcam.model import ModelAdapter
+    from gradcam.engine.model import ModelAdapter
 
 
 class TfliteModel:

@@ -9,9 +9,9 @@ mask over the output grid: one object); several targets may explain one image (`
 image is then repeated inside the pass, one copy per target, so that one backward pass serves all.
 A map may also say which class is true (`truths`): where the model's answer misses it, the same
 pass explains the true class too, running only those images once more, so that a mistake shows
-where the model looked for the class it should have seen.
+where the model looked for the class it should have seen: its *contrast* map.
 
-With several layers (the default on models whose last convolution is coarse, see gradcam.layers)
+With several layers (the default on models whose last convolution is coarse, see gradcam.engine.layers)
 the deepest layer is explained with the chosen method, the finer ones with LayerCAM (Jiang et al.
 2021), and the maps are fused by multiplication, each scaled to 0..1 and upsampled to the finest:
 a place is hot only where the class-specific deep map and the sharp shallow maps agree. Measured
@@ -28,29 +28,28 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from gradcam.choices import NORMALIZATIONS, POOLINGS
+from gradcam.engine.model import ModelAdapter, Scores
+from gradcam.engine.tasks import PREDICTED
 from gradcam.errors import GradcamError
-from gradcam.model import ModelAdapter, Scores
-from gradcam.tasks import PREDICTED
-
-POOLINGS = ("mean", "sum_abs")
-NORMALIZATIONS = ("percentile", "simple")
 
 
 @dataclass(frozen=True)
 class CamBatch:
-    """Raw maps (N, h, w), one per target, and the model's outputs for them; the true class's map
-    (M, h, w) of each of the M targets whose image the model got wrong, and their indices."""
+    """Raw maps (N, h, w), one per target, and the model's outputs for them; the contrast maps
+    (M, h, w), the true class's map of each of the M targets whose image the model got wrong, and
+    those targets' indices (M,)."""
 
     maps: np.ndarray
     scores: np.ndarray
     probabilities: np.ndarray
-    true_maps: np.ndarray
+    contrasts: np.ndarray
     mistakes: np.ndarray
 
-    def true_map(self, i: int) -> np.ndarray | None:
-        """The true class's map for target i, if the model got its image wrong."""
+    def contrast(self, i: int) -> np.ndarray | None:
+        """The contrast map of target i: its true class's, if the model got its image wrong."""
         found = np.flatnonzero(self.mistakes == i)
-        return self.true_maps[found[0]] if len(found) else None
+        return self.contrasts[found[0]] if len(found) else None
 
 
 class BaseCAM:
@@ -67,7 +66,7 @@ class BaseCAM:
             tf.TensorSpec((None,), tf.int32),
             adapter.task.target_spec(adapter.output_shape),
         ]
-        # Traced at their first call: the pass with a mistake's second target holds the model twice,
+        # Traced at their first call: the pass with the contrast maps holds the model twice,
         # so it is traced only once some image comes with a true class.
         self._pass = tf.function(lambda *args: self._batch_pass(*args), input_signature=signature)
         self._contrast_pass = tf.function(self._batch_pass, input_signature=[*signature, signature[1]])
@@ -104,8 +103,8 @@ class BaseCAM:
             maps = self._maps(out, tape.gradient(y, out.activations))
             return maps, out.scores, out.probabilities, maps[:0], tf.zeros((0,), tf.int32)
         grads, true_grads = tape.gradient([y, y_true], [out.activations, again.activations])
-        true_maps = self._maps(again, true_grads)[: tf.size(mistakes)]
-        return self._maps(out, grads), out.scores, out.probabilities, true_maps, mistakes
+        contrasts = self._maps(again, true_grads)[: tf.size(mistakes)]
+        return self._maps(out, grads), out.scores, out.probabilities, contrasts, mistakes
 
     def __call__(
         self,
@@ -117,14 +116,14 @@ class BaseCAM:
         """images: (N, H, W, C) preprocessed; one map per target: a class index (PREDICTED for the
         prediction) or the task's target (a FOMO object's mask); owners: the image of each target
         (default: target i explains image i); truths: the true class of each target's image (-1:
-        none), whose map a mistake gets too."""
+        none), whose map a mistake gets too: its contrast map."""
         if targets is None:
             targets = np.full(len(images), PREDICTED, dtype=np.int32)
         if owners is None:
             owners = np.arange(len(targets), dtype=np.int32)
         dtype = self._pass.input_signature[2].dtype
         args = [tf.constant(images, tf.float32), tf.constant(owners, tf.int32), tf.constant(targets, dtype)]
-        if self.adapter.task.contrasts and truths is not None and (np.asarray(truths) >= 0).any():
+        if truths is not None and (np.asarray(truths) >= 0).any():
             outputs = self._contrast_pass(*args, tf.constant(truths, tf.int32))
         else:
             outputs = self._pass(*args)

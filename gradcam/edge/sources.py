@@ -1,24 +1,35 @@
-"""Where the model and the dataset come from: Studio's block contract, an API key, or local files.
+"""Where the model and the dataset come from: Studio's block contract or an API key.
 
-Each source completes the settings (model and dataset paths, classes, preprocessing from the
-impulse) so that the pipeline only ever sees a local model and dataset.
+Each source completes the settings (model path, classes, preprocessing from the impulse) and
+gives the step that exports the dataset, which the job takes once it has checked the model: the
+job only ever sees a local model and dataset.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from gradcam.block import read_metadata
+from gradcam.choices import DEFAULT_HOST
+from gradcam.edge.block import read_metadata
+from gradcam.edge.studio import StudioClient, choose_learn_block
 from gradcam.errors import GradcamError
-from gradcam.explainer import Explainer
-from gradcam.model import load_model
 from gradcam.settings import Settings
-from gradcam.studio import DEFAULT_HOST, StudioClient, choose_learn_block
-from gradcam.tflite import TfliteModel
 
 log = logging.getLogger("gradcam")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a run's model and dataset come from: the settings, completed by the source, and for a
+    remote source (Studio, an API key) the step that exports the dataset, taken by the job once it
+    has checked the model."""
+
+    settings: Settings
+    fetch: Callable[[], Path] | None = None  # None: settings.dataset is a local export
 
 
 def _complete(
@@ -49,17 +60,7 @@ def _complete(
     )
 
 
-def check(settings: Settings) -> None:
-    """Fail on a --layer, --target-class, colour depth, class list or --tflite model that does not
-    fit the model now, before the export's long wait."""
-    settings = settings.with_defaults()
-    explainer = Explainer(load_model(settings.model), settings.classes, **settings.explainer_options())
-    explainer.target_index(settings.target_class)
-    if settings.tflite and settings.tflite_required and not settings.no_tflite and not explainer.task.detects:
-        TfliteModel.beside(settings.tflite, explainer.adapter)
-
-
-def from_block(settings: Settings, work: Path) -> Settings:
+def from_block(settings: Settings, work: Path) -> Source:
     """Studio's deployment: deployment-metadata.json, trained.h5.zip in the input folder."""
     meta = read_metadata(settings.metadata)
     meta.check_output()
@@ -85,13 +86,14 @@ def from_block(settings: Settings, work: Path) -> Settings:
         model=model,
         tflite=settings.tflite or meta.tflite,
         tflite_required=settings.tflite is not None,
+        out=meta.output_dir,
     )
-    check(settings)
-    dataset = client.export_dataset(meta.project_id, work / "export.zip", settings.export_timeout)
-    return dataclasses.replace(settings, dataset=dataset, out=meta.output_dir)
+    return Source(
+        settings, lambda: client.export_dataset(meta.project_id, work / "export.zip", settings.export_timeout)
+    )
 
 
-def from_api_key(settings: Settings) -> Settings:
+def from_api_key(settings: Settings) -> Source:
     """A local run with an API key: the key's project, its Keras learn block, a fresh export."""
     client = StudioClient(settings.api_key or "", settings.host or DEFAULT_HOST)
     project_id = settings.project_id or client.project_id()
@@ -112,9 +114,11 @@ def from_api_key(settings: Settings) -> Settings:
         info.detection_threshold,
         model=model,
     )
-    check(settings)
-    if settings.skip_dataset_download:
-        log.info("reusing the export at %s", export)
-    else:
-        client.export_dataset(project_id, export, settings.export_timeout)
-    return dataclasses.replace(settings, dataset=export)
+
+    def fetch() -> Path:
+        if settings.skip_dataset_download:
+            log.info("reusing the export at %s", export)
+            return export
+        return client.export_dataset(project_id, export, settings.export_timeout)
+
+    return Source(settings, fetch)

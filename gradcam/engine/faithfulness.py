@@ -24,7 +24,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from gradcam.tasks import Task
+from gradcam.engine.tasks import Task
 
 DELETED_SHARE = 0.2  # of the model input's pixels, deleted per copy
 BLUR = 1 / 16  # the blurred copy's Gaussian sigma, as a share of the input's short side
@@ -33,6 +33,9 @@ BLUR = 1 / 16  # the blurred copy's Gaussian sigma, as a share of the input's sh
 # them >= 0.2), random maps 0.05, the model with re-initialised weights 0.01; MobileNetV2 96x96:
 # 0.53 (90%), 0.01, 0.00.
 TRUST_THRESHOLD = 0.2
+# A score is given to this many decimals: finer differences are the float32 pass's noise, and the
+# trust threshold is then applied to the very value that results.csv and the report show.
+DECIMALS = 4
 
 
 def hottest(heat: np.ndarray, share: float = DELETED_SHARE) -> np.ndarray:

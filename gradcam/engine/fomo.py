@@ -44,10 +44,6 @@ class Detection:
     cells: np.ndarray  # (h, w) bool: the detection's cells
     centroid: tuple[float, float]  # (x, y) in grid units, cell edges at 0 .. w
 
-    def target(self, channels: int) -> np.ndarray:
-        """The output mask whose logits sum to this detection's score: (h, w, N + 1)."""
-        return cell_target(self.cells, self.class_index, channels)
-
 
 def cell_target(cells: np.ndarray, class_index: int, channels: int) -> np.ndarray:
     """(h, w, channels) float mask: `cells` in the channel of object class `class_index`."""

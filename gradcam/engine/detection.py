@@ -1,6 +1,6 @@
 """Explaining a FOMO model object by object: each detection, and each object it missed, gets a map.
 
-For one batch: a forward pass gives the grids; each grid is decoded (gradcam.fomo), the
+For one batch: a forward pass gives the grids; each grid is decoded (gradcam.engine.fomo), the
 detections matched against the image's boxes, and one target made per detection (its class's
 logits at its cells) and per missed box (its class's logits at the cells inside the box: where
 did the model look instead?). One CAM pass then explains every target of the batch: the images
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradcam.cam import peak
-from gradcam.fomo import Box, Counts, Detection, cell_target, decode, match
-from gradcam.overlay import blend, draw_objects, panel
-from gradcam.preprocess import Geometry
+from gradcam.engine.cam import peak
+from gradcam.engine.fomo import Box, Counts, Detection, cell_target, decode, match
+from gradcam.engine.overlay import blend, draw_objects, panel
+from gradcam.engine.preprocess import Geometry
 
 
 @dataclass(frozen=True)
@@ -154,26 +154,6 @@ class ObjectMap:
         if self.box is None:
             return None
         return self.peak is not None and self.box.contains(self.peak)
-
-    def as_dict(self) -> dict:
-        """As reported in results.json and objects.csv (points rounded to 0.1 pixel)."""
-
-        def point(p: tuple[float, float] | None) -> tuple[float | None, float | None]:
-            return (None, None) if p is None else (round(p[0], 1), round(p[1], 1))
-
-        (x, y), (peak_x, peak_y) = point(self.centroid), point(self.peak)
-        return {
-            "kind": self.kind,
-            "label": self.label,
-            "confidence": None if self.confidence is None else round(self.confidence, 6),
-            "x": x,
-            "y": y,
-            "box": None if self.box is None else self.box.as_dict(),
-            "peak_x": peak_x,
-            "peak_y": peak_y,
-            "peak_in_box": self.peak_in_box,
-            "blank": self.peak is None,
-        }
 
 
 @dataclass

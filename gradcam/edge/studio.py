@@ -24,10 +24,10 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from gradcam.choices import DEFAULT_HOST
 from gradcam.errors import GradcamError
 
 log = logging.getLogger("gradcam")
-DEFAULT_HOST = "studio.edgeimpulse.com"
 IMAGE_LEARN_BLOCKS = (
     "keras-transfer-image",
     "keras",

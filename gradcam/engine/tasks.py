@@ -1,10 +1,10 @@
 """What a model's output means: one small object per task.
 
-A task says which score Grad-CAM explains (its target), how the model's outputs read as an
-answer, how an answer is judged against a sample's label or compared with another model's, and
-which class names it needs. As pytorch-grad-cam keeps its model targets apart from the CAM maths,
-the model adapter picks the task from the last layer and the rest of the code asks it: nothing
-else branches on the kind of model.
+A task says which score Grad-CAM explains (its target) and which class names it needs; a task with
+one answer per sample (`SampleTask`) also says how the model's outputs read as an answer and how an
+answer is judged against a sample's label or compared with another model's. As pytorch-grad-cam
+keeps its model targets apart from the CAM maths, the model adapter picks the task from the last
+layer and the rest of the code asks it; the job picks its stages from it once (gradcam.job.kinds).
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ class Answer:
 
 
 class Task:
+    """What every task has: the score a map explains (its target), and the class names it needs."""
+
     name: str
     activation: Callable[[tf.Tensor], tf.Tensor]  # logits -> the model's outputs
-    by_label = True  # deploy.zip sorts overlays into a folder per true label
-    detects = False  # explains several objects per image (FOMO), not the image as a whole
-    contrasts = True  # a mistake gets a second map: where the model looked for the true class
 
     def target_spec(self, output_shape: tuple[int, ...]) -> tf.TensorSpec:
         """What `target` takes per explained map: a class index (PREDICTED: the prediction)."""
@@ -64,6 +63,26 @@ class Task:
             raise GradcamError(f"target class {label!r}: the model's classes are {', '.join(classes)}")
         return classes.index(label)
 
+    def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """y^c per sample, before the activation."""
+        raise NotImplementedError
+
+    def unknown_labels(self, labels: list[str], classes: list[str]) -> list[str]:
+        """Labels that can never be judged correct: not among the classes."""
+        return [label for label in labels if label not in classes]
+
+    def labels_of(self, sample) -> list[str]:
+        """The labels a dataset sample (gradcam.edge.dataset.Sample) is judged by."""
+        return [] if sample.label is None else [sample.label]
+
+
+class SampleTask(Task):
+    """A task with one answer per sample (classification, binary, regression): how the outputs read
+    as an answer, how an answer is judged against a label or compared with another model's, and
+    how a map's faithfulness is scored on it."""
+
+    classifies = True  # the answers are classes: a mistake has a true class, whose map it gets too
+
     def predicted(self, logits: tf.Tensor) -> tf.Tensor:
         """In the CAM pass: the predicted class index per sample."""
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -78,7 +97,7 @@ class Task:
 
     def truth(self, label: str | None, classes: list[str]) -> int:
         """The class index of a sample's label, whose map a mistake gets; -1: none (unlabeled, unknown)."""
-        return classes.index(label) if self.contrasts and label in classes else -1
+        return classes.index(label) if self.classifies and label in classes else -1
 
     def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
         """One sample's outputs (after the activation) -> its answer."""
@@ -99,7 +118,7 @@ class Task:
 
     def faithfulness(self, before: np.ndarray, without_hot: np.ndarray, without_cold: np.ndarray) -> np.ndarray:
         """How much more the explained probability falls without the map's hot region than without
-        its cold one, over the largest of the three: -1..1 (gradcam.faithfulness)."""
+        its cold one, over the largest of the three: -1..1 (gradcam.engine.faithfulness)."""
         top = np.maximum(before, np.maximum(without_hot, without_cold))
         return _ratio(without_cold - without_hot, top)
 
@@ -119,23 +138,15 @@ class Task:
         """Whether another model's answer is the same answer."""
         return answer.label == other.label
 
-    def unknown_labels(self, labels: list[str], classes: list[str]) -> list[str]:
-        """Labels that can never be judged correct: not among the classes."""
-        return [label for label in labels if label not in classes]
 
-    def labels_of(self, sample) -> list[str]:
-        """The labels a dataset sample (gradcam.dataset.Sample) is judged by."""
-        return [] if sample.label is None else [sample.label]
-
-
-class Classification(Task):
+class Classification(SampleTask):
     """Softmax (or raw logits) over N classes; explains the target class's logit."""
 
     name = "classification"
     activation = staticmethod(tf.nn.softmax)
 
 
-class Binary(Task):
+class Binary(SampleTask):
     """One sigmoid output: class 1 when p >= 0.5. The logit explains class 1, its negation class 0."""
 
     name = "binary"
@@ -160,13 +171,12 @@ class Binary(Task):
         return np.concatenate([1.0 - outputs[:, :1], outputs[:, :1]], axis=1)
 
 
-class Regression(Task):
+class Regression(SampleTask):
     """One linear output: a value. Explains the value itself; correct within a threshold."""
 
     name = "regression"
     activation = staticmethod(tf.identity)
-    by_label = False  # a folder per label value would be useless
-    contrasts = False  # there is no other class to look for
+    classifies = False  # a value: no class to look for, and a folder per label value would be useless
 
     def class_names(self, classes: Sequence[str] | None, outputs: int) -> list[str]:
         return list(classes or [])
@@ -215,9 +225,6 @@ class Detection(Task):
 
     name = "object detection"
     activation = staticmethod(tf.nn.softmax)
-    by_label = False  # an image holds several labels
-    detects = True
-    contrasts = False  # a missed box is explained as an object of its own (gradcam.detection)
 
     def _classes(self, outputs: int) -> int:
         return outputs - 1  # Edge Impulse's classes leave out the background

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from gradcam.engine.layers import Layer, children, choose, last_conv, path_name, spatial_layers
+from gradcam.engine.tasks import Task, task_for
 from gradcam.errors import GradcamError
-from gradcam.layers import Layer, children, choose, last_conv, path_name, spatial_layers
-from gradcam.tasks import Task, task_for
 
 
 def _keras_modules() -> list:
@@ -171,7 +171,7 @@ class Scores:
 class ModelAdapter:
     """A Keras model seen as: image batch -> (activations of the target layers, scores, probabilities).
 
-    layer: `auto` (None), `last-conv`, or layer names to fuse, `a,b,c` (see gradcam.layers).
+    layer: `auto` (None), `last-conv`, or layer names to fuse, `a,b,c` (see gradcam.engine.layers).
     """
 
     def __init__(self, model, layer: str = "auto", impulse_shape: tuple[int, int, int] | None = None):

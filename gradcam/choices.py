@@ -1,0 +1,13 @@
+"""The option lists and defaults, in one place that imports nothing: the command line reads them
+without loading TensorFlow, and the modules that act on an option check it against the same list."""
+
+DEFAULT_HOST = "studio.edgeimpulse.com"
+METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
+POOLINGS = ("mean", "sum_abs")
+NORMALIZATIONS = ("percentile", "simple")
+RESIZE_MODES = ("squash", "fit-short", "fit-long", "crop")
+COLORS = ("RGB", "Grayscale")
+INPUT_SCALINGS = ("0..1", "-1..1", "-128..127", "0..255", "torch", "bgr-subtract-imagenet-mean")
+CATEGORIES = ("testing", "training", "all")
+LAYOUTS = ("blend", "panel")
+MAX_BATCH = 1024

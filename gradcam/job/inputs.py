@@ -1,0 +1,62 @@
+"""A sample's image file -> the image as it will be shown and the model's input: read, decoded
+(a large JPEG reduced, never below the overlay's size nor DECODE_MARGIN times the model's) and
+preprocessed as Edge Impulse's image block does. Runs in the job's thread pool (OpenCV and NumPy
+release the GIL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradcam.edge.dataset import Dataset, Sample
+from gradcam.edge.images import decode, downscale
+from gradcam.engine.preprocess import Geometry
+from gradcam.explainer import Explainer
+
+# A reduced JPEG decode stays at least this many times the model's input size: the model input
+# then matches the full decode's within a few grey levels (tests/test_images.py).
+DECODE_MARGIN = 8
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One sample ready for the model, or the reason it cannot be explained."""
+
+    sample: Sample
+    image: np.ndarray | None = None  # as shown in the overlay: at most the overlay size on its long side
+    inputs: np.ndarray | None = None  # the model input
+    geometry: Geometry | None = None  # of the model input in `image`
+    original: tuple[int, int] = (0, 0)  # (width, height) of the image in the file
+    reason: str = ""  # why it cannot be explained; "" when it can
+
+
+class ImageInputs:
+    """Reads the samples of a dataset as images for one explainer."""
+
+    def __init__(self, dataset: Dataset, explainer: Explainer, max_side: int):
+        """max_side: the long side of the image kept for the overlay (0: the file's size)."""
+        self.dataset, self.explainer, self.max_side = dataset, explainer, max_side
+
+    def prepare(self, sample: Sample) -> Prepared:
+        try:
+            data = self.dataset.read(sample)
+        except (OSError, KeyError) as exc:
+            return Prepared(sample, reason=f"cannot read the file ({exc})")
+        spec = self.explainer.spec
+        decoded = decode(data, max(self.max_side, DECODE_MARGIN * max(spec.width, spec.height)) if self.max_side else 0)
+        if decoded is None:
+            return Prepared(sample, reason="not a decodable image (corrupt or unsupported format)")
+        inputs, geometry = self.explainer.prepare(decoded.image)
+        shown = downscale(decoded.image, self.max_side)
+        (height, width), (shown_height, shown_width) = decoded.image.shape[:2], shown.shape[:2]
+        geometry = geometry.resized(shown_width / width, shown_height / height)
+        return Prepared(sample, shown, inputs, geometry, decoded.original)
+
+
+def in_original(point: tuple[int, int], shown: tuple[int, ...], original: tuple[int, int]) -> tuple[int, int]:
+    """A pixel of the image as shown -> the pixel of the image in the file under its centre."""
+    (x, y), (height, width) = point, shown[:2]
+    return min(int((x + 0.5) * original[0] / width), original[0] - 1), min(
+        int((y + 0.5) * original[1] / height), original[1] - 1
+    )

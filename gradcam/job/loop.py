@@ -1,0 +1,91 @@
+"""The batch loop: samples -> prepare (threads) -> the model, batch by batch -> render (threads) ->
+deploy.zip. It knows the stages only through their protocol (gradcam.job.stages).
+
+Preparing and rendering run in a small thread pool (OpenCV and NumPy release the GIL) while the
+model works on the current batch; at most two batches are preparing and one is rendering, so
+memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from gradcam.edge.dataset import Sample
+from gradcam.job.inputs import Prepared
+from gradcam.job.progress import Progress
+from gradcam.job.records import Rendered, SampleRecord, Skipped
+from gradcam.job.stages import Stages
+from gradcam.report.writer import DeployZip
+
+
+class StageTimes:
+    """Seconds spent per stage, summed over threads."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def timed(self, stage: str, step: Callable) -> Callable:
+        """`step`, adding the time of each call to `stage`."""
+
+        def run(*args):
+            start = time.perf_counter()
+            out = step(*args)
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
+            return out
+
+        return run
+
+
+def _prepared(pool: ThreadPoolExecutor, prepare, samples: list[Sample], size: int) -> Iterator[list[Prepared]]:
+    """Batches of prepared samples; the next batch prepares in the pool while the caller uses this one."""
+    batches = (samples[i : i + size] for i in range(0, len(samples), size))
+    pending: deque[list[Future]] = deque()
+    for batch in itertools.islice(batches, 2):
+        pending.append([pool.submit(prepare, s) for s in batch])
+    while pending:
+        current = pending.popleft()
+        upcoming = next(batches, None)
+        if upcoming is not None:
+            pending.append([pool.submit(prepare, s) for s in upcoming])
+        yield [f.result() for f in current]
+
+
+def run_batches(
+    samples: list[Sample], stages: Stages, output: DeployZip, batch_size: int, progress: Progress, times: StageTimes
+) -> tuple[list[SampleRecord], list[Skipped]]:
+    """Explain every sample into `output`: the records written, and the samples that could not be read."""
+    records: list[SampleRecord] = []
+    skipped: list[Skipped] = []
+    prepare, run = times.timed("decode", stages.prepare), times.timed("model", stages.run)
+    render, add = times.timed("overlay+encode", stages.render), times.timed("zip", output.add)
+
+    def write(futures: list[Future]) -> None:
+        for future in futures:
+            rendered: Rendered = future.result()
+            add(rendered.record, rendered.pictures)
+            records.append(rendered.record)
+            progress.update()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        rendering: deque[list[Future]] = deque()
+        for batch in _prepared(pool, prepare, samples, batch_size):
+            for p in batch:
+                if p.reason:
+                    skipped.append(Skipped(p.sample.path, p.reason))
+                    progress.update()
+            good = [p for p in batch if not p.reason]
+            if good:
+                rendering.append([pool.submit(render, p, out) for p, out in zip(good, run(good), strict=True)])
+            while len(rendering) > 1:
+                write(rendering.popleft())
+        while rendering:
+            write(rendering.popleft())
+    return records, skipped

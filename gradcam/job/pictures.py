@@ -1,0 +1,72 @@
+"""A sample's pictures: its overlay, or a captioned panel, encoded as JPEG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from gradcam.choices import LAYOUTS
+from gradcam.engine.faithfulness import TRUST_THRESHOLD
+from gradcam.errors import GradcamError
+from gradcam.job.records import Outcome, SampleRecord
+
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class PictureOptions:
+    alpha: float = 0.4  # the heatmap's weight in the blend
+    layout: str = "blend"  # blend: the overlay alone; panel: original, heatmap and blend, captioned
+    max_side: int = 1024  # the pictures' long side at most, in pixels; 0: the file's size
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise GradcamError(f"layout {self.layout!r}: expected one of {', '.join(LAYOUTS)}")
+
+
+class Drawable(Protocol):
+    """An explanation that can draw itself (gradcam.explainer.Explanation, a detection's)."""
+
+    def overlay(self, alpha: float) -> np.ndarray: ...
+
+    def panel(self, alpha: float, caption: str) -> np.ndarray: ...
+
+
+def draw(explanation: Drawable, options: PictureOptions, caption: str = "") -> bytes:
+    """The overlay, or in panel layout the captioned panel, as JPEG bytes."""
+    if options.layout == "panel":
+        picture = explanation.panel(options.alpha, caption)
+    else:
+        picture = explanation.overlay(options.alpha)
+    bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+    _ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return encoded.tobytes()
+
+
+def _answer(outcome: Outcome) -> str:
+    confidence = outcome.confidence
+    return f"{outcome.predicted}{'' if confidence is None else f' ({confidence:.0%})'}"
+
+
+def caption(record: SampleRecord, tflite_kind: str = "tflite") -> str:
+    """A panel's caption: true label, prediction, the TFLite model's where it disagrees, and the
+    map's faithfulness when measured."""
+    truth = record.true_label if record.true_label is not None else "unlabeled"
+    text = f"true: {truth}  predicted: {_answer(record.answer)}"
+    if record.agrees is False and record.tflite is not None:
+        text += f"  {tflite_kind}: {_answer(record.tflite)}"
+    trust = record.map.faithfulness
+    if trust is not None:
+        text += f"  trust {trust:.2f}{'' if trust >= TRUST_THRESHOLD else ' (low)'}"
+    return text
+
+
+def object_caption(record: SampleRecord) -> str:
+    """A detection panel's caption: what was found against the boxes."""
+    counts = record.detection.counts if record.detection else None
+    if counts is None:
+        return f"unlabeled  detected: {record.answer.predicted}"
+    return f"boxes: {counts.tp + counts.fn}  found: {counts.tp}  false: {counts.fp}  missed: {counts.fn}"

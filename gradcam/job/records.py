@@ -1,0 +1,196 @@
+"""Typed records, from the model to the report: one record per sample, made of typed parts, and the
+run's totals. Numbers stay as computed; only the report writer rounds them and turns records into
+CSV and JSON columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gradcam.engine.fomo import Box, Counts
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a model (the Keras model, or the TFLite model beside it) answered for one sample,
+    judged against the sample's label."""
+
+    predicted: str  # the class; regression: the value as text; detection: the labels found, or "nothing"
+    confidence: float | None  # probability of the prediction; None: regression, or nothing detected
+    correct: bool | None = None  # None: unlabeled
+    error: float | None = None  # regression: |prediction - label|
+    scores: dict[str, float] = field(default_factory=dict)  # per class (regression: "value")
+
+
+@dataclass(frozen=True)
+class MapFacts:
+    """What one sample's map says."""
+
+    explained: str  # the class whose score the map explains (regression: "value")
+    peak: tuple[int, int] | None  # the file's pixel at the centre of the hottest region; None: no single peak
+    blank: bool  # nothing in the image raised the explained score: the map is all zero
+    faithfulness: float | None = None  # -1..1 (gradcam.engine.faithfulness); None: not measured
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One explained object of a detection model: a detection or a missed box, and its map's peak."""
+
+    kind: str  # "detection" or "missed"
+    label: str
+    confidence: float | None  # the detection's; None for a missed box
+    centroid: tuple[float, float] | None  # the detection's, in the file's pixels
+    box: Box | None  # the box it matched, or the missed box
+    peak: tuple[float, float] | None  # the file's pixels; None: the map is all zero
+    peak_in_box: bool | None  # None: there is no box
+
+    @property
+    def matched(self) -> bool:
+        """A detection that matched a box: a true positive."""
+        return self.kind == "detection" and self.box is not None
+
+
+@dataclass(frozen=True)
+class Objects:
+    """What a detection model found in one image, judged against its boxes."""
+
+    counts: Counts | None  # None: the image has no boxes listed
+    objects: tuple[ObjectRecord, ...]
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One explained sample."""
+
+    source: str  # its path in the dataset
+    category: str
+    true_label: str | None
+    answer: Outcome
+    map: MapFacts
+    tflite: Outcome | None = None  # the TFLite model's answer on the same input; None: not run
+    agrees: bool | None = None  # whether it is the Keras model's answer (regression: within the threshold)
+    detection: Objects | None = None  # object detection only
+
+    @property
+    def folder(self) -> str:
+        if self.answer.correct is None:
+            return "unlabeled"
+        return "correct" if self.answer.correct else "incorrect"
+
+
+@dataclass(frozen=True)
+class Pictures:
+    """A sample's encoded pictures: its overlay (or panel), and a mistake's contrast overlay (the map
+    of its true class, in blend layout)."""
+
+    overlay: bytes
+    contrast: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A sample's record and pictures, ready for deploy.zip."""
+
+    record: SampleRecord
+    pictures: Pictures
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A sample that could not be explained, and why."""
+
+    source: str
+    reason: str
+
+
+# --- Run totals ---
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many samples went where."""
+
+    correct: int = 0
+    incorrect: int = 0
+    unlabeled: int = 0
+    skipped: int = 0
+    blank: int = 0  # maps that are all zero
+
+
+@dataclass(frozen=True)
+class TrustRow:
+    """Maps to trust among some maps: how many, their share and the mean faithfulness."""
+
+    maps: int
+    trusted: int
+    mean: float
+
+    @property
+    def share(self) -> float:
+        return self.trusted / self.maps
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Faithfulness over the run, in all and per explained class (empty when the task has no classes)."""
+
+    threshold: float
+    total: TrustRow
+    classes: dict[str, TrustRow]
+
+
+@dataclass(frozen=True)
+class DetectionRow:
+    """Object detection counts, and the share of found objects whose map peaks inside their box."""
+
+    counts: Counts
+    peak_in_box: float | None  # None: nothing found
+
+
+@dataclass(frozen=True)
+class DetectionTotals:
+    threshold: float
+    total: DetectionRow
+    classes: dict[str, DetectionRow]
+
+
+@dataclass(frozen=True)
+class TfliteTotals:
+    """The TFLite model compared with on every sample, or why it could not be."""
+
+    model: str  # its file name
+    kind: str | None = None  # int8, uint8 or float32; None: it could not be used
+    compared: int = 0
+    disagreements: int = 0
+    problem: str = ""  # why its columns are empty
+
+    @property
+    def agreement(self) -> float | None:
+        return 1 - self.disagreements / self.compared if self.compared else None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What one kind of model adds to the run's totals (each None where it does not apply)."""
+
+    trust: Trust | None = None
+    detection: DetectionTotals | None = None
+    tflite: TfliteTotals | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the run was and what it found: for results.json and the report's header."""
+
+    model: str
+    layer: str  # the explained layers, comma separated
+    task: str
+    method: str
+    classes: list[str]
+    parameters: dict  # the options that shape the result, by name, as given
+    layers: list[dict] = field(default_factory=list)  # deepest first: name, type, size, method (Explainer.layers)
+    last_conv: dict = field(default_factory=dict)  # name, size (Explainer.last_conv)
+    resolution: str = ""  # h x w of the explained map
+    tally: Tally = Tally()
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    totals: Totals = Totals()

@@ -1,0 +1,149 @@
+"""The job, wired: a source's settings -> the model loaded once -> explainer and TFLite model built
+and checked (before a Studio export's long wait) -> the dataset -> stages -> the batch loop ->
+totals and warnings -> deploy.zip."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gradcam.edge.dataset import Dataset, Sample, open_dataset
+from gradcam.engine.model import load_model
+from gradcam.engine.tflite import Comparison
+from gradcam.errors import GradcamError
+from gradcam.explainer import Explainer
+from gradcam.job import totals
+from gradcam.job.loop import StageTimes, run_batches
+from gradcam.job.progress import Progress
+from gradcam.job.records import RunInfo, SampleRecord, Skipped
+from gradcam.job.stages import Stages, open_tflite, stages_for
+from gradcam.report.writer import DeployZip
+from gradcam.settings import Settings
+
+if TYPE_CHECKING:
+    from gradcam.edge.sources import Source
+
+log = logging.getLogger("gradcam")
+
+
+@dataclass
+class Summary:
+    """What a run produced."""
+
+    zip_path: Path
+    records: list[SampleRecord]
+    info: RunInfo  # the run's tally, skipped samples, totals and warnings
+    stage_times: dict[str, float] = field(default_factory=dict)
+
+
+class Job:
+    """An explainer and the TFLite model beside it, run on a dataset."""
+
+    def __init__(self, explainer: Explainer, settings: Settings, tflite: Comparison | None = None):
+        """settings: with their defaults (Settings.with_defaults)."""
+        self.explainer, self.settings, self.tflite = explainer, settings, tflite
+
+    @classmethod
+    def build(cls, model, settings: Settings, classes: list[str] | None) -> Job:
+        """The explainer and the TFLite model for a loaded model, each checked against it now: a
+        bad layer, target class or TFLite model is an error before any long work."""
+        explainer = Explainer(model, classes, **settings.explainer_options())
+        explainer.target_index(settings.target_class)
+        return cls(explainer, settings, open_tflite(settings, explainer))
+
+    def run(self, dataset: Dataset) -> Summary:
+        """Explain every sample of the dataset and write deploy.zip (nothing is left of it on failure)."""
+        explainer, settings = self.explainer, self.settings
+        stages = stages_for(explainer, dataset, settings, self.tflite)
+        self._announce(dataset, stages)
+        samples, skipped = _usable(dataset, stages)
+        output = DeployZip(settings.zip_path, stages.by_label, stages.detection)
+        progress, times = Progress(len(samples), "explaining"), StageTimes()
+        try:
+            records, failed = run_batches(samples, stages, output, settings.batch_size, progress, times)
+            info = self._info(stages, samples, records, skipped + failed)
+            summary = Summary(settings.zip_path, records, info, dict(times.seconds, total=progress.close()))
+            output.close(info)
+            return summary
+        except BaseException:
+            output.abort()
+            raise
+
+    def _announce(self, dataset: Dataset, stages: Stages) -> None:
+        """The log's first lines: what is explained, and what the dataset holds that should be known."""
+        explainer = self.explainer
+        log.info("%s; task %s", _describe_layers(explainer), explainer.task.name)
+        labels = self._label_warning(dataset.samples, stages.detection)
+        for warning in (labels, totals.coarse_warning(explainer.resolution, explainer.layer_name)):
+            if warning:
+                log.warning("warning: %s", warning)
+
+    def _label_warning(self, samples: list[Sample], objects: bool) -> str | None:
+        """The samples' labels that are not model classes (object boxes' labels when `objects`)."""
+        task, classes = self.explainer.task, self.explainer.classes
+        labels = [label for sample in samples for label in task.labels_of(sample)]
+        return totals.label_warning(Counter(task.unknown_labels(labels, classes)), classes, objects)
+
+    def _info(
+        self, stages: Stages, samples: list[Sample], records: list[SampleRecord], skipped: list[Skipped]
+    ) -> RunInfo:
+        explainer, settings = self.explainer, self.settings
+        tally, kind_totals = totals.tally(records, skipped), stages.totals(records)
+        explained = {r.source for r in records}
+        warnings = totals.warnings(
+            self._label_warning([s for s in samples if s.path in explained], stages.detection),
+            totals.tflite_warning(kind_totals.tflite),
+            totals.coarse_warning(explainer.resolution, explainer.layer_name),
+            totals.blank_warning(tally, len(records), settings.target_class),
+            totals.trust_warning(kind_totals.trust),
+        )
+        return RunInfo(
+            model=settings.model.name if settings.model else "",
+            layer=explainer.layer_name,
+            task=explainer.task.name,
+            method=explainer.method,
+            classes=explainer.classes,
+            parameters=settings.parameters(),
+            layers=explainer.layers(),
+            last_conv=explainer.last_conv(),
+            resolution="x".join(map(str, explainer.resolution)),
+            tally=tally,
+            skipped=skipped,
+            warnings=warnings,
+            totals=kind_totals,
+        )
+
+
+def _usable(dataset: Dataset, stages: Stages) -> tuple[list[Sample], list[Skipped]]:
+    """The samples to explain, and the skipped ones with reasons (the dataset's, then the stages')."""
+    samples, skipped = [], [Skipped(path, reason) for path, reason in dataset.skipped]
+    for sample in dataset.samples:
+        problem = stages.problem(sample)
+        if problem:
+            skipped.append(Skipped(sample.path, problem))
+        else:
+            samples.append(sample)
+    return samples, skipped
+
+
+def _describe_layers(explainer: Explainer) -> str:
+    layers = " x ".join(f"{layer['name']} ({layer['size']}, {layer['method']})" for layer in explainer.layers())
+    last = explainer.last_conv()
+    return f"explaining {layers}; the last conv is {last['name']} ({last['size']})"
+
+
+def run(source: Source) -> Summary:
+    """The job on a source's model and dataset; the model is loaded once."""
+    settings = source.settings.with_defaults()
+    if settings.model is None or (settings.dataset is None and source.fetch is None):
+        raise GradcamError("nothing to explain: give --model and --dataset, --api-key, or --metadata")
+    model = load_model(settings.model)
+    if source.fetch is None:
+        with open_dataset(settings.dataset, settings.category) as dataset:
+            return Job.build(model, settings, settings.classes or dataset.labels or None).run(dataset)
+    job = Job.build(model, settings, settings.classes)  # checked before the export's long wait
+    with open_dataset(source.fetch(), settings.category) as dataset:
+        return job.run(dataset)

@@ -1,0 +1,72 @@
+"""One kind of model's steps in the job, behind one protocol; the batch loop (gradcam.job.loop) asks
+the stages it is given and knows nothing else of the model. `stages_for` picks them, once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from gradcam.edge.dataset import Dataset, Sample
+from gradcam.engine.tasks import Detection
+from gradcam.engine.tflite import Comparison, TfliteModel
+from gradcam.errors import GradcamError
+from gradcam.explainer import Explainer
+from gradcam.job.classify import ClassifyStages
+from gradcam.job.detect import DetectStages
+from gradcam.job.inputs import ImageInputs, Prepared
+from gradcam.job.pictures import PictureOptions
+from gradcam.job.records import Rendered, SampleRecord, Totals
+from gradcam.settings import Settings
+
+log = logging.getLogger("gradcam")
+
+
+class Stages(Protocol):
+    """prepare (thread pool) -> run (the model, one batch at a time) -> render (thread pool); then totals."""
+
+    by_label: bool  # deploy.zip has a folder per true label
+    detection: bool  # deploy.zip's results have the detection columns and objects.csv
+
+    def problem(self, sample: Sample) -> str | None:
+        """Why a sample cannot be judged, before it is read; None: it can."""
+
+    def prepare(self, sample: Sample) -> Prepared:
+        """Read and preprocess one sample; a Prepared with a reason when it cannot be explained."""
+
+    def run(self, batch: list[Prepared]) -> list[Any]:
+        """One batch through the model: per sample, what render needs."""
+
+    def render(self, prepared: Prepared, output: Any) -> Rendered:
+        """One sample's record and pictures. Thread-safe."""
+
+    def totals(self, records: list[SampleRecord]) -> Totals:
+        """What this kind of model adds to the run's totals."""
+
+
+def stages_for(explainer: Explainer, dataset: Dataset, settings: Settings, tflite: Comparison | None = None) -> Stages:
+    """The stages for the explainer's model on this dataset (settings: with their defaults)."""
+    inputs = ImageInputs(dataset, explainer, settings.max_overlay_size)
+    pictures = PictureOptions(settings.alpha, settings.layout, settings.max_overlay_size)
+    if isinstance(explainer.task, Detection):
+        return DetectStages(explainer, inputs, pictures, settings.detection_threshold)
+    return ClassifyStages(explainer, inputs, pictures, settings.target_class, settings.regression_threshold, tflite)
+
+
+def open_tflite(settings: Settings, explainer: Explainer) -> Comparison | None:
+    """The TFLite model to compare with, checked against the Keras model: an error when --tflite
+    named it, a warning with Studio's own trained.tflite (its columns then stay empty)."""
+    if settings.tflite is None or settings.no_tflite:
+        return None
+    name = settings.tflite.name
+    if isinstance(explainer.task, Detection):
+        log.info("%s is not compared: the TFLite comparison covers classification and regression only", name)
+        return None
+    try:
+        model = TfliteModel.beside(settings.tflite, explainer.adapter)
+    except GradcamError as exc:
+        if settings.tflite_required:
+            raise
+        log.warning("warning: %s: the TFLite columns stay empty", exc)
+        return Comparison(name, problem=str(exc))
+    log.info("comparing with %s (%s) on every image", name, model.kind)
+    return Comparison(name, model)

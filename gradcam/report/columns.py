@@ -1,0 +1,197 @@
+"""Records -> the rows and documents of results.csv, results.json and objects.csv. The only place
+where records become dicts and numbers are rounded (scores and rates to 6 decimals, points to 0.1
+pixel)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+from gradcam.engine.fomo import Counts
+from gradcam.job.records import (
+    DetectionRow,
+    DetectionTotals,
+    ObjectRecord,
+    RunInfo,
+    SampleRecord,
+    TfliteTotals,
+    Trust,
+    TrustRow,
+)
+
+RESULT_FIELDS = (
+    "source",
+    "category",
+    "true_label",
+    "predicted",
+    "confidence",
+    "correct",
+    "error",
+    "overlay",
+    "true_class_overlay",
+    "peak_x",
+    "peak_y",
+    "blank",
+    "faithfulness",
+    "tflite_predicted",
+    "tflite_confidence",
+    "tflite_error",
+    "agrees",
+)  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
+# Object detection runs add per image counts and rates, and write every object to objects.csv.
+DETECTION_FIELDS = ("true_positives", "false_positives", "false_negatives", "precision", "recall", "f1")
+OBJECT_FIELDS = (
+    "source",
+    "kind",
+    "label",
+    "confidence",
+    "x",
+    "y",
+    "box_label",
+    "box_x",
+    "box_y",
+    "box_width",
+    "box_height",
+    "peak_x",
+    "peak_y",
+    "peak_in_box",
+    "blank",
+)
+
+
+def rounded(x: float | None, places: int = 6) -> float | None:
+    return None if x is None or math.isnan(x) else round(x, places)
+
+
+def _point(p: tuple[float, float] | None) -> tuple[float | None, float | None]:
+    return (None, None) if p is None else (round(p[0], 1), round(p[1], 1))
+
+
+def _rates(counts: Counts | None) -> dict:
+    if counts is None:
+        return dict.fromkeys(DETECTION_FIELDS)
+    return {
+        "true_positives": counts.tp,
+        "false_positives": counts.fp,
+        "false_negatives": counts.fn,
+        "precision": rounded(counts.precision),
+        "recall": rounded(counts.recall),
+        "f1": rounded(counts.f1),
+    }
+
+
+def object_row(o: ObjectRecord) -> dict:
+    """One detection or missed box, as results.json lists it."""
+    (x, y), (peak_x, peak_y) = _point(o.centroid), _point(o.peak)
+    return {
+        "kind": o.kind,
+        "label": o.label,
+        "confidence": rounded(o.confidence),
+        "x": x,
+        "y": y,
+        "box": None if o.box is None else o.box.as_dict(),
+        "peak_x": peak_x,
+        "peak_y": peak_y,
+        "peak_in_box": o.peak_in_box,
+        "blank": o.peak is None,
+    }
+
+
+def result_row(record: SampleRecord, overlay: str, true_class_overlay: str = "") -> dict:
+    """One sample, as results.json lists it (results.csv takes its columns from it)."""
+    answer, tflite, facts = record.answer, record.tflite, record.map
+    peak = facts.peak or (None, None)
+    detection = record.detection
+    return {
+        "source": record.source,
+        "category": record.category,
+        "true_label": record.true_label,
+        "predicted": answer.predicted,
+        "confidence": rounded(answer.confidence),
+        "correct": answer.correct,
+        "scores": {name: round(score, 6) for name, score in answer.scores.items()},
+        "peak_x": peak[0],
+        "peak_y": peak[1],
+        "error": rounded(answer.error),
+        "blank": facts.blank,
+        "faithfulness": facts.faithfulness,
+        "tflite_predicted": tflite and tflite.predicted,
+        "tflite_confidence": tflite and rounded(tflite.confidence),
+        "tflite_error": tflite and rounded(tflite.error),
+        "agrees": record.agrees,
+        **_rates(detection and detection.counts),
+        "objects": [object_row(o) for o in detection.objects] if detection else [],
+        "overlay": overlay,
+        "true_class_overlay": true_class_overlay,
+    }
+
+
+def csv_row(row: dict, fields: list[str]) -> dict:
+    """A results.json row as a results.csv row: its columns and one score column per class."""
+    return {k: v for k, v in row.items() if k in fields} | {f"score:{c}": s for c, s in row["scores"].items()}
+
+
+def object_csv_rows(row: dict) -> list[dict]:
+    """The objects of a results.json row as objects.csv rows."""
+    return [
+        {"source": row["source"], **{k: v for k, v in o.items() if k != "box"}}
+        | {f"box_{k}": v for k, v in (o["box"] or {}).items()}
+        for o in row["objects"]
+    ]
+
+
+def _trust_row(row: TrustRow) -> dict:
+    return {"maps": row.maps, "trusted": row.trusted, "share": rounded(row.share), "mean": rounded(row.mean)}
+
+
+def _trust(trust: Trust | None) -> dict:
+    if trust is None:
+        return {}
+    classes = {name: _trust_row(row) for name, row in trust.classes.items()}
+    return {"threshold": trust.threshold, "total": _trust_row(trust.total), "classes": classes}
+
+
+def _detection_row(row: DetectionRow) -> dict:
+    return _rates(row.counts) | {"peak_in_box": rounded(row.peak_in_box)}
+
+
+def _detection(totals: DetectionTotals | None) -> dict:
+    if totals is None:
+        return {}
+    classes = {label: _detection_row(row) for label, row in totals.classes.items()}
+    return {"threshold": totals.threshold, "total": _detection_row(totals.total), "classes": classes}
+
+
+def _tflite(totals: TfliteTotals | None) -> dict:
+    if totals is None:
+        return {}
+    if totals.problem:
+        return {"model": totals.model, "problem": totals.problem}
+    return {
+        "model": totals.model,
+        "type": totals.kind,
+        "compared": totals.compared,
+        "disagreements": totals.disagreements,
+        "agreement": rounded(totals.agreement),
+    }
+
+
+def run_document(info: RunInfo) -> dict:
+    """The run, as results.json's `run` gives it."""
+    return {
+        "model": info.model,
+        "layer": info.layer,
+        "task": info.task,
+        "method": info.method,
+        "classes": info.classes,
+        "parameters": info.parameters,
+        "skipped": [asdict(s) for s in info.skipped],
+        "counts": asdict(info.tally),
+        "layers": info.layers,
+        "last_conv": info.last_conv,
+        "resolution": info.resolution,
+        "warnings": info.warnings,
+        "tflite": _tflite(info.totals.tflite),
+        "detection": _detection(info.totals.detection),
+        "faithfulness": _trust(info.totals.trust),
+    }
