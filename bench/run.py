@@ -38,9 +38,10 @@ import tf_keras  # noqa: E402
 from gradcam.edge.dataset import open_dataset  # noqa: E402
 from gradcam.engine.cam import make_cam  # noqa: E402
 from gradcam.engine.model import ModelAdapter, load_model  # noqa: E402
+from gradcam.engine.tasks import Detection  # noqa: E402
 from gradcam.engine.tflite import TfliteModel  # noqa: E402
 from gradcam.explainer import Explainer  # noqa: E402
-from gradcam.job.run import explain_dataset  # noqa: E402
+from gradcam.job.run import Job  # noqa: E402
 from gradcam.settings import Settings  # noqa: E402
 from tests.fixtures import make_fomo, make_models  # noqa: E402
 
@@ -198,7 +199,7 @@ def bare_loop(model_path: Path, export: Path, batch: int, classes=CLASSES, resiz
 def _warm_up(explainer: Explainer, batch: int) -> None:
     """Trace the model's functions once, as the job does before its first batch."""
     x = np.zeros((batch, *explainer.adapter.image_shape), np.float32)
-    if explainer.task.detects:
+    if isinstance(explainer.task, Detection):
         explainer.adapter.predict(x)
         explainer.run(x, np.zeros((batch, *explainer.adapter.output_shape), np.float32))
     else:
@@ -225,7 +226,7 @@ def end_to_end(
     with open_dataset(export) as dataset:
         n = len(dataset.samples)
         start = time.perf_counter()
-        summary = explain_dataset(explainer, dataset, settings.with_defaults())
+        summary = Job(explainer, settings.with_defaults()).run(dataset)
         return n / (time.perf_counter() - start), summary
 
 
@@ -235,7 +236,7 @@ def fomo_rates(export: Path, out: Path, batch: int) -> dict:
     classes = list(make_fomo.CLASSES)
     job, summary = end_to_end(make_fomo.OUT, export, out, batch, classes, "squash")
     floor = bare_loop(make_fomo.OUT, export, batch, classes, "squash")
-    objects = sum(len(r.objects) for r in summary.results)
+    objects = sum(len(r.detection.objects) for r in summary.records)
     explainer = Explainer(load_model(make_fomo.OUT), classes)
     with open_dataset(export) as dataset:
         images = [
@@ -253,15 +254,15 @@ def fomo_rates(export: Path, out: Path, batch: int) -> dict:
     return {
         "job": job,
         "floor": floor,
-        "objects_per_image": objects / len(summary.results),
-        "job_objects": job * objects / len(summary.results),
+        "objects_per_image": objects / len(summary.records),
+        "job_objects": job * objects / len(summary.records),
         "one_by_one": one_by_one,
         "stages": _stages(summary),
     }
 
 
 def _stages(summary) -> str:
-    return ", ".join(f"{k} {v:.1f}s" for k, v in summary.stages.items())
+    return ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_times.items())
 
 
 def upstream_style(model_path: Path, export: Path, count: int) -> float:
@@ -343,7 +344,7 @@ def main() -> None:
             f"| {job_rate:.0f} | {faithful_rate:.0f} | {floor:.0f} "
             f"| {upstream:.2f} | {_stages(summary)} | {_stages(faithful)} |"
         )
-        mistakes.append(summary.count("incorrect"))
+        mistakes.append(summary.info.tally.incorrect)
     fomo = fomo_rates(fomo_export(tmp / "fomo.zip", args.n), tmp / "fomo-out", args.batch)
     mobilenet = models["MobileNetV2 0.35 96x96 (nested)"]
     small_rss, _ = peak_rss(mobilenet, export, tmp / "rss-small")

@@ -1,10 +1,10 @@
 """Grad-CAM for Edge Impulse image models: explain every test image, hand back deploy.zip.
 
-The public API (`Explainer`, `load_model`) is imported lazily so that `import gradcam` and the
-command line's `--help` stay fast and do no TensorFlow work.
+The public API (`Explainer`, `load_model`, FOMO's `Box`) is imported lazily so that `import
+gradcam` and the command line's `--help` stay fast and do no TensorFlow work.
 """
 
-__all__ = ["Explainer", "Explanation", "GradcamError", "load_model"]
+__all__ = ["Box", "Explainer", "Explanation", "GradcamError", "load_model"]
 
 
 def __getattr__(name: str):
@@ -16,6 +16,10 @@ def __getattr__(name: str):
         from gradcam.engine.model import load_model
 
         return load_model
+    if name == "Box":
+        from gradcam.engine.fomo import Box
+
+        return Box
     if name == "GradcamError":
         from gradcam.errors import GradcamError
 

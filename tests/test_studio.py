@@ -12,7 +12,9 @@ import pytest
 import requests
 
 from gradcam.cli import main
-from gradcam.edge.studio import StudioClient, choose_learn_block, download
+from gradcam.edge.download import download
+from gradcam.edge.impulse import choose_learn_block
+from gradcam.edge.studio import StudioClient
 from gradcam.errors import GradcamError
 from tests import helpers
 from tests import studio_emulator as emu

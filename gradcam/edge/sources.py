@@ -15,7 +15,8 @@ from pathlib import Path
 
 from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.block import read_metadata
-from gradcam.edge.studio import StudioClient, choose_learn_block
+from gradcam.edge.impulse import choose_learn_block
+from gradcam.edge.studio import StudioClient
 from gradcam.errors import GradcamError
 from gradcam.settings import Settings
 

@@ -2,9 +2,9 @@
 
 API calls go through the official `edgeimpulse-api` client; idempotent requests (GET) are
 retried with exponential backoff and jitter on connection errors, timeouts, 5xx and 429
-(honouring Retry-After) by urllib3, and every request has a timeout. The export's signed URL
-points at object storage on another host: it is fetched with a plain `requests` session that has
-never seen the API key. The key never appears in a message: errors are redacted.
+(honouring Retry-After) by urllib3, and every request has a timeout. The export's signed URL is
+fetched by gradcam.edge.download, without the API key. The key never appears in a message:
+errors are redacted.
 """
 
 from __future__ import annotations
@@ -13,88 +13,19 @@ import functools
 import json
 import logging
 import time
-import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import edgeimpulse_api as ei
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from gradcam.choices import DEFAULT_HOST
+from gradcam.edge.download import download, retry_policy
+from gradcam.edge.impulse import ImpulseInfo, KerasMetadata, choose_learn_block, enum_value, threshold_of
 from gradcam.errors import GradcamError
 
 log = logging.getLogger("gradcam")
-IMAGE_LEARN_BLOCKS = (
-    "keras-transfer-image",
-    "keras",
-    "keras-regression",
-    "keras-akida-transfer-image",
-    "keras-akida",
-    "keras-object-detection",  # FOMO only: other detectors are refused by KerasMetadata.check
-)
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-
-
-def retry_policy(attempts: int = 6) -> urllib3.Retry:
-    """Backoff 0.5 s, 1 s, 2 s ... (max 30 s) with jitter; GET only; Retry-After honoured."""
-    return urllib3.Retry(
-        total=attempts,
-        backoff_factor=0.5,
-        backoff_jitter=0.5,
-        backoff_max=30,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-
-
-@dataclass(frozen=True)
-class KerasMetadata:
-    """What the job reads from a Keras learn block's metadata."""
-
-    classes: list[str]  # in model output order (object detection: without the background)
-    mode: str | None  # classification, regression, object-detection
-    input_scaling: str
-    last_layer: str | None  # object detection: fomo, mobilenet-ssd, yolov5, ...
-    detection_threshold: float | None  # object detection: minConfidenceRating, when the block sets it
-
-    def check(self, learn_type: str) -> None:
-        """Refuse object detectors other than FOMO: their outputs are boxes, not a grid of cells."""
-        if self.mode == "object-detection" and self.last_layer not in (None, "fomo"):
-            raise GradcamError(
-                f"the learn block ({learn_type}) is a {self.last_layer} object detector: only FOMO "
-                "object detection models can be explained (their output is a grid of cells, not boxes)"
-            )
-
-
-def _threshold(thresholds: list[dict], key: str = "minConfidenceRating") -> float | None:
-    """A learn block's threshold (BlockThreshold JSON objects) by key, when it is a number."""
-    for item in thresholds:
-        value = item.get("value") if isinstance(item, dict) else None
-        if item.get("key") == key and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
-@dataclass(frozen=True)
-class ImpulseInfo:
-    """What the job needs to know about the project's impulse."""
-
-    project_id: int
-    impulse_id: int | None
-    learn_id: int
-    learn_type: str
-    classes: list[str]
-    mode: str  # classification / regression / object-detection
-    input_scaling: str
-    image_shape: tuple[int, int, int] | None  # (height, width, channels)
-    resize_mode: str | None
-    detection_threshold: float | None = None  # FOMO: the learn block's minConfidenceRating
 
 
 def base_url(host: str) -> str:
@@ -159,24 +90,24 @@ class StudioClient:
         ).impulse
         if impulse is None:
             raise GradcamError(f"project {project_id} has no impulse; create and train one first")
-        learn_id, _, _ = choose_learn_block([(b.id, _enum(b.type), b.name) for b in impulse.learn_blocks])
+        learn_id, _, _ = choose_learn_block([(b.id, enum_value(b.type), b.name) for b in impulse.learn_blocks])
         image = next((b for b in impulse.input_blocks if b.type == "image"), None)
         if image is None:
             raise GradcamError(f"project {project_id}'s impulse has no image input block")
         learn = next(b for b in impulse.learn_blocks if b.id == learn_id)
         channels = self._channels(project_id, impulse.dsp_blocks, learn.dsp)
-        keras = self.keras_metadata(project_id, learn.id, _enum(learn.type))
+        keras = self.keras_metadata(project_id, learn.id, enum_value(learn.type))
         shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
         return ImpulseInfo(
             project_id=project_id,
             impulse_id=impulse_id,
             learn_id=learn.id,
-            learn_type=_enum(learn.type),
+            learn_type=enum_value(learn.type),
             classes=keras.classes,
             mode=keras.mode,
             input_scaling=keras.input_scaling,
             image_shape=shape,
-            resize_mode=_enum(image.resize_mode),
+            resize_mode=enum_value(image.resize_mode),
             detection_threshold=keras.detection_threshold,
         )
 
@@ -199,10 +130,10 @@ class StudioClient:
         metadata = ei.KerasModelMetadata.from_dict(body | {"thresholds": []})
         keras = KerasMetadata(
             list(metadata.class_names),
-            _enum(metadata.mode),
-            _enum(metadata.image_input_scaling) or "0..1",
-            _enum(metadata.object_detection_last_layer),
-            _threshold(thresholds),
+            enum_value(metadata.mode),
+            enum_value(metadata.image_input_scaling) or "0..1",
+            enum_value(metadata.object_detection_last_layer),
+            threshold_of(thresholds),
         )
         keras.check(learn_type)
         return keras
@@ -299,75 +230,3 @@ class StudioClient:
             self._call, "asking for the export URL", ei.ExportApi(self._client).get_export_url, project_id
         )
         return self._poll(fetch, fresh, deadline, late).url
-
-
-def _enum(value) -> str | None:
-    return None if value is None else str(getattr(value, "value", value))
-
-
-def choose_learn_block(blocks: list[tuple[int, str, str]]) -> tuple[int, str, str]:
-    """The Keras image classification, regression or object detection block among (id, type, name),
-    not blindly the first learn block (an impulse may also hold an anomaly block); classification
-    and regression first."""
-    by_type = {block[1]: block for block in reversed(blocks)}
-    for kind in IMAGE_LEARN_BLOCKS:
-        if kind in by_type:
-            learn_id, _, name = by_type[kind]
-            log.info("learn block %s (%s, id %s)", name, kind, learn_id)
-            return by_type[kind]
-    found = ", ".join(f"{name} ({kind})" for _, kind, name in blocks) or "none"
-    raise GradcamError(
-        f"the impulse has no Keras image classification, regression or object detection block (found: {found})"
-    )
-
-
-def _session() -> requests.Session:
-    """A session for the signed URL: it has never seen the API key."""
-    session = requests.Session()
-    session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
-    session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
-    return session
-
-
-def _fetch(session: requests.Session, url: str, target: Path, timeout: float) -> str | None:
-    """One download of `url` to `target`: None when it is a complete zip, else what went wrong."""
-    response, size, expected, last_log = None, 0, None, time.monotonic()
-    try:
-        with session.get(url, stream=True, timeout=timeout) as response:
-            if not response.ok:
-                return f"the export download failed: HTTP {response.status_code} {response.reason}"
-            if "Content-Length" in response.headers:
-                expected = int(response.headers["Content-Length"])
-            with open(target, "wb") as out:
-                for chunk in response.iter_content(1 << 20):
-                    out.write(chunk)
-                    size += len(chunk)
-                    if time.monotonic() - last_log >= 5:
-                        last_log = time.monotonic()
-                        total = f" of {expected / 1e6:.1f}" if expected else ""
-                        log.info("downloading the export: %.1f%s MB", size / 1e6, total)
-    except requests.RequestException as exc:
-        if response is None:
-            return f"the export download could not reach {urllib3.util.parse_url(url).host} ({type(exc).__name__})"
-        size = response.raw.tell()  # the bytes received, including the chunk that was cut off
-        if isinstance(exc, requests.ConnectionError | requests.Timeout) and "timed out" in str(exc):
-            return f"the export download stalled for {timeout:.0f}s (got {size} of {expected or '?'} bytes)"
-    if expected is not None and size != expected:
-        return f"the export download was cut short (got {size} of {expected} bytes)"
-    if not zipfile.is_zipfile(target):
-        return f"the downloaded export is not a zip file that opens ({size} bytes)"
-    return None
-
-
-def download(url: str, target: Path, timeout: float, attempts: int = 3) -> Path:
-    """Stream a signed URL to disk without any API key; a failed or short download is retried,
-    then an error that says what happened."""
-    session, started = _session(), time.monotonic()
-    for attempt in range(1, attempts + 1):
-        problem = _fetch(session, url, target, timeout)
-        if problem is None:
-            log.info("downloaded the export (%d bytes) in %.1fs", target.stat().st_size, time.monotonic() - started)
-            return target
-        if attempt < attempts:
-            log.warning("%s; retrying", problem)
-    raise GradcamError(f"{problem}; tried {attempts} times")
