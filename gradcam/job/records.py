@@ -5,6 +5,7 @@ CSV and JSON columns."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from gradcam.engine.fomo import Box, Counts
 
@@ -130,15 +131,6 @@ class TrustRow:
 
 
 @dataclass(frozen=True)
-class Trust:
-    """Faithfulness over the run, in all and per explained class (empty when the task has no classes)."""
-
-    threshold: float
-    total: TrustRow
-    classes: dict[str, TrustRow]
-
-
-@dataclass(frozen=True)
 class DetectionRow:
     """Object detection counts, and the share of found objects whose map peaks inside their box."""
 
@@ -146,11 +138,20 @@ class DetectionRow:
     peak_in_box: float | None  # None: nothing found
 
 
+Row = TypeVar("Row", TrustRow, DetectionRow)
+
+
 @dataclass(frozen=True)
-class DetectionTotals:
+class PerClass(Generic[Row]):
+    """A figure of the run measured at a threshold, in all and per class."""
+
     threshold: float
-    total: DetectionRow
-    classes: dict[str, DetectionRow]
+    total: Row
+    classes: dict[str, Row]  # empty when the task has no classes
+
+
+Trust = PerClass[TrustRow]  # faithfulness, per explained class
+DetectionTotals = PerClass[DetectionRow]  # object detection, per object class
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,17 @@ pixel)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 
 from gradcam.engine.fomo import Counts
 from gradcam.job.records import (
     DetectionRow,
-    DetectionTotals,
     ObjectRecord,
+    PerClass,
     RunInfo,
     SampleRecord,
     TfliteTotals,
-    Trust,
     TrustRow,
 )
 
@@ -144,22 +144,15 @@ def _trust_row(row: TrustRow) -> dict:
     return {"maps": row.maps, "trusted": row.trusted, "share": rounded(row.share), "mean": rounded(row.mean)}
 
 
-def _trust(trust: Trust | None) -> dict:
-    if trust is None:
-        return {}
-    classes = {name: _trust_row(row) for name, row in trust.classes.items()}
-    return {"threshold": trust.threshold, "total": _trust_row(trust.total), "classes": classes}
-
-
 def _detection_row(row: DetectionRow) -> dict:
     return _rates(row.counts) | {"peak_in_box": rounded(row.peak_in_box)}
 
 
-def _detection(totals: DetectionTotals | None) -> dict:
+def _per_class(totals: PerClass | None, row: Callable[[TrustRow | DetectionRow], dict]) -> dict:
     if totals is None:
         return {}
-    classes = {label: _detection_row(row) for label, row in totals.classes.items()}
-    return {"threshold": totals.threshold, "total": _detection_row(totals.total), "classes": classes}
+    classes = {name: row(figures) for name, figures in totals.classes.items()}
+    return {"threshold": totals.threshold, "total": row(totals.total), "classes": classes}
 
 
 def _tflite(totals: TfliteTotals | None) -> dict:
@@ -192,6 +185,6 @@ def run_document(info: RunInfo) -> dict:
         "resolution": info.resolution,
         "warnings": info.warnings,
         "tflite": _tflite(info.totals.tflite),
-        "detection": _detection(info.totals.detection),
-        "faithfulness": _trust(info.totals.trust),
+        "detection": _per_class(info.totals.detection, _detection_row),
+        "faithfulness": _per_class(info.totals.trust, _trust_row),
     }

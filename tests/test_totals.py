@@ -1,0 +1,109 @@
+"""Run totals and warnings: pure functions of the records, checked on hand-made records, without TensorFlow."""
+
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from gradcam.engine.fomo import Box, Counts
+from gradcam.job import totals
+from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, SampleRecord, Skipped, Tally, TrustRow
+from tests.helpers import ROOT
+
+
+def _record(truth, predicted, correct, faithfulness=None, blank=False, agrees=None) -> SampleRecord:
+    facts = MapFacts(predicted, None if blank else (3, 4), blank, faithfulness)
+    tflite = None if agrees is None else Outcome(predicted if agrees else "other", 0.5)
+    return SampleRecord(
+        f"testing/{truth}.jpg", "testing", truth, Outcome(predicted, 0.9, correct), facts, tflite, agrees
+    )
+
+
+def test_totals_and_records_load_without_tensorflow():
+    code = "import sys, gradcam.job.totals, gradcam.report.columns; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_tally_counts_folders_skipped_and_blank_maps():
+    records = [
+        _record("cat", "cat", True),
+        _record("cat", "dog", False, blank=True),
+        _record(None, "dog", None),
+        _record("dog", "dog", True, blank=True),
+    ]
+    assert totals.tally(records, [Skipped("a.jpg", "corrupt")]) == Tally(2, 1, 1, 1, 2)
+
+
+def test_trust_counts_maps_at_or_above_the_threshold_in_all_and_per_explained_class():
+    scores = [("cat", 0.5), ("cat", 0.2), ("cat", 0.1999), ("dog", -0.3), ("dog", 0.9)]
+    records = [_record(c, c, True, faithfulness=f) for c, f in scores] + [_record("cat", "cat", True)]
+    trust = totals.trust(records, 0.2, per_class=True)
+    assert trust.total == TrustRow(5, 3, pytest.approx((0.5 + 0.2 + 0.1999 - 0.3 + 0.9) / 5))
+    assert trust.total.share == 0.6
+    assert trust.classes == {"cat": TrustRow(3, 2, pytest.approx(0.8999 / 3)), "dog": TrustRow(2, 1, pytest.approx(0.3))}
+    assert totals.trust(records, 0.2, per_class=False).classes == {}
+    assert totals.trust([_record("cat", "cat", True)], 0.2, per_class=True) is None, "not measured"
+
+
+def test_tflite_agreement_counts_only_the_samples_it_ran_on():
+    records = [_record("a", "a", True, agrees=True), _record("a", "b", False, agrees=False), _record("a", "a", True)]
+    found = totals.tflite("model.tflite", "int8", records)
+    assert (found.compared, found.disagreements, found.agreement) == (2, 1, 0.5)
+    assert totals.tflite("model.tflite", "int8", []).agreement is None
+
+
+def _detected(label, box, peak_in_box):
+    return ObjectRecord("detection", label, 0.9, (1.0, 1.0), box, (1.0, 1.0), peak_in_box)
+
+
+def test_detection_totals_add_up_objects_of_labelled_images_per_class():
+    box = Box("circle", 0, 0, 10, 10)
+    image = Objects(
+        Counts(2, 1, 1),
+        (
+            _detected("circle", box, True),
+            _detected("square", Box("square", 0, 0, 5, 5), False),
+            _detected("circle", None, None),  # a false detection
+            ObjectRecord("missed", "triangle", None, None, Box("triangle", 1, 1, 2, 2), None, False),
+        ),
+    )
+    labelled = SampleRecord(
+        "a.jpg",
+        "testing",
+        "circle, square, triangle",
+        Outcome("circle", 0.9, False),
+        MapFacts("", None, False),
+        detection=image,
+    )
+    unlabeled = SampleRecord(
+        "b.jpg", "testing", None, Outcome("circle", 0.9, None), MapFacts("", None, False), detection=image
+    )
+    found = totals.detection([labelled, unlabeled], 0.5)
+    assert found.threshold == 0.5
+    assert found.total.counts == Counts(2, 1, 1) and found.total.peak_in_box == 0.5
+    assert found.classes["circle"].counts == Counts(1, 1, 0) and found.classes["circle"].peak_in_box == 1.0
+    assert found.classes["square"].peak_in_box == 0.0
+    assert found.classes["triangle"].counts == Counts(0, 0, 1) and found.classes["triangle"].peak_in_box is None
+
+
+def test_warnings_name_what_a_reader_should_know():
+    unknown = totals.label_warning(Counter({"circle": 3, "hexagon": 1}), ["Circle", "square"])
+    assert unknown == (
+        "4 images have a label that is not one of the model's classes (Circle, square): 'circle' (3 images, "
+        "did you mean 'Circle'?), 'hexagon' (1 image); they count as incorrect"
+    )
+    assert totals.label_warning(Counter({"x": 2}), ["a"], objects=True).startswith("2 object boxes have a label")
+    assert totals.label_warning(Counter(), ["a"]) is None
+    assert totals.coarse_warning((3, 3), "Conv_1").startswith("the heatmaps are only 3x3 cells (Conv_1)")
+    assert totals.coarse_warning((6, 6), "x") is None
+    assert totals.blank_warning(Tally(blank=2), 7, None).startswith("2 of 7 heatmaps are blank")
+    assert "the score of cat" in totals.blank_warning(Tally(blank=1), 7, "cat")
+    assert totals.blank_warning(Tally(), 7, None) is None
+    low = totals.trust(
+        [_record("a", "a", True, faithfulness=0.1)] * 3 + [_record("a", "a", True, faithfulness=0.9)], 0.2, True
+    )
+    assert totals.trust_warning(low).startswith("3 of 4 maps score a faithfulness below 0.2")
+    assert totals.trust_warning(None) is None
+    assert totals.warnings(None, "a", None, "b") == ["a", "b"]
