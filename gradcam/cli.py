@@ -132,8 +132,8 @@ def parser() -> argparse.ArgumentParser:
         type=_switch,
         nargs="?",
         const=True,
-        default=False,
-        help="score how far each map can be trusted (two more forward passes per image; default off)",
+        default=True,
+        help="score how far each map can be trusted (two more forward passes per image; default on, 0: off)",
     )
     cam.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH), default=32, help="images per model call")
 

@@ -5,8 +5,9 @@ explainer = Explainer.from_file("model.h5", classes=["circle", "square", "triang
 for result in explainer.explain(images):        # uint8 arrays of any size: RGB, grayscale or RGBA
     result.label, result.confidence, result.heatmap, result.overlay
 
-Given the true labels, a mistake also gets the map of its true class; with faithfulness=True every
-map gets a score (gradcam.engine.faithfulness): how far the model's answer depends on what it highlights.
+Given the true labels, a mistake also gets the map of its true class; every map gets a score
+(gradcam.engine.faithfulness; faithfulness=False turns it off): how far the model's answer depends
+on what it highlights.
     for result in explainer.explain(images, labels=["circle", ...]):
         result.faithfulness, result.contrast and result.contrast.heatmap   # contrast: None if correct
 
@@ -29,7 +30,7 @@ from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.engine.model import ModelAdapter, load_model
 from gradcam.engine.overlay import blend, contrast_panel, panel
 from gradcam.engine.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
-from gradcam.engine.tasks import Answer, Detection, Task
+from gradcam.engine.tasks import Answer, Detection, SampleTask, Task
 from gradcam.errors import GradcamError
 
 
@@ -84,6 +85,7 @@ class SampleMaps:
     faithfulness: float | None = None
     contrast: np.ndarray | None = None
     contrast_class: str | None = None
+    contrast_faithfulness: float | None = None
 
 
 class Explainer:
@@ -102,9 +104,10 @@ class Explainer:
         grayscale: bool | None = None,
         input_scaling: str = "0..1",
         impulse_shape: tuple[int, int, int] | None = None,
-        faithfulness: bool = False,
+        faithfulness: bool = True,
     ):
-        """faithfulness: score every map (two more forward passes per image; gradcam.engine.faithfulness)."""
+        """faithfulness: score every map (two more forward passes per image, in the same pass;
+        gradcam.engine.faithfulness); FOMO's objects are not scored."""
         self.adapter = ModelAdapter(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
@@ -116,10 +119,9 @@ class Explainer:
             )
         self.spec = ImageSpec(width, height, grayscale, resize_mode, input_scaling)
         self.classes = self.task.class_names(classes, self.adapter.num_outputs)
-        self.cam = make_cam(self.adapter, method, pooling)
+        self.cam = make_cam(self.adapter, method, pooling, faithfulness and isinstance(self.task, SampleTask))
         self.method = method
         self.normalization = normalization
-        self.faithfulness = faithfulness
 
     @classmethod
     def from_file(cls, path: str | Path, classes: Sequence[str] | None = None, **options) -> Explainer:
@@ -173,19 +175,16 @@ class Explainer:
         (class indices, -1: none) its contrast map: one CAM pass, two forward passes."""
         batch = self.cam(inputs, targets, truths=truths)
         explained = self.task.explained_classes(batch.probabilities, targets)
-        trust = [None] * len(inputs)
-        if self.faithfulness:
-            predict = self.adapter.predict
-            trust = faithfulness.measure(predict, self.task, inputs, batch.maps, batch.probabilities, explained)
         names = self.task.score_names(self.classes)
         for maps in (batch.maps, batch.contrasts):
             maps[...] = normalize(maps, self.normalization)
         out = []
         for i, probabilities in enumerate(batch.probabilities):
-            contrast = batch.contrast(i)
+            trust = _shown(batch.faithfulness[i]) if len(batch.faithfulness) else None
+            contrast, contrast_trust = batch.contrast(i) or (None, None)
             contrast_class = None if contrast is None else names[truths[i]]
-            score = None if trust[i] is None else round(float(trust[i]), faithfulness.DECIMALS)
-            out.append(SampleMaps(batch.maps[i], probabilities, names[explained[i]], score, contrast, contrast_class))
+            maps = (batch.maps[i], probabilities, names[explained[i]], trust, contrast, contrast_class)
+            out.append(SampleMaps(*maps, _shown(contrast_trust)))
         return out
 
     def frame(self, image_size: tuple[int, int], geometry: Geometry, original: tuple[int, int] | None = None):
@@ -261,7 +260,9 @@ class Explainer:
             fields = (answer.prediction, answer.label, answer.confidence, answer.scores, cam, heatmap, shown)
             return Explanation(*fields, geometry.valid, hottest, explained, **more)
 
-        contrast = None if maps.contrast is None else explanation(maps.contrast, maps.contrast_class)
+        contrast = None
+        if maps.contrast is not None:
+            contrast = explanation(maps.contrast, maps.contrast_class, faithfulness=maps.contrast_faithfulness)
         return explanation(maps.cam, maps.explained, faithfulness=maps.faithfulness, contrast=contrast)
 
     def explain(
@@ -287,3 +288,8 @@ class Explainer:
             self.finish(image, geometry, sample)
             for image, (_, geometry), sample in zip(images, prepared, maps, strict=True)
         ]
+
+
+def _shown(score: float | None) -> float | None:
+    """A faithfulness score as given: to faithfulness.DECIMALS places."""
+    return None if score is None else round(float(score), faithfulness.DECIMALS)

@@ -27,7 +27,7 @@ class Settings:
     max_overlay_size: int = 1024  # long side of the overlays in pixels; 0: the original size
     regression_threshold: float = 0.1
     detection_threshold: float | None = None  # FOMO: a cell's minimum probability; None: the learn block's, else 0.5
-    faithfulness: bool = False  # score every map: two more forward passes per image (gradcam.engine.faithfulness)
+    faithfulness: bool = True  # score every map: two more forward passes per image (gradcam.engine.faithfulness)
     batch_size: int = 32
     list_layers: bool = False  # print the explainable layers and exit
     # The TFLite model (int8 or float32) to compare with the Keras model on every sample.

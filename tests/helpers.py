@@ -98,7 +98,7 @@ def random_images(n: int, shape, seed: int = 0) -> np.ndarray:
 _CLONES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _logits_clone(model):
+def logits_clone(model):
     """A copy of the model whose last layer has no activation (the Keras example's trick); made once
     per model (the tests never change a model's weights after explaining it)."""
     if model not in _CLONES:
@@ -172,7 +172,7 @@ def reference_cam(model, paths: list[list[str]], image: np.ndarray, target: int 
     """One image: gradients of the target score w.r.t. the target layers (deepest first), weights,
     ReLU; several layers fused as documented: the deepest with `method`, the others with LayerCAM,
     each divided by its maximum, upsampled bilinearly to the finest and multiplied. Then / max."""
-    clone = _logits_clone(model)
+    clone = logits_clone(model)
     x = tf.constant(image[None])
     with tf.GradientTape() as tape:
         tape.watch(x)

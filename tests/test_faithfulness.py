@@ -1,7 +1,8 @@
 """The per-image faithfulness score and the true class's map of a mistake (gradcam.engine.faithfulness,
 BaseCAM's `truths`), checked on the bundled shapes model and on Edge Impulse's MobileNetV2 96x96
-(trained test fixture), against random and uniform maps, re-initialised weights and a per-image
-reference written here from the documented definition."""
+(trained test fixture), against random and uniform maps, re-initialised weights, the same models
+made more confident (their logits scaled) and a per-image reference written here from the
+documented definition."""
 
 import functools
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from gradcam.engine import faithfulness
 from gradcam.engine.model import load_model
@@ -30,10 +32,12 @@ def _setup(name: str):
 
 
 def _measure(explainer: Explainer, inputs: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    targets = np.full(len(inputs), PREDICTED, np.int32)
-    outputs = explainer.adapter.predict(inputs)
-    classes = explainer.task.explained_classes(outputs, targets)
-    return faithfulness.measure(explainer.adapter.predict, explainer.task, inputs, maps, outputs, classes)
+    """The scores of any maps of the inputs, for the predicted class."""
+    logits = explainer.adapter(tf.constant(inputs)).scores
+    classes = explainer.task.predicted(logits)
+    part = (tf.constant(inputs), tf.constant(maps, tf.float32), logits, classes)
+    [scores] = faithfulness.measure(lambda x: explainer.adapter(x).scores, explainer.task, [part])
+    return scores.numpy()
 
 
 # --- The deleted region. ---
@@ -52,8 +56,8 @@ def test_the_hot_region_is_filled_with_the_blurred_image_not_black():
     images = helpers.random_images(2, (64, 64, 3))
     maps = np.random.default_rng(1).random((2, 16, 16)).astype(np.float32) * 0.1
     maps[:, :8, :8] += 1.0  # the top left quarter is hot: the hottest 20% lie in it
-    hot, cold = faithfulness.deleted(images, maps)
-    fill = faithfulness.blurred(images)
+    hot, cold = (copy.numpy() for copy in faithfulness.deleted(images, maps))
+    fill = faithfulness.blurred(images).numpy()
     for copy, hot_block in ((hot, True), (cold, False)):
         changed = np.abs(copy - images).max(axis=-1) > 0
         assert changed.mean() == pytest.approx(0.2, abs=0.005)
@@ -80,12 +84,41 @@ def test_own_maps_are_faithful_and_random_uniform_and_randomised_maps_are_not(na
         k: float(v.mean()) for k, v in dict(own=own, random=random, uniform=uniform, randomised=randomised).items()
     }
     print(name, {k: round(v, 3) for k, v in means.items()})
-    assert means["own"] >= 0.45
+    assert means["own"] >= 0.7
     assert np.abs(uniform).max() < 1e-6, "a uniform map's hot and cold regions are the same pixels"
     for other in ("random", "randomised"):
         assert means["own"] - means[other] >= 0.4, other
     assert np.mean(own >= faithfulness.TRUST_THRESHOLD) >= 0.8
     assert np.mean(random >= faithfulness.TRUST_THRESHOLD) <= 0.3
+
+
+def _confident(model, factor: float):
+    """The same model with its logits multiplied by `factor`: the same answers and maps, given with
+    more confidence, as real transfer-learning models give them."""
+    clone = tf_keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    kernel, bias = clone.layers[-1].get_weights()
+    clone.layers[-1].set_weights([kernel * factor, bias * factor])
+    return clone
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_more_confident_model_keeps_its_scores(name):
+    """Probabilities saturate as a model grows confident; the score, read on the log-odds, must not."""
+    model, explainer, inputs, _ = _setup(name)
+    targets = np.full(len(inputs), PREDICTED, np.int32)
+    base = explainer.maps(inputs, targets)
+    scores = np.array([m.faithfulness for m in base])
+    for factor in (10, 30):
+        confident = Explainer(_confident(model, factor), SHAPE_CLASSES, resize_mode="fit-short")
+        maps = confident.maps(inputs, targets)
+        assert [m.explained for m in maps] == [m.explained for m in base], "the same answers"
+        assert np.median([m.probabilities.max() for m in maps]) > 0.999999, "saturated probabilities"
+        other = np.array([m.faithfulness for m in maps])
+        print(name, factor, round(scores.mean(), 3), round(other.mean(), 3))
+        assert abs(other.mean() - scores.mean()) <= 0.1
+        trusted = np.mean(scores >= faithfulness.TRUST_THRESHOLD), np.mean(other >= faithfulness.TRUST_THRESHOLD)
+        assert abs(trusted[0] - trusted[1]) <= 0.1
 
 
 def _reference_weights(heat: np.ndarray, share: float) -> np.ndarray:
@@ -123,12 +156,17 @@ def _reference_score(model, task: str, image: np.ndarray, cam: np.ndarray, expla
         for w in (_reference_weights(heat, 0.2), _reference_weights(-heat, 0.2))
     ]
     shape = model.inputs[0].shape[1:]
-    out = [model(np.asarray(c, np.float32).reshape(1, *shape), training=False).numpy()[0] for c in copies]
+    logits = helpers.logits_clone(model)  # the model without its last activation
+    out = [logits(np.asarray(c, np.float32).reshape(1, *shape), training=False).numpy()[0] for c in copies]
     if task == "regression":
         hot, cold = abs(out[1][0] - out[0][0]), abs(out[2][0] - out[0][0])
         return (hot - cold) / max(hot, cold) if max(hot, cold) > 0 else 0.0
-    p = [o[explained] if task == "classification" else (o[0] if explained == 1 else 1 - o[0]) for o in out]
-    return (p[2] - p[1]) / max(p)
+    if task == "classification":  # log-odds from the logits: z_c against the log-sum-exp of the others
+        s = [o[explained] - np.logaddexp.reduce(np.delete(o, explained).astype(np.float64)) for o in out]
+    else:
+        s = [o[0] if explained == 1 else -o[0] for o in out]
+    hot, cold = s[0] - s[1], s[0] - s[2]
+    return (hot - cold) / max(abs(s[0]), abs(hot) + abs(cold))
 
 
 @pytest.mark.parametrize("task", ["classification", "binary", "regression"])
@@ -170,6 +208,7 @@ def test_a_mistakes_true_class_map_equals_explaining_that_class():
         assert r.contrast.explained == label and r.explained == r.label
         np.testing.assert_allclose(r.contrast.cam, expected.cam, atol=1e-5, err_msg=str(i))
         np.testing.assert_allclose(r.contrast.heatmap, expected.heatmap, atol=1e-5)
+        assert r.contrast.faithfulness == pytest.approx(expected.faithfulness, abs=2e-4), "scored for its class"
         assert np.abs(r.contrast.cam - r.cam).mean() > 0.05, "a map of another class"
 
 
@@ -186,11 +225,11 @@ def test_binary_mistakes_get_the_other_sign_and_regression_gets_no_true_class_ma
     assert all(r.contrast is None for r in regression.explain(images, labels=["100"] * len(images)))
 
 
-def test_faithfulness_is_measured_only_when_asked():
+def test_faithfulness_is_measured_unless_turned_off():
     images, _, _ = helpers.shapes_test_set()
     model = load_model(SHAPES / "model.h5")
-    off = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short")
-    on = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=True)
+    off = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
+    on = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short")
     assert [r.faithfulness for r in off.explain(images[:3])] == [None] * 3
     assert all(-1 <= r.faithfulness <= 1 for r in on.explain(images[:3]))
 

@@ -42,7 +42,10 @@ def test_trust_counts_maps_at_or_above_the_threshold_in_all_and_per_explained_cl
     trust = totals.trust(records, 0.2, per_class=True)
     assert trust.total == TrustRow(5, 3, pytest.approx((0.5 + 0.2 + 0.1999 - 0.3 + 0.9) / 5))
     assert trust.total.share == 0.6
-    assert trust.classes == {"cat": TrustRow(3, 2, pytest.approx(0.8999 / 3)), "dog": TrustRow(2, 1, pytest.approx(0.3))}
+    assert trust.classes == {
+        "cat": TrustRow(3, 2, pytest.approx(0.8999 / 3)),
+        "dog": TrustRow(2, 1, pytest.approx(0.3)),
+    }
     assert totals.trust(records, 0.2, per_class=False).classes == {}
     assert totals.trust([_record("cat", "cat", True)], 0.2, per_class=True) is None, "not measured"
 

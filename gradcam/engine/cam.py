@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradcam.choices import NORMALIZATIONS, POOLINGS
+from gradcam.engine import faithfulness
 from gradcam.engine.model import ModelAdapter, Scores
 from gradcam.engine.tasks import PREDICTED
 from gradcam.errors import GradcamError
@@ -38,28 +39,37 @@ from gradcam.errors import GradcamError
 class CamBatch:
     """Raw maps (N, h, w), one per target, and the model's outputs for them; the contrast maps
     (M, h, w), the true class's map of each of the M targets whose image the model got wrong, and
-    those targets' indices (M,)."""
+    those targets' indices (M,); with faithfulness on, each map's score (N,) and each contrast
+    map's (M,) (gradcam.engine.faithfulness), else empty."""
 
     maps: np.ndarray
     scores: np.ndarray
     probabilities: np.ndarray
     contrasts: np.ndarray
     mistakes: np.ndarray
+    faithfulness: np.ndarray
+    contrast_faithfulness: np.ndarray
 
-    def contrast(self, i: int) -> np.ndarray | None:
-        """The contrast map of target i: its true class's, if the model got its image wrong."""
+    def contrast(self, i: int) -> tuple[np.ndarray, float | None] | None:
+        """The contrast map of target i (its true class's, if the model got its image wrong) and its
+        faithfulness (None: not measured); None when there is none."""
         found = np.flatnonzero(self.mistakes == i)
-        return self.contrasts[found[0]] if len(found) else None
+        if not len(found):
+            return None
+        scores = self.contrast_faithfulness
+        return self.contrasts[found[0]], float(scores[found[0]]) if len(scores) else None
 
 
 class BaseCAM:
     """The shared pass: activations, gradients of the target score, the (fused) map."""
 
-    def __init__(self, adapter: ModelAdapter, pooling: str = "mean"):
+    def __init__(self, adapter: ModelAdapter, pooling: str = "mean", faithfulness: bool = False):
+        """faithfulness: score every map in the same pass (a task with one answer per sample only)."""
         if pooling not in POOLINGS:
             raise GradcamError(f"pooling {pooling!r}: expected one of {', '.join(POOLINGS)}")
         self.adapter = adapter
         self.pooling = pooling
+        self.faithfulness = faithfulness
         height, width, channels = adapter.image_shape
         signature = [
             tf.TensorSpec((None, height, width, channels), tf.float32),
@@ -85,26 +95,49 @@ class BaseCAM:
     def _maps(self, out: Scores, grads: list[tf.Tensor]) -> tf.Tensor:
         return fuse([self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(out.activations, grads, strict=True))])
 
+    def _scored(self, parts: list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]) -> list[tf.Tensor]:
+        """The faithfulness of each part's maps, parts being (inputs, maps, scores, explained classes):
+        every deleted copy of every part through the model as one batch."""
+        if not self.faithfulness:
+            return [tf.zeros((0,)) for _ in parts]
+        return faithfulness.measure(lambda x: self.adapter(x).scores, self.adapter.task, parts)
+
     def _batch_pass(self, images: tf.Tensor, owners: tf.Tensor, targets: tf.Tensor, truths: tf.Tensor | None = None):
         task = self.adapter.task
         contrast = truths is not None
+        inputs = tf.gather(images, owners)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             # Watching the input records every op after it, so any layer can be a target, even
             # one without weights (an activation, an Add), and frozen layers too.
-            tape.watch(images)
-            out = self.adapter(tf.gather(images, owners))
+            tape.watch(inputs)
+            out = self.adapter(inputs)
             y = task.target(out.scores, targets)  # y^c per map, before the activation
             if contrast:  # the mistakes again, explained for their true class
                 mistakes = tf.cast(tf.where(task.mistaken(out.scores, truths))[:, 0], tf.int32)
                 rows = _padded(mistakes)
-                again = self.adapter(tf.gather(images, tf.gather(owners, rows)))
+                again_inputs = tf.gather(inputs, rows)
+                again = self.adapter(again_inputs)
                 y_true = task.target(again.scores, tf.gather(truths, rows))
         if not contrast:
             maps = self._maps(out, tape.gradient(y, out.activations))
-            return maps, out.scores, out.probabilities, maps[:0], tf.zeros((0,), tf.int32)
+            [scored] = self._scored([(inputs, maps, out.scores, self._explained(out.scores, targets))])
+            return maps, out.scores, out.probabilities, maps[:0], tf.zeros((0,), tf.int32), scored, scored[:0]
         grads, true_grads = tape.gradient([y, y_true], [out.activations, again.activations])
-        contrasts = self._maps(again, true_grads)[: tf.size(mistakes)]
-        return self._maps(out, grads), out.scores, out.probabilities, contrasts, mistakes
+        maps, contrasts = self._maps(out, grads), self._maps(again, true_grads)
+        scored, contrast_scored = self._scored(
+            [
+                (inputs, maps, out.scores, self._explained(out.scores, targets)),
+                (again_inputs, contrasts, again.scores, tf.gather(truths, rows)),
+            ]
+        )
+        count = tf.size(mistakes)
+        return maps, out.scores, out.probabilities, contrasts[:count], mistakes, scored, contrast_scored[:count]
+
+    def _explained(self, scores: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """The class each map explains, where faithfulness is measured: its target, or the prediction."""
+        if not self.faithfulness:
+            return targets
+        return tf.where(targets >= 0, targets, self.adapter.task.predicted(scores))
 
     def __call__(
         self,
@@ -204,10 +237,12 @@ def layer_methods(method: str, layers: int) -> list[str]:
     return [method] + ["layercam"] * (layers - 1)
 
 
-def make_cam(adapter: ModelAdapter, method: str = "gradcam", pooling: str = "mean") -> BaseCAM:
+def make_cam(
+    adapter: ModelAdapter, method: str = "gradcam", pooling: str = "mean", faithfulness: bool = False
+) -> BaseCAM:
     if method not in METHODS:
         raise GradcamError(f"method {method!r}: expected one of {', '.join(METHODS)}")
-    return METHODS[method](adapter, pooling)
+    return METHODS[method](adapter, pooling, faithfulness)
 
 
 def normalize(maps: np.ndarray, mode: str = "percentile", percentile: float = 99.0) -> np.ndarray:

@@ -82,6 +82,7 @@ class SampleTask(Task):
     how a map's faithfulness is scored on it."""
 
     classifies = True  # the answers are classes: a mistake has a true class, whose map it gets too
+    signed = True  # deleting what a map highlights should lower its evidence (a value may move either way)
 
     def predicted(self, logits: tf.Tensor) -> tf.Tensor:
         """In the CAM pass: the predicted class index per sample."""
@@ -90,6 +91,12 @@ class SampleTask(Task):
     def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         """y^c per sample, before the activation: the target class's logit (PREDICTED: the prediction's)."""
         return tf.gather(logits, tf.where(targets >= 0, targets, self.predicted(logits)), batch_dims=1)
+
+    def evidence(self, logits: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+        """In the CAM pass: each sample's evidence for a class, its score before saturation: the
+        log-odds, log p / (1 - p) = z_c - logsumexp(z_j, j != c), computed from the logits."""
+        others = tf.where(tf.one_hot(classes, tf.shape(logits)[1]) > 0, -np.inf, logits)
+        return tf.gather(logits, classes, batch_dims=1) - tf.reduce_logsumexp(others, axis=1)
 
     def mistaken(self, logits: tf.Tensor, truths: tf.Tensor) -> tf.Tensor:
         """In the CAM pass: whether the model's answer misses each map's true class (-1: none)."""
@@ -111,16 +118,6 @@ class SampleTask(Task):
     def explained_classes(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """The class each map explains (N,): its target, or for PREDICTED the predicted class."""
         return np.where(targets >= 0, targets, self.class_probabilities(outputs).argmax(axis=-1))
-
-    def explained(self, outputs: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """The probability of each sample's explained class (N,); regression: the value."""
-        return np.take_along_axis(self.class_probabilities(outputs), classes[:, None], axis=1)[:, 0]
-
-    def faithfulness(self, before: np.ndarray, without_hot: np.ndarray, without_cold: np.ndarray) -> np.ndarray:
-        """How much more the explained probability falls without the map's hot region than without
-        its cold one, over the largest of the three: -1..1 (gradcam.engine.faithfulness)."""
-        top = np.maximum(before, np.maximum(without_hot, without_cold))
-        return _ratio(without_cold - without_hot, top)
 
     def score_names(self, classes: list[str]) -> list[str]:
         """Names of the per-class score columns."""
@@ -162,6 +159,10 @@ class Binary(SampleTask):
         positive = tf.where(targets >= 0, targets, self.predicted(logits)) == 1
         return tf.where(positive, logits[:, 0], -logits[:, 0])
 
+    def evidence(self, logits: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+        """The log-odds of the class: the logit for class 1, its negation for class 0."""
+        return tf.where(classes == 1, logits[:, 0], -logits[:, 0])
+
     def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
         p = float(outputs[0])
         index = int(p >= 0.5)
@@ -177,6 +178,7 @@ class Regression(SampleTask):
     name = "regression"
     activation = staticmethod(tf.identity)
     classifies = False  # a value: no class to look for, and a folder per label value would be useless
+    signed = False
 
     def class_names(self, classes: Sequence[str] | None, outputs: int) -> list[str]:
         return list(classes or [])
@@ -187,18 +189,15 @@ class Regression(SampleTask):
     def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         return logits[:, 0]
 
+    def evidence(self, logits: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+        return logits[:, 0]
+
     def answer(self, outputs: np.ndarray, classes: list[str]) -> Answer:
         value = float(outputs[0])
         return Answer(value, f"{value:.4g}", math.nan, outputs)
 
     def score_names(self, classes: list[str]) -> list[str]:
         return ["value"]
-
-    def faithfulness(self, before: np.ndarray, without_hot: np.ndarray, without_cold: np.ndarray) -> np.ndarray:
-        """How much more the output moves (either way) without the map's hot region than without its
-        cold one, over the larger move: -1..1."""
-        hot, cold = np.abs(without_hot - before), np.abs(without_cold - before)
-        return _ratio(hot - cold, np.maximum(hot, cold))
 
     def label_problem(self, label: str) -> str | None:
         try:
@@ -242,12 +241,6 @@ class Detection(Task):
 
     def labels_of(self, sample) -> list[str]:
         return [box.label for box in sample.boxes or ()]
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator, 0 where the denominator is 0."""
-    out = np.zeros(np.shape(numerator), np.float32)
-    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
 def task_for(activation: str, outputs: int, layer: str, spatial: bool = False) -> Task:

@@ -79,7 +79,8 @@ class ClassifyStages:
     def _record(self, prepared: Prepared, explanation: Explanation, tflite_outputs: np.ndarray | None) -> SampleRecord:
         sample, answer = prepared.sample, explanation.answer
         peak = explanation.peak and in_original(explanation.peak, explanation.image.shape, prepared.original)
-        facts = MapFacts(explanation.explained, peak, explanation.blank, explanation.faithfulness)
+        contrast = explanation.contrast and explanation.contrast.faithfulness
+        facts = MapFacts(explanation.explained, peak, explanation.blank, explanation.faithfulness, contrast)
         judged, tflite, agrees = self._judged(answer, sample.label), None, None
         if tflite_outputs is not None:
             tflite_answer = self.explainer.answer(tflite_outputs)

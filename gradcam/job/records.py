@@ -30,6 +30,7 @@ class MapFacts:
     peak: tuple[int, int] | None  # the file's pixel at the centre of the hottest region; None: no single peak
     blank: bool  # nothing in the image raised the explained score: the map is all zero
     faithfulness: float | None = None  # -1..1 (gradcam.engine.faithfulness); None: not measured
+    contrast_faithfulness: float | None = None  # a mistake's contrast map's (of its true class)
 
 
 @dataclass(frozen=True)
