@@ -127,14 +127,15 @@ class BaseCAM:
         scored, contrast_scored = self._scored(
             [
                 (inputs, maps, out.scores, self._explained(out.scores, targets)),
-                (again_inputs, contrasts, again.scores, tf.gather(truths, rows)),
+                (again_inputs, contrasts, again.scores, self._explained(again.scores, tf.gather(truths, rows))),
             ]
         )
         count = tf.size(mistakes)
         return maps, out.scores, out.probabilities, contrasts[:count], mistakes, scored, contrast_scored[:count]
 
     def _explained(self, scores: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        """The class each map explains, where faithfulness is measured: its target, or the prediction."""
+        """The class each map explains, where faithfulness is measured: its target, or the prediction
+        (for -1: a row that pads the contrast maps' batch)."""
         if not self.faithfulness:
             return targets
         return tf.where(targets >= 0, targets, self.adapter.task.predicted(scores))

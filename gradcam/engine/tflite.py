@@ -1,21 +1,21 @@
 """The TFLite model beside the Keras one: what the device runs, usually int8.
 
-It runs on exactly the inputs the Keras model saw (Edge Impulse's preprocessing, already scaled),
-quantized with its input tensor's own scale and zero point, q = round(x / scale + zero_point)
-clipped to the type's range; its output is dequantized as (q - zero_point) * scale.
+It runs with LiteRT (`ai-edge-litert`, the successor of tf.lite.Interpreter) on exactly the inputs
+the Keras model saw (Edge Impulse's preprocessing, already scaled), quantized with its input
+tensor's own scale and zero point, q = round(x / scale + zero_point) clipped to the type's range;
+its output is dequantized as (q - zero_point) * scale.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 from gradcam.errors import GradcamError
 from gradcam.quiet import native_stderr_captured
@@ -34,10 +34,8 @@ class TfliteModel:
         if not self.path.is_file():
             raise GradcamError(f"{self.path}: TFLite model not found")
         try:
-            # "tf.lite.Interpreter is deprecated": it is TF 2.21's own; "Created ... XNNPACK delegate".
-            with warnings.catch_warnings(), native_stderr_captured():
-                warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated", UserWarning)
-                self._interpreter = tf.lite.Interpreter(model_path=str(self.path), num_threads=os.cpu_count())
+            with native_stderr_captured():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self._interpreter = Interpreter(model_path=str(self.path), num_threads=os.cpu_count())
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise GradcamError(f"{self.path}: not a readable TFLite model ({str(exc).splitlines()[0]})") from None
