@@ -200,13 +200,17 @@ def bare_loop(model_path: Path, export: Path, batch: int, classes=CLASSES, resiz
 
 
 def _warm_up(explainer: Explainer, batch: int) -> None:
-    """Trace the model's functions once, as the job does before its first batch."""
+    """Trace the model's functions once, as the job does at its start: the CAM pass, and the pass
+    that also explains mistakes for their true class."""
     x = np.zeros((batch, *explainer.adapter.image_shape), np.float32)
     if isinstance(explainer.task, Detection):
         explainer.adapter.predict(x)
         explainer.run(x, np.zeros((batch, *explainer.adapter.output_shape), np.float32))
     else:
-        explainer.maps(x, np.full(batch, -1, np.int32))
+        targets = np.full(batch, -1, np.int32)
+        explainer.maps(x, targets)
+        predicted = explainer.adapter.predict(x).argmax(axis=1)
+        explainer.maps(x, targets, ((predicted + 1) % len(explainer.classes)).astype(np.int32))
 
 
 def end_to_end(

@@ -45,11 +45,11 @@ def _measure(explainer: Explainer, inputs: np.ndarray, maps: np.ndarray) -> np.n
 
 def test_the_hottest_share_is_deleted_and_tied_pixels_share_the_rest_equally():
     heat = np.array([[[5, 4, 4, 4, 1], [0, 0, 0, 0, 0]]], np.float32)  # 10 pixels: 2 to delete
-    weights = faithfulness.hottest(heat, 0.2)
+    weights, coldest = faithfulness.hottest(heat, 0.2)
     np.testing.assert_allclose(weights, [[[1, 1 / 3, 1 / 3, 1 / 3, 0], [0, 0, 0, 0, 0]]])
-    coldest = faithfulness.hottest(-heat, 0.2)
     np.testing.assert_allclose(coldest, [[[0, 0, 0, 0, 0], [0.4] * 5]])
-    np.testing.assert_allclose(faithfulness.hottest(np.ones((2, 4, 5)), 0.2), np.full((2, 4, 5), 0.2))
+    for uniform in faithfulness.hottest(np.ones((2, 4, 5), np.float32), 0.2):
+        np.testing.assert_allclose(uniform, np.full((2, 4, 5), 0.2))
 
 
 def test_the_hot_region_is_filled_with_the_blurred_image_not_black():
@@ -238,3 +238,11 @@ def test_reference_blur_is_opencvs():
     """The reference's own blur matches OpenCV's, so the reference checks the rest of the arithmetic."""
     image = helpers.random_images(1, (64, 64, 3))[0]
     np.testing.assert_allclose(_reference_blur(image, 4.0), cv2.GaussianBlur(image, (0, 0), 4.0), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (48, 32, 1), (96, 96, 3)])
+def test_the_blur_is_opencvs_gaussian_with_mirrored_borders(shape):
+    images = helpers.random_images(2, shape, seed=3)
+    sigma = faithfulness.BLUR * min(shape[:2])
+    expected = np.stack([cv2.GaussianBlur(x, (0, 0), sigma).reshape(shape) for x in images])
+    np.testing.assert_allclose(faithfulness.blurred(images).numpy(), expected, atol=1e-5)
