@@ -119,7 +119,11 @@ class Explainer:
             )
         self.spec = ImageSpec(width, height, grayscale, resize_mode, input_scaling)
         self.classes = self.task.class_names(classes, self.adapter.num_outputs)
-        self.cam = make_cam(self.adapter, method, pooling, faithfulness and isinstance(self.task, SampleTask))
+        # FOMO explains several objects per image: the layers below the shallowest explained one run
+        # once per image, and only the rest once per object.
+        self._cut = self.adapter.cut() if isinstance(self.task, Detection) else None
+        forward = self._cut or self.adapter
+        self.cam = make_cam(forward, method, pooling, faithfulness and isinstance(self.task, SampleTask))
         self.method = method
         self.normalization = normalization
 
@@ -165,7 +169,14 @@ class Explainer:
 
     def run(self, inputs: np.ndarray, targets: np.ndarray | None = None, owners: np.ndarray | None = None):
         """Preprocessed batch -> CamBatch with maps normalised to 0..1, one per target (see BaseCAM)."""
-        batch = self.cam(inputs, targets, owners)
+        return self._normalised(self.cam(self.start(inputs), targets, owners))
+
+    def start(self, inputs: np.ndarray) -> np.ndarray:
+        """What the CAM pass takes for a preprocessed batch: the batch itself, or for a model cut at
+        its shallowest explained layer (FOMO), that layer's output."""
+        return inputs if self._cut is None else self._cut.start(inputs)
+
+    def _normalised(self, batch):
         batch.maps[...] = normalize(batch.maps, self.normalization)
         return batch
 
@@ -202,7 +213,8 @@ class Explainer:
     ) -> list[tuple[detection.Plan, list[np.ndarray]]]:
         """FOMO: a preprocessed batch -> per sample, its detections and missed boxes (the plan)
         and their normalised maps: a forward pass to decode, then one CAM pass for all objects."""
-        grids = self.adapter.predict(inputs)
+        start = self.start(inputs)
+        grids = (self._cut or self.adapter).predict(start)
         plans = [
             detection.plan(i, grid, frame, self.classes, sample_boxes, threshold)
             for i, (grid, frame, sample_boxes) in enumerate(zip(grids, frames, boxes, strict=True))
@@ -212,7 +224,7 @@ class Explainer:
         if targets:
             channels = self.adapter.num_outputs
             masks = np.stack([t.mask(channels) for t in targets])
-            maps = list(self.run(inputs, masks, np.array([t.owner for t in targets], np.int32)).maps)
+            maps = list(self._normalised(self.cam(start, masks, np.array([t.owner for t in targets], np.int32))).maps)
         out, start = [], 0
         for p in plans:
             out.append((p, maps[start : start + len(p.targets)]))

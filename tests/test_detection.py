@@ -159,7 +159,7 @@ def test_each_object_map_is_its_class_logits_summed_over_its_cells_batched_as_on
     assert kinds == {True, False}, "the batch has both detections and missed boxes"
     for i, (plan, cams) in enumerate(results):
         for target in plan.targets:
-            raw = explainer.cam(inputs[i : i + 1], target.mask(4)[None]).maps[0]
+            raw = explainer.cam(explainer.start(inputs[i : i + 1]), target.mask(4)[None]).maps[0]
             reference = _reference_object_map(fomo(), inputs[i], target.mask(4))
             np.testing.assert_allclose(raw / raw.max(), reference, atol=1e-4)
         for target, cam in zip(plan.targets, cams, strict=True):

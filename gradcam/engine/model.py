@@ -168,7 +168,26 @@ class Scores:
     probabilities: tf.Tensor
 
 
-class ModelAdapter:
+class Forward:
+    """A batch -> (activations of the target layers, scores, probabilities): what a CAM pass runs."""
+
+    image_shape: tuple[int, int, int]  # one input's (height, width, channels)
+    task: Task
+    output_shape: tuple[int, ...]  # one sample's output
+    _predict = None
+
+    def __call__(self, inputs: tf.Tensor) -> Scores:
+        raise NotImplementedError
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """The model's outputs (after its activation) for a batch: forward only."""
+        if self._predict is None:
+            spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
+            self._predict = tf.function(lambda x: self(x).probabilities, input_signature=[spec])
+        return self._predict(tf.constant(inputs, tf.float32)).numpy()
+
+
+class ModelAdapter(Forward):
     """A Keras model seen as: image batch -> (activations of the target layers, scores, probabilities).
 
     layer: `auto` (None), `last-conv`, or layer names to fuse, `a,b,c` (see gradcam.engine.layers).
@@ -190,7 +209,6 @@ class ModelAdapter:
         self.task: Task = task_for(_activation_name(last), self.num_outputs, last.name, grid)
         self._tap = _tap(keras, model, [layer.path for layer in self.layers], drop_last=True)
         self._head = _linear_twin(keras, last)
-        self._predict = None
 
     @property
     def layer_name(self) -> str:
@@ -206,13 +224,13 @@ class ModelAdapter:
         """One sample's output: (outputs,), or (h, w, outputs) for a grid (FOMO)."""
         return tuple(int(d) for d in self.model.outputs[0].shape[1:])
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """The model's outputs (after its activation) for a preprocessed batch: forward only."""
-        if self._predict is None:
-            height, width, channels = self.image_shape
-            spec = tf.TensorSpec((None, height, width, channels), tf.float32)
-            self._predict = tf.function(lambda x: self(x).probabilities, input_signature=[spec])
-        return self._predict(tf.constant(images, tf.float32)).numpy()
+    def cut(self) -> Above | None:
+        """The model cut at its shallowest explained layer, when its graph allows (a functional
+        model whose explained layers are its own, and no branch crosses the cut); else None."""
+        try:
+            return Above(self)
+        except (ValueError, AttributeError, TypeError, GradcamError):
+            return None
 
     def __call__(self, images: tf.Tensor) -> Scores:
         """images: (N, H, W, C) already preprocessed. Runs in inference mode."""
@@ -222,3 +240,33 @@ class ModelAdapter:
         activations, features = self._tap(x)
         scores = self._head(features)
         return Scores(activations, scores, self.task.activation(scores))
+
+
+class Above(Forward):
+    """The model from its shallowest explained layer on: its input is that layer's output, so that
+    several targets of one image (FOMO's objects) share the costly high-resolution layers below it,
+    run once per image by `below`."""
+
+    def __init__(self, adapter: ModelAdapter):
+        keras, model = _framework(adapter.model), adapter.model
+        if type(model).__name__ == "Sequential" or any(len(layer.path) > 1 for layer in adapter.layers):
+            raise GradcamError("only a functional model's own layers can be cut")
+        start = adapter.layers[-1].path[0].output
+        self.below = keras.Model(model.inputs, start)
+        above = [layer.path[0].output for layer in adapter.layers[:-1]]  # the input is the last tap
+        self._tap = keras.Model(start, [*above, children(model)[-1].input])
+        self._head = adapter._head
+        self.image_shape = tuple(int(d) for d in start.shape[1:])
+        self.task, self.output_shape = adapter.task, adapter.output_shape
+        spec = tf.TensorSpec((None, *adapter.image_shape), tf.float32)
+        self._below = tf.function(lambda x: self.below(x, training=False), input_signature=[spec])
+
+    def start(self, images: np.ndarray) -> np.ndarray:
+        """The shallowest explained layer's output for a batch of model inputs."""
+        return self._below(tf.constant(images, tf.float32)).numpy()
+
+    def __call__(self, inputs: tf.Tensor) -> Scores:
+        """inputs: the shallowest explained layer's output."""
+        *activations, features = self._tap(inputs, training=False)
+        scores = self._head(features)
+        return Scores([*activations, inputs], scores, self.task.activation(scores))
