@@ -11,7 +11,7 @@ import io
 import json
 import logging
 import zipfile
-from collections import deque
+from collections import Counter, deque
 from functools import cache
 from pathlib import Path
 
@@ -238,39 +238,54 @@ def _export(path: Path, images, boxes, unlabeled: tuple[int, ...] = ()) -> Path:
     return path
 
 
+def _reference_inputs(images) -> np.ndarray:
+    """The JPEG as exported, squashed to 96x96 / 255."""
+    decoded = [
+        cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg(im), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        for im in images
+    ]
+    return np.stack([cv2.resize(im, (96, 96), interpolation=cv2.INTER_AREA) / 255.0 for im in decoded]).astype(
+        np.float32
+    )
+
+
+def _reference_objects(g: np.ndarray, threshold: float) -> list[tuple[float, str, float, float]]:
+    """One output grid's detections: object cells of one class flood-filled over their 8 neighbours;
+    (confidence, label, centroid x, centroid y), the centroid the mean of cell centres in grid units."""
+    best, top = g.argmax(-1), g.max(-1)
+    seen = np.zeros(best.shape, bool)
+    found = []
+    for r0, c0 in zip(*np.nonzero((best > 0) & (top >= threshold)), strict=True):
+        if seen[r0, c0]:
+            continue
+        cells, queue, seen[r0, c0] = [], deque([(r0, c0)]), True
+        while queue:
+            r, c = queue.popleft()
+            cells.append((r, c))
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    rr, cc = r + dr, c + dc
+                    inside = 0 <= rr < 12 and 0 <= cc < 12
+                    if inside and not seen[rr, cc] and best[rr, cc] == best[r0, c0] and top[rr, cc] >= threshold:
+                        seen[rr, cc] = True
+                        queue.append((rr, cc))
+        x, y = np.mean([c for _, c in cells]) + 0.5, np.mean([r for r, _ in cells]) + 0.5
+        found.append((max(top[r, c] for r, c in cells), CLASSES[best[r0, c0] - 1], x, y))
+    return found
+
+
 def _reference_correct(images, boxes, threshold: float = 0.5) -> list[bool]:
     """Edge Impulse's decoding and scoring written out by hand: the JPEG as exported, squashed to
     96x96 / 255, predict,
     flood-fill object cells of one class over their 8 neighbours, centroid = mean of cell centres,
     matched most confident first to an unmatched box of the same label holding the centroid."""
-    decoded = [
-        cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg(im), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        for im in images
-    ]
-    batch = np.stack([cv2.resize(im, (96, 96), interpolation=cv2.INTER_AREA) / 255.0 for im in decoded])
-    grids = fomo().predict(batch.astype(np.float32), verbose=0)
+    grids = fomo().predict(_reference_inputs(images), verbose=0)
     verdicts = []
     for g, image_boxes, image in zip(grids, boxes, images, strict=True):
-        best, top = g.argmax(-1), g.max(-1)
-        seen = np.zeros(best.shape, bool)
-        found = []
-        for r0, c0 in zip(*np.nonzero((best > 0) & (top >= threshold)), strict=True):
-            if seen[r0, c0]:
-                continue
-            cells, queue, seen[r0, c0] = [], deque([(r0, c0)]), True
-            while queue:
-                r, c = queue.popleft()
-                cells.append((r, c))
-                for dr in (-1, 0, 1):
-                    for dc in (-1, 0, 1):
-                        rr, cc = r + dr, c + dc
-                        inside = 0 <= rr < 12 and 0 <= cc < 12
-                        if inside and not seen[rr, cc] and best[rr, cc] == best[r0, c0] and top[rr, cc] >= threshold:
-                            seen[rr, cc] = True
-                            queue.append((rr, cc))
-            x = (np.mean([c for _, c in cells]) + 0.5) * image.shape[1] / 12
-            y = (np.mean([r for r, _ in cells]) + 0.5) * image.shape[0] / 12
-            found.append((max(top[r, c] for r, c in cells), CLASSES[best[r0, c0] - 1], x, y))
+        found = [
+            (confidence, label, x * image.shape[1] / 12, y * image.shape[0] / 12)
+            for confidence, label, x, y in _reference_objects(g, threshold)
+        ]
         taken, false = set(), 0
         for _, label, x, y in sorted(found, key=lambda f: -f[0]):
             hit = next(
@@ -335,6 +350,38 @@ def test_the_job_splits_images_as_edge_impulse_scores_them(tmp_path):
     assert total["false_positives"] == sum(r["false_positives"] for r in labelled)
     assert sum(c["true_positives"] for c in detection["classes"].values()) == total["true_positives"]
     assert detection["threshold"] == 0.5 and total["peak_in_box"] >= 0.85
+
+
+def test_the_int8_models_detections_are_compared_with_the_keras_models(tmp_path):
+    """Per image: the same objects (each with a twin of its class in the same cell) or not, against
+    an independent per-image interpreter run decoded by the reference flood fill."""
+    from tests.test_tflite import reference, to_tflite
+
+    images, boxes = scenes()
+    images, boxes = images[:24], boxes[:24]
+    export = _export(tmp_path / "export.zip", images, boxes)
+    calibration, _ = scenes(30, seed=7)
+    int8 = tmp_path / "fomo.tflite"
+    int8.write_bytes(to_tflite(fomo(), _reference_inputs(calibration)))
+    job = ["--model", FIXTURE, "--dataset", export, "--classes", ",".join(CLASSES), "--tflite", int8]
+    assert main([*map(str, job), "--out", str(tmp_path)]) == 0
+    document, _, table, _ = _read(tmp_path / "deploy.zip")
+    inputs = _reference_inputs(images)
+    keras, device = fomo().predict(inputs, verbose=0), reference(int8, inputs).reshape(-1, 12, 12, 4)
+
+    def found(grid) -> Counter:
+        return Counter((label, int(x), int(y)) for _, label, x, y in _reference_objects(grid, 0.5))
+
+    rows = {r["source"]: r for r in table}
+    for i in range(24):
+        row = rows[f"testing/scene{i:03d}.jpg.x.ingestion-1.jpg"]
+        expected = sorted(label for _, label, _, _ in _reference_objects(device[i], 0.5)) or ["nothing"]
+        assert sorted(row["tflite_predicted"].split(", ")) == expected, i  # equal confidences: any order
+        assert row["agrees"] == str(found(keras[i]) == found(device[i])), i
+    tflite = document["run"]["tflite"]
+    assert (tflite["type"], tflite["compared"]) == ("int8", 24)
+    assert tflite["disagreements"] == sum(row["agrees"] == "False" for row in table)
+    assert 0 < tflite["disagreements"] < 24, "both outcomes are checked (3 disagreements with this calibration)"
 
 
 def test_boxes_come_from_bounding_boxes_labels_in_edge_impulse_object_detection_format(tmp_path):

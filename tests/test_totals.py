@@ -3,10 +3,12 @@
 import subprocess
 import sys
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
 from gradcam.engine.fomo import Box, Counts
+from gradcam.engine.tflite import Comparison
 from gradcam.job import totals
 from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, SampleRecord, Skipped, Tally, TrustRow
 from tests.helpers import ROOT
@@ -52,9 +54,19 @@ def test_trust_counts_maps_at_or_above_the_threshold_in_all_and_per_explained_cl
 
 def test_tflite_agreement_counts_only_the_samples_it_ran_on():
     records = [_record("a", "a", True, agrees=True), _record("a", "b", False, agrees=False), _record("a", "a", True)]
-    found = totals.tflite("model.tflite", "int8", records)
-    assert (found.compared, found.disagreements, found.agreement) == (2, 1, 0.5)
-    assert totals.tflite("model.tflite", "int8", []).agreement is None
+    int8 = Comparison("model.tflite", SimpleNamespace(kind="int8"))
+    found = totals.tflite(int8, records)
+    assert (found.model, found.kind, found.compared, found.disagreements, found.agreement) == (
+        "model.tflite",
+        "int8",
+        2,
+        1,
+        0.5,
+    )
+    assert totals.tflite(int8, []).agreement is None
+    assert totals.tflite(None, records) is None
+    broken = totals.tflite(Comparison("bad.tflite", problem="not a TFLite model"), records)
+    assert (broken.kind, broken.compared, broken.problem) == (None, 0, "not a TFLite model")
 
 
 def _detected(label, box, peak_in_box):

@@ -10,6 +10,7 @@ detection matched (detections taken most confident first); boxes left unmatched 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import cv2
@@ -66,6 +67,17 @@ def decode(probabilities: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> l
             centroid = (float(cols.mean()) + 0.5, float(rows.mean()) + 0.5)
             found.append(Detection(int(channel) - 1, float(confidence[cells].max()), cells, centroid))
     return sorted(found, key=lambda d: -d.confidence)
+
+
+def same_objects(a: list[Detection], b: list[Detection]) -> bool:
+    """Whether two readings of one image (the Keras model's and the TFLite model's) found the same
+    objects: each detection of one matched by one of the other of its class, its centroid in the
+    same cell."""
+
+    def found(detections: list[Detection]) -> Counter:
+        return Counter((d.class_index, int(d.centroid[0]), int(d.centroid[1])) for d in detections)
+
+    return found(a) == found(b)
 
 
 def match(labels: list[str], centroids: list[tuple[float, float]], boxes: list[Box]) -> list[int | None]:

@@ -54,7 +54,7 @@ class TfliteModel:
     @classmethod
     def beside(cls, path: str | Path, adapter: ModelAdapter) -> TfliteModel:
         """`path` opened and checked against the Keras model that `adapter` wraps."""
-        return cls(path, math.prod(adapter.image_shape), adapter.num_outputs)
+        return cls(path, math.prod(adapter.image_shape), math.prod(adapter.output_shape))
 
     @property
     def kind(self) -> str:

@@ -18,8 +18,8 @@ from gradcam.engine.tflite import Comparison
 from gradcam.explainer import Explainer, Explanation, SampleMaps
 from gradcam.job import totals
 from gradcam.job.inputs import ImageInputs, Prepared, in_original
-from gradcam.job.pictures import PictureOptions, caption, draw
-from gradcam.job.records import MapFacts, Outcome, Pictures, Rendered, SampleRecord, TfliteTotals, Totals
+from gradcam.job.pictures import PictureOptions, caption, draw, tflite_kind
+from gradcam.job.records import MapFacts, Outcome, Pictures, Rendered, SampleRecord, Totals
 
 ModelOutput = tuple[SampleMaps, np.ndarray | None]  # a sample's maps, and the TFLite model's outputs if it ran
 
@@ -69,7 +69,7 @@ class ClassifyStages:
         maps, tflite_outputs = output
         explanation = self.explainer.finish(prepared.image, prepared.geometry, maps)
         record = self._record(prepared, explanation, tflite_outputs)
-        kind = self.tflite.model.kind if self.tflite and self.tflite.model else "tflite"
+        kind = tflite_kind(self.tflite)
         overlay = draw(explanation, self.pictures, caption(record, kind))
         contrast = explanation.contrast
         if contrast is None or self.pictures.layout == "panel":
@@ -98,9 +98,4 @@ class ClassifyStages:
 
     def totals(self, records: list[SampleRecord]) -> Totals:
         trust = totals.trust(records, TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
-        tflite = self.tflite
-        if tflite is None:
-            return Totals(trust)
-        if tflite.model is None:
-            return Totals(trust, tflite=TfliteTotals(tflite.name, problem=tflite.problem))
-        return Totals(trust, tflite=totals.tflite(tflite.name, tflite.model.kind, records))
+        return Totals(trust, tflite=totals.tflite(self.tflite, records))

@@ -1,20 +1,26 @@
 """The job's steps for FOMO object detection models: every detection and every missed box of an
-image explained in one CAM pass per batch, then each image's objects drawn and recorded."""
+image explained in one CAM pass per batch, then each image's objects drawn and recorded. The TFLite
+model beside it reads the same inputs; its detections agree with the Keras model's when each has
+a twin of its class in the same cell."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
 from gradcam.edge.dataset import Sample
-from gradcam.engine import detection
+from gradcam.engine import detection, fomo
 from gradcam.engine.preprocess import display_image
+from gradcam.engine.tflite import Comparison
 from gradcam.explainer import Explainer
 from gradcam.job import totals
 from gradcam.job.inputs import ImageInputs, Prepared
-from gradcam.job.pictures import PictureOptions, draw, object_caption
+from gradcam.job.pictures import PictureOptions, draw, object_caption, tflite_kind
 from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, Pictures, Rendered, SampleRecord, Totals
 
-ModelOutput = tuple[detection.Frame, detection.Plan, list[np.ndarray]]  # a sample's frame, objects and maps
+# A sample's frame, objects and maps, and the TFLite model's output grid if it ran.
+ModelOutput = tuple[detection.Frame, detection.Plan, list[np.ndarray], np.ndarray | None]
 
 
 class DetectStages:
@@ -23,9 +29,18 @@ class DetectStages:
     by_label = False  # an image holds several labels
     detection = True  # deploy.zip's results get the detection columns and objects.csv
 
-    def __init__(self, explainer: Explainer, inputs: ImageInputs, pictures: PictureOptions, threshold: float):
-        """threshold: a cell's minimum probability to count as an object."""
+    def __init__(
+        self,
+        explainer: Explainer,
+        inputs: ImageInputs,
+        pictures: PictureOptions,
+        threshold: float,
+        tflite: Comparison | None = None,
+    ):
+        """threshold: a cell's minimum probability to count as an object; tflite: the TFLite model
+        to run beside."""
         self.explainer, self.inputs, self.pictures, self.threshold = explainer, inputs, pictures, threshold
+        self.tflite = tflite
 
     def problem(self, sample: Sample) -> str | None:
         return None
@@ -39,16 +54,32 @@ class DetectStages:
         frames = [explainer.frame((p.image.shape[1], p.image.shape[0]), p.geometry, p.original) for p in batch]
         inputs = np.stack([p.inputs for p in batch])
         explained = explainer.run_objects(inputs, frames, [p.sample.boxes for p in batch], self.threshold)
-        return [(frame, plan, cams) for frame, (plan, cams) in zip(frames, explained, strict=True)]
+        model = self.tflite and self.tflite.model
+        grids = model.predict(inputs).reshape(len(batch), *explainer.adapter.output_shape) if model else None
+        return [
+            (frame, plan, cams, None if grids is None else grids[i])
+            for i, (frame, (plan, cams)) in enumerate(zip(frames, explained, strict=True))
+        ]
 
     def render(self, prepared: Prepared, output: ModelOutput) -> Rendered:
-        frame, plan, cams = output
+        frame, plan, cams, grid = output
         explanation = detection.finish(display_image(prepared.image, self.explainer.spec), frame, plan, cams)
         record = _record(prepared.sample, explanation)
-        return Rendered(record, Pictures(draw(explanation, self.pictures, object_caption(record))))
+        if grid is not None:
+            record = self._compared(record, plan, grid)
+        kind = tflite_kind(self.tflite)
+        return Rendered(record, Pictures(draw(explanation, self.pictures, object_caption(record, kind))))
+
+    def _compared(self, record: SampleRecord, plan: detection.Plan, grid: np.ndarray) -> SampleRecord:
+        """The record with the TFLite model's detections, and whether they are the Keras model's."""
+        found = fomo.decode(grid, self.threshold)
+        labels = [self.explainer.classes[d.class_index] for d in found]
+        keras = [t.detection for t in plan.targets if t.detection is not None]
+        tflite = Outcome(", ".join(labels) or "nothing", max((d.confidence for d in found), default=None))
+        return replace(record, tflite=tflite, agrees=fomo.same_objects(keras, found))
 
     def totals(self, records: list[SampleRecord]) -> Totals:
-        return Totals(detection=totals.detection(records, self.threshold))
+        return Totals(detection=totals.detection(records, self.threshold), tflite=totals.tflite(self.tflite, records))
 
 
 def _record(sample: Sample, explanation: detection.DetectionExplanation) -> SampleRecord:

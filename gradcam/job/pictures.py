@@ -10,6 +10,7 @@ import numpy as np
 
 from gradcam.choices import LAYOUTS
 from gradcam.engine.faithfulness import TRUST_THRESHOLD
+from gradcam.engine.tflite import Comparison
 from gradcam.errors import GradcamError
 from gradcam.job.records import Outcome, SampleRecord
 
@@ -46,6 +47,11 @@ def draw(explanation: Drawable, options: PictureOptions, caption: str = "") -> b
     return encoded.tobytes()
 
 
+def tflite_kind(comparison: Comparison | None) -> str:
+    """How captions name the TFLite model: its type (int8, uint8, float32), else "tflite"."""
+    return comparison.model.kind if comparison and comparison.model else "tflite"
+
+
 def _answer(outcome: Outcome) -> str:
     confidence = outcome.confidence
     return f"{outcome.predicted}{'' if confidence is None else f' ({confidence:.0%})'}"
@@ -64,9 +70,14 @@ def caption(record: SampleRecord, tflite_kind: str = "tflite") -> str:
     return text
 
 
-def object_caption(record: SampleRecord) -> str:
-    """A detection panel's caption: what was found against the boxes."""
+def object_caption(record: SampleRecord, tflite_kind: str = "tflite") -> str:
+    """A detection panel's caption: what was found against the boxes, and the TFLite model's
+    detections where they differ."""
     counts = record.detection.counts if record.detection else None
     if counts is None:
-        return f"unlabeled  detected: {record.answer.predicted}"
-    return f"boxes: {counts.tp + counts.fn}  found: {counts.tp}  false: {counts.fp}  missed: {counts.fn}"
+        text = f"unlabeled  detected: {record.answer.predicted}"
+    else:
+        text = f"boxes: {counts.tp + counts.fn}  found: {counts.tp}  false: {counts.fp}  missed: {counts.fn}"
+    if record.agrees is False and record.tflite is not None:
+        text += f"  {tflite_kind}: {record.tflite.predicted}"
+    return text

@@ -48,7 +48,7 @@ def stages_for(explainer: Explainer, dataset: Dataset, settings: Settings, tflit
     inputs = ImageInputs(dataset, explainer, settings.max_overlay_size)
     pictures = PictureOptions(settings.alpha, settings.layout, settings.max_overlay_size)
     if isinstance(explainer.task, Detection):
-        return DetectStages(explainer, inputs, pictures, settings.detection_threshold)
+        return DetectStages(explainer, inputs, pictures, settings.detection_threshold, tflite)
     return ClassifyStages(explainer, inputs, pictures, settings.target_class, settings.regression_threshold, tflite)
 
 
@@ -58,9 +58,6 @@ def open_tflite(settings: Settings, explainer: Explainer) -> Comparison | None:
     if settings.tflite is None or settings.no_tflite:
         return None
     name = settings.tflite.name
-    if isinstance(explainer.task, Detection):
-        log.info("%s is not compared: the TFLite comparison covers classification and regression only", name)
-        return None
     try:
         model = TfliteModel.beside(settings.tflite, explainer.adapter)
     except GradcamError as exc:

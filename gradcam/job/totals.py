@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from gradcam.job.records import (
     Trust,
     TrustRow,
 )
+
+if TYPE_CHECKING:
+    from gradcam.engine.tflite import Comparison
 
 MIN_RESOLUTION = 6  # heatmaps coarser than this (cells on the short side) get a warning
 
@@ -70,10 +74,15 @@ def detection(records: Sequence[SampleRecord], threshold: float) -> DetectionTot
     return DetectionTotals(threshold, row(total, every), classes)
 
 
-def tflite(name: str, kind: str, records: Sequence[SampleRecord]) -> TfliteTotals:
-    """The TFLite model's agreement with the Keras model over the samples it ran on."""
+def tflite(comparison: Comparison | None, records: Sequence[SampleRecord]) -> TfliteTotals | None:
+    """The TFLite model's agreement with the Keras model over the samples it ran on, or why it did
+    not run; None without one."""
+    if comparison is None:
+        return None
+    if comparison.model is None:
+        return TfliteTotals(comparison.name, problem=comparison.problem)
     answers = [r.agrees for r in records if r.agrees is not None]
-    return TfliteTotals(name, kind, len(answers), answers.count(False))
+    return TfliteTotals(comparison.name, comparison.model.kind, len(answers), answers.count(False))
 
 
 # --- Warnings: what a person reading the results should know before trusting the maps ---
