@@ -204,8 +204,11 @@ def _warm_up(explainer: Explainer, batch: int) -> None:
     that also explains mistakes for their true class."""
     x = np.zeros((batch, *explainer.adapter.image_shape), np.float32)
     if isinstance(explainer.task, Detection):
-        explainer.adapter.predict(x)
-        explainer.run(x, np.zeros((batch, *explainer.adapter.output_shape), np.float32))
+        grids = np.zeros((batch, *explainer.adapter.output_shape), np.float32)
+        explainer.forward.predict(explainer.start(x))
+        cams = explainer.cam(explainer.start(x), grids)
+        if explainer.score_objects:
+            explainer.score_objects(x, np.arange(batch, dtype=np.int32), cams.maps, cams.scores, grids)
     else:
         targets = np.full(batch, -1, np.int32)
         explainer.maps(x, targets)
@@ -255,7 +258,7 @@ def fomo_rates(export: Path, out: Path, batch: int) -> dict:
     inputs, geometries = zip(*(explainer.prepare(image) for image in images), strict=True)
     frames = [explainer.frame((im.shape[1], im.shape[0]), g) for im, g in zip(images, geometries, strict=True)]
     plans = explainer.run_objects(np.stack(inputs), frames, [None] * len(images))
-    targets = [(t.owner, t.mask(len(classes) + 1)) for plan, _ in plans for t in plan.targets]
+    targets = [(t.owner, t.mask(len(classes) + 1)) for plan, _, _ in plans for t in plan.targets]
     start = time.perf_counter()
     for owner, mask in targets:
         explainer.run(np.stack(inputs)[owner : owner + 1], mask[None])

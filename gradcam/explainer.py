@@ -25,12 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from gradcam.engine import detection, faithfulness
-from gradcam.engine.cam import layer_methods, make_cam, normalize, peak
+from gradcam.engine.cam import CamBatch, layer_methods, make_cam, normalize, peak
+from gradcam.engine.faithfulness import scorer as faithfulness_scorer
 from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.engine.model import ModelAdapter, load_model
+from gradcam.engine.objects import ObjectMaps, explain_objects
 from gradcam.engine.overlay import blend, contrast_panel, panel
 from gradcam.engine.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
-from gradcam.engine.tasks import Answer, Detection, SampleTask, Task
+from gradcam.engine.tasks import Answer, Detection, Task
 from gradcam.errors import GradcamError
 
 
@@ -120,10 +122,12 @@ class Explainer:
         self.spec = ImageSpec(width, height, grayscale, resize_mode, input_scaling)
         self.classes = self.task.class_names(classes, self.adapter.num_outputs)
         # FOMO explains several objects per image: the layers below the shallowest explained one run
-        # once per image, and only the rest once per object.
-        self._cut = self.adapter.cut() if isinstance(self.task, Detection) else None
-        forward = self._cut or self.adapter
-        self.cam = make_cam(forward, method, pooling, faithfulness and isinstance(self.task, SampleTask))
+        # once per image, and only the rest once per object; its objects are scored apart.
+        objects = isinstance(self.task, Detection)
+        self._cut = self.adapter.cut() if objects else None
+        self.forward = self._cut or self.adapter
+        self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects)
+        self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
         self.method = method
         self.normalization = normalization
 
@@ -169,14 +173,15 @@ class Explainer:
 
     def run(self, inputs: np.ndarray, targets: np.ndarray | None = None, owners: np.ndarray | None = None):
         """Preprocessed batch -> CamBatch with maps normalised to 0..1, one per target (see BaseCAM)."""
-        return self._normalised(self.cam(self.start(inputs), targets, owners))
+        return self.normalised(self.cam(self.start(inputs), targets, owners))
 
     def start(self, inputs: np.ndarray) -> np.ndarray:
         """What the CAM pass takes for a preprocessed batch: the batch itself, or for a model cut at
         its shallowest explained layer (FOMO), that layer's output."""
         return inputs if self._cut is None else self._cut.start(inputs)
 
-    def _normalised(self, batch):
+    def normalised(self, batch: CamBatch) -> CamBatch:
+        """The batch with its maps scaled to 0..1 (--heatmap-normalization)."""
         batch.maps[...] = normalize(batch.maps, self.normalization)
         return batch
 
@@ -210,26 +215,10 @@ class Explainer:
         frames: Sequence[detection.Frame],
         boxes: Sequence[Sequence[Box] | None],
         threshold: float = DEFAULT_THRESHOLD,
-    ) -> list[tuple[detection.Plan, list[np.ndarray]]]:
-        """FOMO: a preprocessed batch -> per sample, its detections and missed boxes (the plan)
-        and their normalised maps: a forward pass to decode, then one CAM pass for all objects."""
-        start = self.start(inputs)
-        grids = (self._cut or self.adapter).predict(start)
-        plans = [
-            detection.plan(i, grid, frame, self.classes, sample_boxes, threshold)
-            for i, (grid, frame, sample_boxes) in enumerate(zip(grids, frames, boxes, strict=True))
-        ]
-        targets = [t for p in plans for t in p.targets]
-        maps = []
-        if targets:
-            channels = self.adapter.num_outputs
-            masks = np.stack([t.mask(channels) for t in targets])
-            maps = list(self._normalised(self.cam(start, masks, np.array([t.owner for t in targets], np.int32))).maps)
-        out, start = [], 0
-        for p in plans:
-            out.append((p, maps[start : start + len(p.targets)]))
-            start += len(p.targets)
-        return out
+    ) -> list[ObjectMaps]:
+        """FOMO: a preprocessed batch -> per sample, its detections and missed boxes (the plan), their
+        normalised maps and faithfulness: a forward pass to decode, then one CAM pass for all objects."""
+        return explain_objects(self, inputs, frames, boxes, threshold)
 
     def detect(
         self,
@@ -251,8 +240,8 @@ class Explainer:
         ]
         results = self.run_objects(np.stack([x for x, _ in prepared]), frames, boxes or [None] * len(images), threshold)
         return [
-            detection.finish(display_image(image, self.spec), frame, plan, cams)
-            for image, frame, (plan, cams) in zip(images, frames, results, strict=True)
+            detection.finish(display_image(image, self.spec), frame, objects)
+            for image, frame, objects in zip(images, frames, results, strict=True)
         ]
 
     def answer(self, outputs: np.ndarray) -> Answer:

@@ -41,15 +41,26 @@ def test_tally_counts_folders_skipped_and_blank_maps():
 def test_trust_counts_maps_at_or_above_the_threshold_in_all_and_per_explained_class():
     scores = [("cat", 0.5), ("cat", 0.2), ("cat", 0.1999), ("dog", -0.3), ("dog", 0.9)]
     records = [_record(c, c, True, faithfulness=f) for c, f in scores] + [_record("cat", "cat", True)]
-    trust = totals.trust(records, 0.2, per_class=True)
+    trust = totals.trust(totals.map_scores(records), 0.2, per_class=True)
     assert trust.total == TrustRow(5, 3, pytest.approx((0.5 + 0.2 + 0.1999 - 0.3 + 0.9) / 5))
     assert trust.total.share == 0.6
     assert trust.classes == {
         "cat": TrustRow(3, 2, pytest.approx(0.8999 / 3)),
         "dog": TrustRow(2, 1, pytest.approx(0.3)),
     }
-    assert totals.trust(records, 0.2, per_class=False).classes == {}
-    assert totals.trust([_record("cat", "cat", True)], 0.2, per_class=True) is None, "not measured"
+    assert totals.trust(totals.map_scores(records), 0.2, per_class=False).classes == {}
+    assert totals.trust(totals.map_scores([_record("cat", "cat", True)]), 0.2, per_class=True) is None, "not measured"
+
+
+def test_a_detection_models_trust_counts_its_objects_maps_per_class():
+    def detected(label, score):
+        return ObjectRecord("detection", label, 0.9, (1.0, 1.0), None, (1.0, 1.0), None, score)
+
+    objects = Objects(None, (detected("circle", 0.9), detected("circle", 0.1), detected("square", 0.6)))
+    image = SampleRecord("a.jpg", "testing", None, Outcome("circle", 0.9), MapFacts("", None, False), detection=objects)
+    trust = totals.trust(totals.object_scores([image, image]), 0.5, per_class=True)
+    assert trust.total == TrustRow(6, 4, pytest.approx(1.6 / 3))
+    assert trust.classes == {"circle": TrustRow(4, 2, pytest.approx(0.5)), "square": TrustRow(2, 2, pytest.approx(0.6))}
 
 
 def test_tflite_agreement_counts_only_the_samples_it_ran_on():
@@ -116,9 +127,8 @@ def test_warnings_name_what_a_reader_should_know():
     assert totals.blank_warning(Tally(blank=2), 7, None).startswith("2 of 7 heatmaps are blank")
     assert "the score of cat" in totals.blank_warning(Tally(blank=1), 7, "cat")
     assert totals.blank_warning(Tally(), 7, None) is None
-    low = totals.trust(
-        [_record("a", "a", True, faithfulness=0.1)] * 3 + [_record("a", "a", True, faithfulness=0.9)], 0.2, True
-    )
+    records = [_record("a", "a", True, faithfulness=0.1)] * 3 + [_record("a", "a", True, faithfulness=0.9)]
+    low = totals.trust(totals.map_scores(records), 0.2, True)
     assert totals.trust_warning(low).startswith("3 of 4 maps score a faithfulness below 0.2")
     assert totals.trust_warning(None) is None
     assert totals.warnings(None, "a", None, "b") == ["a", "b"]

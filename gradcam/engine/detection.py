@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from gradcam.engine.cam import peak
 from gradcam.engine.fomo import Box, Counts, Detection, cell_target, decode, match
 from gradcam.engine.overlay import blend, draw_objects, panel
 from gradcam.engine.preprocess import Geometry
+
+if TYPE_CHECKING:
+    from gradcam.engine.objects import ObjectMaps
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,7 @@ class ObjectMap:
     box: Box | None  # the box it matched, or the missed box
     cam: np.ndarray  # normalised map at the explained resolution
     peak: tuple[float, float] | None  # file pixels; None: the map is all zero
+    faithfulness: float | None = None  # within the object's neighbourhood (gradcam.engine.faithfulness)
 
     @property
     def matched(self) -> bool:
@@ -197,15 +202,16 @@ class DetectionExplanation:
         return self._drawn(panel(self.image, self.heatmap, alpha, caption, self.region), 2 * self.image.shape[1])
 
 
-def finish(image: np.ndarray, frame: Frame, plan: Plan, cams: list[np.ndarray]) -> DetectionExplanation:
+def finish(image: np.ndarray, frame: Frame, found: ObjectMaps) -> DetectionExplanation:
     """Put one image's object maps back on it. Thread-safe."""
     objects = []
     heatmap = np.zeros(image.shape[:2], np.float32)
-    for target, cam in zip(plan.targets, cams, strict=True):
+    plan = found.plan
+    for target, cam, trust in zip(plan.targets, found.cams, found.faithfulness, strict=True):
         heatmap = np.maximum(heatmap, frame.geometry.to_original(cam, frame.shown, frame.model_size))
         centre = peak(cam)
         hottest = None if centre is None else frame.map_to_file(centre, cam.shape)
         confidence = None if target.detection is None else target.detection.confidence
         kind = "missed" if target.detection is None else "detection"
-        objects.append(ObjectMap(target.label, kind, confidence, target.centroid, target.box, cam, hottest))
+        objects.append(ObjectMap(target.label, kind, confidence, target.centroid, target.box, cam, hottest, trust))
     return DetectionExplanation(objects, plan.boxes, plan.counts, heatmap, image, frame.geometry.valid, frame)

@@ -30,11 +30,15 @@ TensorFlow ops, and the 2N deleted copies through the model as one batch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
-from gradcam.engine.tasks import SampleTask
+from gradcam.engine.tasks import Task
+
+if TYPE_CHECKING:
+    from gradcam.engine.model import Forward
 
 DELETED_SHARE = 0.2  # of the model input's pixels, deleted per copy
 BLUR = 1 / 16  # the blurred copy's Gaussian sigma, as a share of the input's short side
@@ -80,36 +84,49 @@ def blurred(images: tf.Tensor) -> tf.Tensor:
     return tf.einsum("hy,nywc,xw->nhxc", rows, images, cols)
 
 
-def hottest(heat: tf.Tensor, share: float = DELETED_SHARE) -> tuple[tf.Tensor, tf.Tensor]:
-    """Weights (N, H, W) in 0..1 that sum to share * H * W per map, 1 on each map's hottest pixels,
-    and the same for its coldest pixels. Pixels tied at a cut share what is left equally, so that
-    the choice never depends on pixel order. One sort per map serves both."""
+def _hottest(heat: tf.Tensor, share: float, region: tf.Tensor) -> tf.Tensor:
+    """Weights (N, H, W) in 0..1 that sum to `share` of each map's region: 1 on its hottest pixels
+    there. Pixels tied at the cut share what is left equally, so that the choice never depends on
+    pixel order."""
     pixels = int(np.prod(heat.shape[1:]))
     flat = tf.reshape(heat, (-1, pixels))
-    size = share * pixels
-    ordered = tf.sort(flat, axis=1)
-    count = int(np.ceil(size))
-
-    def weights(beyond: tf.Tensor, tied: tf.Tensor) -> tf.Tensor:
-        beyond, tied = tf.cast(beyond, tf.float32), tf.cast(tied, tf.float32)
-        left = (size - tf.reduce_sum(beyond, axis=1, keepdims=True)) / tf.reduce_sum(tied, axis=1, keepdims=True)
-        return tf.reshape(beyond + tied * left, tf.shape(heat))
-
-    hot_cut, cold_cut = ordered[:, pixels - count][:, None], ordered[:, count - 1][:, None]
-    return weights(flat > hot_cut, flat == hot_cut), weights(flat < cold_cut, flat == cold_cut)
+    inside = tf.reshape(region, (-1, pixels)) > 0
+    size = share * tf.reduce_sum(tf.cast(inside, tf.float32), axis=1, keepdims=True)
+    ordered = tf.sort(tf.where(inside, flat, -np.inf), axis=1, direction="DESCENDING")
+    count = tf.cast(tf.math.ceil(size), tf.int32)
+    cut = tf.gather(ordered, tf.maximum(count - 1, 0), batch_dims=1)
+    beyond = tf.cast(inside & (flat > cut), tf.float32)
+    tied = tf.cast(inside & (flat == cut), tf.float32)
+    left = tf.math.divide_no_nan(size - tf.reduce_sum(beyond, axis=1, keepdims=True), tf.reduce_sum(tied, 1, True))
+    return tf.reshape(beyond + tied * left, tf.shape(heat))
 
 
-def deleted(images: tf.Tensor, maps: tf.Tensor, share: float = DELETED_SHARE) -> tuple[tf.Tensor, tf.Tensor]:
+def hottest(
+    heat: tf.Tensor, share: float = DELETED_SHARE, region: tf.Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Weights (N, H, W) that delete the hottest `share` of each map's pixels, and its coldest; within
+    `region` (N, H, W) when given (a FOMO object's neighbourhood), else the whole map."""
+    region = tf.ones_like(heat) if region is None else region
+    return _hottest(heat, share, region), _hottest(-heat, share, region)
+
+
+def deleted(
+    images: tf.Tensor, maps: tf.Tensor, share: float = DELETED_SHARE, region: tf.Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Two copies of the model inputs (N, H, W, C): the maps' hottest `share` replaced by the blurred
-    image, and their coldest `share` replaced by it. maps: (N, h, w), upsampled bilinearly."""
-    heat = tf.image.resize(maps[..., None], images.shape[1:3], method="bilinear")[..., 0]
+    image, and their coldest `share` replaced by it. maps: (N, h, w), upsampled bilinearly; region:
+    (N, h', w') where to delete (None: everywhere), upsampled to the nearest."""
+    size = images.shape[1:3]
+    heat = tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+    if region is not None:
+        region = tf.image.resize(tf.cast(region, tf.float32)[..., None], size, method="nearest")[..., 0]
     fill = blurred(images)
 
     def replace(weights: tf.Tensor) -> tf.Tensor:
         w = weights[..., None]
         return images * (1 - w) + fill * w
 
-    hot, cold = hottest(heat, share)
+    hot, cold = hottest(heat, share, region)
     return replace(hot), replace(cold)
 
 
@@ -126,13 +143,14 @@ def score(before: tf.Tensor, without_hot: tf.Tensor, without_cold: tf.Tensor, si
 
 def measure(
     logits_of: Callable[[tf.Tensor], tf.Tensor],
-    task: SampleTask,
+    task: Task,
     parts: list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]],
 ) -> list[tf.Tensor]:
     """The faithfulness of each part's maps (N,), a part being (model inputs (N, H, W, C), their maps
-    (N, h, w), the logits of the inputs, the class each map explains (N,)): every deleted copy of
-    every part through the model as one batch. logits_of: model inputs -> logits."""
-    copies = [c for inputs, maps, _, _ in parts for c in deleted(inputs, maps)]
+    (N, h, w), the logits of the inputs, what each map explains (N, ...): a class, or a FOMO object's
+    mask): every deleted copy of every part through the model as one batch, deleted within the
+    task's region of each target. logits_of: model inputs -> logits."""
+    copies = [c for inputs, maps, _, targets in parts for c in deleted(inputs, maps, region=task.region(targets))]
     altered = logits_of(tf.concat(copies, axis=0))
     scored, start = [], 0
     for inputs, _, logits, classes in parts:
@@ -142,3 +160,22 @@ def measure(
         scored.append(score(*evidence, signed=task.signed))
         start += 2 * n
     return scored
+
+
+def scorer(adapter: Forward) -> Callable[..., np.ndarray]:
+    """Scores maps made by another pass (FOMO's objects, whose CAM pass starts above the pixels):
+    (images, owners, raw maps, logits, targets) -> the faithfulness of each map, traced once."""
+    specs = [
+        tf.TensorSpec((None, *adapter.image_shape), tf.float32),
+        tf.TensorSpec((None,), tf.int32),
+        tf.TensorSpec((None, None, None), tf.float32),
+        tf.TensorSpec((None, *adapter.output_shape), tf.float32),
+        tf.TensorSpec((None, *adapter.output_shape), tf.float32),
+    ]
+
+    def run(images, owners, maps, logits, targets):
+        part = (tf.gather(images, owners), maps, logits, targets)
+        return measure(lambda x: adapter(x).scores, adapter.task, [part])[0]
+
+    traced = tf.function(run, input_signature=specs)
+    return lambda *args: traced(*(tf.constant(a, s.dtype) for a, s in zip(args, specs, strict=True))).numpy()

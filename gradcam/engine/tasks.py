@@ -19,6 +19,7 @@ import tensorflow as tf
 from gradcam.errors import GradcamError
 
 PREDICTED = -1  # target index meaning "the class the model predicts"
+NEIGHBOURHOOD = 2  # a FOMO object's faithfulness deletes pixels within this many cells of its own
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Task:
 
     name: str
     activation: Callable[[tf.Tensor], tf.Tensor]  # logits -> the model's outputs
+    signed = True  # deleting what a map highlights should lower its evidence (a value may move either way)
 
     def target_spec(self, output_shape: tuple[int, ...]) -> tf.TensorSpec:
         """What `target` takes per explained map: a class index (PREDICTED: the prediction)."""
@@ -67,6 +69,15 @@ class Task:
         """y^c per sample, before the activation."""
         raise NotImplementedError
 
+    def evidence(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """In the CAM pass: each map's evidence for its target, the score before saturation that its
+        faithfulness is read on (gradcam.engine.faithfulness)."""
+        raise NotImplementedError
+
+    def region(self, targets: tf.Tensor) -> tf.Tensor | None:
+        """Where a map's faithfulness deletes pixels, (N, h, w) at any resolution; None: everywhere."""
+        return None
+
     def unknown_labels(self, labels: list[str], classes: list[str]) -> list[str]:
         """Labels that can never be judged correct: not among the classes."""
         return [label for label in labels if label not in classes]
@@ -82,7 +93,6 @@ class SampleTask(Task):
     how a map's faithfulness is scored on it."""
 
     classifies = True  # the answers are classes: a mistake has a true class, whose map it gets too
-    signed = True  # deleting what a map highlights should lower its evidence (a value may move either way)
 
     def predicted(self, logits: tf.Tensor) -> tf.Tensor:
         """In the CAM pass: the predicted class index per sample."""
@@ -233,6 +243,22 @@ class Detection(Task):
 
     def target(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         return tf.reduce_sum(logits * targets, axis=(1, 2, 3))
+
+    def evidence(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """The object's class's log-odds per cell (its logit against the log-sum-exp of the other
+        channels), averaged over the object's cells."""
+        classes = tf.argmax(tf.reduce_sum(targets, axis=(1, 2)), axis=-1, output_type=tf.int32)
+        channel = tf.one_hot(classes, tf.shape(logits)[-1])[:, None, None, :] > 0
+        own = tf.reduce_sum(tf.where(channel, logits, 0.0), axis=-1)
+        others = tf.reduce_logsumexp(tf.where(channel, -np.inf, logits), axis=-1)
+        cells = tf.reduce_max(targets, axis=-1)
+        return tf.math.divide_no_nan(tf.reduce_sum((own - others) * cells, axis=(1, 2)), tf.reduce_sum(cells, (1, 2)))
+
+    def region(self, targets: tf.Tensor) -> tf.Tensor:
+        """The object's neighbourhood: its cells and NEIGHBOURHOOD cells around them."""
+        cells = tf.reduce_max(targets, axis=-1, keepdims=True)
+        size = 2 * NEIGHBOURHOOD + 1
+        return tf.nn.max_pool2d(cells, size, 1, "SAME")[..., 0]
 
     def target_index(self, label: str | None, classes: list[str]) -> int:
         if label is not None:

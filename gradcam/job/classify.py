@@ -97,5 +97,5 @@ class ClassifyStages:
         return Outcome(answer.label, confidence, correct, error, scores)
 
     def totals(self, records: list[SampleRecord]) -> Totals:
-        trust = totals.trust(records, TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
+        trust = totals.trust(totals.map_scores(records), TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
         return Totals(trust, tflite=totals.tflite(self.tflite, records))

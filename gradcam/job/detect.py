@@ -11,6 +11,8 @@ import numpy as np
 
 from gradcam.edge.dataset import Sample
 from gradcam.engine import detection, fomo
+from gradcam.engine.faithfulness import TRUST_THRESHOLD
+from gradcam.engine.objects import ObjectMaps
 from gradcam.engine.preprocess import display_image
 from gradcam.engine.tflite import Comparison
 from gradcam.explainer import Explainer
@@ -19,8 +21,8 @@ from gradcam.job.inputs import ImageInputs, Prepared
 from gradcam.job.pictures import PictureOptions, draw, object_caption, tflite_kind
 from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, Pictures, Rendered, SampleRecord, Totals
 
-# A sample's frame, objects and maps, and the TFLite model's output grid if it ran.
-ModelOutput = tuple[detection.Frame, detection.Plan, list[np.ndarray], np.ndarray | None]
+# A sample's frame, objects with their maps, and the TFLite model's output grid if it ran.
+ModelOutput = tuple[detection.Frame, ObjectMaps, np.ndarray | None]
 
 
 class DetectStages:
@@ -57,16 +59,16 @@ class DetectStages:
         model = self.tflite and self.tflite.model
         grids = model.predict(inputs).reshape(len(batch), *explainer.adapter.output_shape) if model else None
         return [
-            (frame, plan, cams, None if grids is None else grids[i])
-            for i, (frame, (plan, cams)) in enumerate(zip(frames, explained, strict=True))
+            (frame, objects, None if grids is None else grids[i])
+            for i, (frame, objects) in enumerate(zip(frames, explained, strict=True))
         ]
 
     def render(self, prepared: Prepared, output: ModelOutput) -> Rendered:
-        frame, plan, cams, grid = output
-        explanation = detection.finish(display_image(prepared.image, self.explainer.spec), frame, plan, cams)
+        frame, objects, grid = output
+        explanation = detection.finish(display_image(prepared.image, self.explainer.spec), frame, objects)
         record = _record(prepared.sample, explanation)
         if grid is not None:
-            record = self._compared(record, plan, grid)
+            record = self._compared(record, objects.plan, grid)
         kind = tflite_kind(self.tflite)
         return Rendered(record, Pictures(draw(explanation, self.pictures, object_caption(record, kind))))
 
@@ -79,13 +81,14 @@ class DetectStages:
         return replace(record, tflite=tflite, agrees=fomo.same_objects(keras, found))
 
     def totals(self, records: list[SampleRecord]) -> Totals:
-        return Totals(detection=totals.detection(records, self.threshold), tflite=totals.tflite(self.tflite, records))
+        trust = totals.trust(totals.object_scores(records), TRUST_THRESHOLD, per_class=True)
+        return Totals(trust, totals.detection(records, self.threshold), totals.tflite(self.tflite, records))
 
 
 def _record(sample: Sample, explanation: detection.DetectionExplanation) -> SampleRecord:
     """An image's detections against its boxes, and every object with its map's peak."""
     objects = tuple(
-        ObjectRecord(o.kind, o.label, o.confidence, o.centroid, o.box, o.peak, o.peak_in_box)
+        ObjectRecord(o.kind, o.label, o.confidence, o.centroid, o.box, o.peak, o.peak_in_box, o.faithfulness)
         for o in explanation.objects
     )
     found = [o for o in objects if o.kind == "detection"]
@@ -95,12 +98,9 @@ def _record(sample: Sample, explanation: detection.DetectionExplanation) -> Samp
         explanation.correct,
     )
     blank = bool(objects) and all(o.peak is None for o in objects)
+    scores = [o.faithfulness for o in objects if o.faithfulness is not None]
+    facts = MapFacts("", None, blank, min(scores, default=None))  # the image's least faithful object map
     truth = None if sample.boxes is None else ", ".join(sorted(b.label for b in sample.boxes))
     return SampleRecord(
-        sample.path,
-        sample.category,
-        truth,
-        answer,
-        MapFacts("", None, blank),
-        detection=Objects(explanation.counts, objects),
+        sample.path, sample.category, truth, answer, facts, detection=Objects(explanation.counts, objects)
     )

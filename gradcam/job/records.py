@@ -44,6 +44,7 @@ class ObjectRecord:
     box: Box | None  # the box it matched, or the missed box
     peak: tuple[float, float] | None  # the file's pixels; None: the map is all zero
     peak_in_box: bool | None  # None: there is no box
+    faithfulness: float | None = None  # within the object's neighbourhood; None: not measured
 
     @property
     def matched(self) -> bool:

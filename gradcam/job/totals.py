@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,22 +33,33 @@ def tally(records: Sequence[SampleRecord], skipped: Sequence[Skipped]) -> Tally:
     return Tally(folders["correct"], folders["incorrect"], folders["unlabeled"], len(skipped), blank)
 
 
-def trust(records: Sequence[SampleRecord], threshold: float, per_class: bool) -> Trust | None:
+def trust(scores: Iterable[tuple[str, float | None]], threshold: float, per_class: bool) -> Trust | None:
     """How many maps to trust (faithfulness >= threshold) and their mean score, in all and, when
-    per_class, per explained class; None when faithfulness was not measured."""
-    scored = [r for r in records if r.map.faithfulness is not None]
-    if not scored:
+    per_class, per class; scores: (the class a map explains, its faithfulness or None). None when
+    no map was scored."""
+    groups: dict[str, list[float]] = {}
+    for name, value in scores:
+        if value is not None:
+            groups.setdefault(name, []).append(value)
+    if not groups:
         return None
 
-    def row(rows: list[SampleRecord]) -> TrustRow:
-        values = [r.map.faithfulness for r in rows]
-        return TrustRow(len(rows), sum(v >= threshold for v in values), float(np.mean(values)))
+    def row(values: list[float]) -> TrustRow:
+        return TrustRow(len(values), sum(v >= threshold for v in values), float(np.mean(values)))
 
-    groups: dict[str, list[SampleRecord]] = {}
-    for r in scored:
-        groups.setdefault(r.map.explained, []).append(r)
+    every = [v for name in groups for v in groups[name]]
     classes = {name: row(groups[name]) for name in sorted(groups)} if per_class else {}
-    return Trust(threshold, row(scored), classes)
+    return Trust(threshold, row(every), classes)
+
+
+def map_scores(records: Sequence[SampleRecord]) -> list[tuple[str, float | None]]:
+    """Each sample's map: the class it explains and its faithfulness."""
+    return [(r.map.explained, r.map.faithfulness) for r in records]
+
+
+def object_scores(records: Sequence[SampleRecord]) -> list[tuple[str, float | None]]:
+    """Each object's map (FOMO): its class and its faithfulness."""
+    return [(o.label, o.faithfulness) for r in records if r.detection for o in r.detection.objects]
 
 
 def detection(records: Sequence[SampleRecord], threshold: float) -> DetectionTotals:

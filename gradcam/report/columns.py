@@ -57,6 +57,7 @@ OBJECT_FIELDS = (
     "peak_y",
     "peak_in_box",
     "blank",
+    "faithfulness",
 )
 
 
@@ -95,6 +96,7 @@ def object_row(o: ObjectRecord) -> dict:
         "peak_y": peak_y,
         "peak_in_box": o.peak_in_box,
         "blank": o.peak is None,
+        "faithfulness": o.faithfulness,
     }
 
 

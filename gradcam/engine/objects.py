@@ -1,0 +1,57 @@
+"""FOMO's pass over a batch: decode every image's grid, plan its targets (each detection, each missed
+box), explain them all in one CAM pass, and score each object's map for faithfulness within its
+neighbourhood. The layers below the shallowest explained one run once per image (ModelAdapter.cut)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from gradcam.engine import detection
+from gradcam.engine.faithfulness import DECIMALS
+from gradcam.engine.fomo import Box
+
+
+class ObjectMaps(NamedTuple):
+    """One image's objects: its plan (detections and missed boxes), their normalised maps, and each
+    map's faithfulness (None: not measured, or a box of no model class)."""
+
+    plan: detection.Plan
+    cams: list[np.ndarray]
+    faithfulness: list[float | None]
+
+
+def explain_objects(
+    explainer, inputs: np.ndarray, frames: Sequence[detection.Frame], boxes: Sequence[Sequence[Box] | None], threshold
+) -> list[ObjectMaps]:
+    """A preprocessed batch -> per image, its objects with their maps (explainer: gradcam.explainer.Explainer)."""
+    start = explainer.start(inputs)
+    grids = explainer.forward.predict(start)
+    plans = [
+        detection.plan(i, grid, frame, explainer.classes, image_boxes, threshold)
+        for i, (grid, frame, image_boxes) in enumerate(zip(grids, frames, boxes, strict=True))
+    ]
+    targets = [t for p in plans for t in p.targets]
+    maps, scores = [], []
+    if targets:
+        masks = np.stack([t.mask(explainer.adapter.num_outputs) for t in targets])
+        owners = np.array([t.owner for t in targets], np.int32)
+        batch = explainer.cam(start, masks, owners)
+        scores = _scores(explainer.score_objects, inputs, owners, batch, masks, targets)
+        maps = list(explainer.normalised(batch).maps)
+    out, first = [], 0
+    for p in plans:
+        last = first + len(p.targets)
+        out.append(ObjectMaps(p, maps[first:last], scores[first:last]))
+        first = last
+    return out
+
+
+def _scores(score: Callable | None, inputs, owners, batch, masks, targets) -> list[float | None]:
+    """Each object map's faithfulness (from its raw map), None where not measured."""
+    if score is None:
+        return [None] * len(targets)
+    found = score(inputs, owners, batch.maps, batch.scores, masks)
+    return [None if t.class_index < 0 else round(float(s), DECIMALS) for t, s in zip(targets, found, strict=True)]
