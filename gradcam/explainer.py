@@ -12,8 +12,8 @@ on what it highlights.
         result.faithfulness, result.contrast and result.contrast.heatmap   # contrast: None if correct
 
 A FOMO model's explainer gives, per image, every detection and every missed box with its map:
-    for result in explainer.detect(images, boxes):  # boxes: gradcam.engine.fomo.Box lists, or None
-        result.counts, [(o.label, o.kind, o.peak_in_box) for o in result.objects]
+    for result in explainer.detect(images, boxes):  # boxes: lists of gradcam.Box, or None
+        result.counts, [(o.label, o.kind, o.peak_in_box, o.faithfulness) for o in result.objects]
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ class Explainer:
         impulse_shape: tuple[int, int, int] | None = None,
         faithfulness: bool = True,
     ):
-        """faithfulness: score every map (two more forward passes per image, in the same pass;
-        gradcam.engine.faithfulness); FOMO's objects are not scored."""
+        """faithfulness: score every map (two more forward passes per map, gradcam.engine.faithfulness);
+        a FOMO model's every object."""
         self.adapter = ModelAdapter(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
