@@ -8,6 +8,10 @@ __all__ = ["Box", "Explainer", "Explanation", "GradcamError", "load_model"]
 
 
 def __getattr__(name: str):
+    if name in ("Explainer", "Explanation", "load_model"):
+        from gradcam.quiet import import_quietly
+
+        import_quietly()
     if name in ("Explainer", "Explanation"):
         from gradcam import explainer
 

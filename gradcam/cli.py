@@ -9,6 +9,7 @@ import functools
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from gradcam.choices import (
     RESIZE_MODES,
 )
 from gradcam.errors import GradcamError
-from gradcam.quiet import native_stderr_captured
+from gradcam.quiet import import_quietly
 from gradcam.settings import Settings
 
 log = logging.getLogger("gradcam")
@@ -175,70 +176,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**values)
 
 
-def _import_quietly() -> None:
-    """Import TensorFlow and Keras with their C++ start-up chatter kept off stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr_captured():
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-        import tf_keras  # noqa: F401
-
-
-def _share(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.1%}"
-
-
-def _report(summary) -> None:
-    """The log's closing lines: counts, totals, stage times, and the warnings last."""
-    info = summary.info
-    tally, kind = info.tally, info.totals
-    labelled = tally.correct + tally.incorrect
-    accuracy = f", accuracy {tally.correct / labelled:.1%}" if labelled else ""
-    log.info(
-        "done: %d correct, %d incorrect, %d unlabeled, %d skipped%s",
-        tally.correct,
-        tally.incorrect,
-        tally.unlabeled,
-        tally.skipped,
-        accuracy,
-    )
-    for skipped in info.skipped:
-        log.info("skipped %s: %s", skipped.source, skipped.reason)
-    if kind.detection:
-        counts = kind.detection.total.counts
-        rates = (_share(counts.precision), _share(counts.recall), _share(counts.f1))
-        log.info(
-            "objects: %d found, %d false, %d missed; precision %s, recall %s, F1 %s",
-            counts.tp,
-            counts.fp,
-            counts.fn,
-            *rates,
-        )
-    if kind.trust:
-        total = kind.trust.total
-        log.info(
-            "faithfulness: mean %.2f; %d of %d maps to trust (>= %s)",
-            total.mean,
-            total.trusted,
-            total.maps,
-            kind.trust.threshold,
-        )
-    tflite = kind.tflite
-    if tflite and tflite.compared:
-        log.info(
-            "%s (%s): agrees with the Keras model on %d of %d images; %d disagreements",
-            tflite.model,
-            tflite.kind,
-            tflite.compared - tflite.disagreements,
-            tflite.compared,
-            tflite.disagreements,
-        )
-    log.info("stage times: %s", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_times.items()))
-    log.info("wrote %s", summary.zip_path)
-    for warning in info.warnings:  # last, where a reader of Studio's log looks
-        log.warning("WARNING: %s", warning)
-
-
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The flags, each checked before any work starts; a bad one exits 2 with one line."""
     p = parser()
@@ -250,19 +187,62 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class Terminated(BaseException):
+    """SIGTERM (`docker stop`, Studio cancelling the job), raised where the job is, so that it ends
+    as Ctrl-C does: its half-written deploy.zip removed."""
+
+
+def _terminate(signum, frame) -> NoReturn:
+    raise Terminated
+
+
+def _missing(args: argparse.Namespace) -> str | None:
+    """A file a flag names that is not there, or a TFLite model given as --model: found before
+    TensorFlow loads (the modules say the same to Python API users)."""
+    if args.model is not None and not args.model.is_file():
+        return f"{args.model}: model file not found"
+    if args.model is not None and args.model.suffix.lower() == ".tflite":
+        return f"{args.model} is a TFLite model: pass the Keras .h5 as --model and this file as --tflite"
+    if args.dataset is not None and not args.dataset.exists():
+        return f"{args.dataset}: dataset not found (expected an export zip or its folder)"
+    if args.tflite is not None and not args.tflite.is_file():
+        return f"{args.tflite}: TFLite model not found"
+    if args.metadata is not None and not args.metadata.is_file():
+        return f"{args.metadata}: deployment metadata not found"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    _import_quietly()
-    settings = settings_from(args)
+    missing = _missing(args)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        if settings.list_layers:
-            print(list_layers(settings))
-        else:
-            _report(run(settings))
+        return _main(settings_from(args))
     except GradcamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; deploy.zip not written", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("terminated; deploy.zip not written", file=sys.stderr)
+        return 143
+
+
+def _main(settings: Settings) -> int:
+    if settings.list_layers:
+        import_quietly()
+        print(list_layers(settings))
+        return 0
+    log.info("loading TensorFlow")
+    import_quietly()
+    from gradcam.job.run import log_summary
+
+    log_summary(run(settings))
     return 0
 
 

@@ -70,6 +70,17 @@ class Explanation:
     def answer(self) -> Answer:
         return Answer(self.prediction, self.label, self.confidence, self.scores)
 
+    def __repr__(self) -> str:
+        """What a person printing a result wants: the answer, the map's size, peak and trust."""
+        height, width = self.cam.shape
+        parts = [f"label={self.label!r}", f"confidence={self.confidence:.3f}", f"map={height}x{width}"]
+        parts.append(f"peak={self.peak}")
+        if self.faithfulness is not None:
+            parts.append(f"faithfulness={self.faithfulness:.2f}")
+        if self.contrast is not None:
+            parts.append(f"contrast={self.contrast.explained!r}")
+        return f"Explanation({', '.join(parts)})"
+
     @property
     def blank(self) -> bool:
         """True when nothing in the image raised the explained score: the map is all zero."""

@@ -1,5 +1,5 @@
 """Native libraries' start-up chatter (TensorFlow's absl and oneDNN notices, TFLite's XNNPACK
-line) kept off stderr, which carries only the job's one-line errors. Python's
+line, OpenCV's warnings) kept off stderr, which carries only the job's one-line errors. Python's
 TF_CPP_MIN_LOG_LEVEL does not reach all of it, so file descriptor 2 itself is redirected."""
 
 from __future__ import annotations
@@ -28,3 +28,17 @@ def native_stderr_captured() -> Iterator[None]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def import_quietly() -> None:
+    """Import TensorFlow and Keras with their C++ start-up chatter kept off stderr (once, however
+    often called), and keep OpenCV's warnings (a truncated PNG's) off it too: such an image is
+    skipped with its reason."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_captured():
+        import cv2
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+        import tf_keras  # noqa: F401
+
+    cv2.setLogLevel(2)  # errors only

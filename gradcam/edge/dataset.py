@@ -14,6 +14,7 @@ import json
 import re
 import stat
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -36,6 +37,7 @@ class Sample:
     label: str | None
     category: str
     boxes: tuple[Box, ...] | None = None  # objects in the image (file pixels); None: no boxes listed
+    named: bool = False  # the label was taken from the file name: info.labels does not list the file
 
 
 @dataclass
@@ -176,10 +178,31 @@ def _collect(
         # An image listed in a bounding_boxes.labels file is an object detection sample: its name
         # holds no class.
         label = None if path in box_files else fallback_label(name)
-        samples.append(Sample(path, label, _category_of(path), box_files.get(path)))
-    if not samples and not skipped:
-        raise GradcamError(f"{source}: no {category} images found (expected an Edge Impulse export)")
+        samples.append(Sample(path, label, _category_of(path), box_files.get(path), named=label is not None))
+    if not samples:
+        raise GradcamError(_nothing_usable(source, category, skipped, _categories(files, info_labels)))
     return samples, skipped
+
+
+def _categories(files: list[str], info_labels: dict | None) -> Counter:
+    """How many image files each category holds."""
+    entries = {str(e.get("path", "")).removeprefix("./"): e for e in (info_labels or {}).get("files", [])}
+    images = [path for path in files if path.lower().endswith(IMAGE_SUFFIXES)]
+    return Counter(_category_of(path, entries.get(path)) for path in images)
+
+
+def _nothing_usable(source: Path, category: str, skipped: list[tuple[str, str]], categories: Counter) -> str:
+    """Why a dataset has no image to explain, and what it holds instead."""
+    others = {name: count for name, count in categories.items() if name != category}
+    if others and not skipped:
+        held = ", ".join(f"{count} {name}" for name, count in sorted(others.items()))
+        choices = " or ".join([name for name in sorted(others) if name in CATEGORIES] + ["all"])
+        return f"{source}: no {category} images found (it holds {held} images: use --category {choices})"
+    if skipped:
+        found = "; ".join(f"{path}: {reason}" for path, reason in skipped[:3])
+        more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        return f"{source}: no usable {category} image (found {found}{more}); expected an Edge Impulse export"
+    return f"{source}: no {category} images found (expected an Edge Impulse export)"
 
 
 def _parse_info_labels(source: Path, text: bytes | None) -> dict | None:

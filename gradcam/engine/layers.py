@@ -22,6 +22,7 @@ head (FOMO's cut point, 1/8 of the input) with the chosen method, fused with the
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from dataclasses import dataclass
 
@@ -167,7 +168,9 @@ def _named(layers: list[Layer], all_paths: list[tuple], name: str) -> Layer:
     matches = [p for p in all_paths if path_name(p) == name] or [p for p in all_paths if p[-1].name == name]
     if len(matches) != 1:
         found = "no such layer" if not matches else f"{len(matches)} layers of that name"
-        raise GradcamError(f"layer {name!r}: {found} in the model (run with --list-layers to see its layers)")
+        close = [] if matches else difflib.get_close_matches(name, [layer.name for layer in layers], n=3, cutoff=0.8)
+        guess = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise GradcamError(f"layer {name!r}: {found} in the model{guess} (run with --list-layers to see its layers)")
     for layer in layers:
         if layer.path == matches[0]:
             return layer

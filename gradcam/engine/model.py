@@ -40,11 +40,19 @@ def _load_file(path: Path):
     raise GradcamError(f"{path}: cannot load the Keras model ({'; '.join(errors)})")
 
 
+def _is_tflite(path: Path) -> bool:
+    """A TFLite flatbuffer: its identifier, TFL3, follows the 4-byte root offset."""
+    with open(path, "rb") as f:
+        return f.read(8)[4:8] == b"TFL3"
+
+
 def load_model(path: str | Path):
     """Load a `.h5`, `.keras`, or a zip holding `model.h5` (Studio's download) without compiling it."""
     path = Path(path)
     if not path.is_file():
         raise GradcamError(f"{path}: model file not found")
+    if path.suffix.lower() == ".tflite" or _is_tflite(path):
+        raise GradcamError(f"{path} is a TFLite model: pass the Keras .h5 as --model and this file as --tflite")
     if path.suffix.lower() != ".zip":
         return _load_file(path)
     try:

@@ -5,6 +5,7 @@ totals and warnings -> deploy.zip."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,8 @@ class Job:
         explainer = self.explainer
         log.info("%s; task %s", _describe_layers(explainer), explainer.task.name)
         labels = self._label_warning(dataset.samples, stages.detection)
-        for warning in (labels, totals.coarse_warning(explainer.resolution, explainer.layer_name)):
+        named = totals.named_warning(sum(s.named for s in dataset.samples), len(dataset.samples))
+        for warning in (named, labels, totals.coarse_warning(explainer.resolution, explainer.layer_name)):
             if warning:
                 log.warning("warning: %s", warning)
 
@@ -93,8 +95,10 @@ class Job:
         explainer, settings = self.explainer, self.settings
         tally, kind_totals = totals.tally(records, skipped), stages.totals(records)
         explained = {r.source for r in records}
+        used = [s for s in samples if s.path in explained]
         warnings = totals.warnings(
-            self._label_warning([s for s in samples if s.path in explained], stages.detection),
+            totals.named_warning(sum(s.named for s in used), len(used)),
+            self._label_warning(used, stages.detection),
             totals.tflite_warning(kind_totals.tflite),
             totals.coarse_warning(explainer.resolution, explainer.layer_name),
             totals.blank_warning(tally, len(records), settings.target_class),
@@ -140,10 +144,70 @@ def run(source: Source) -> Summary:
     settings = source.settings.with_defaults()
     if settings.model is None or (settings.dataset is None and source.fetch is None):
         raise GradcamError("nothing to explain: give --model and --dataset, --api-key, or --metadata")
+    log.info("loading the model %s", settings.model.name)
+    started = time.monotonic()
     model = load_model(settings.model)
     if source.fetch is None:
         with open_dataset(settings.dataset, settings.category) as dataset:
-            return Job.build(model, settings, settings.classes or dataset.labels or None).run(dataset)
+            job = Job.build(model, settings, settings.classes or dataset.labels or None)
+            log.info("model ready after %.1fs", time.monotonic() - started)
+            return job.run(dataset)
     job = Job.build(model, settings, settings.classes)  # checked before the export's long wait
+    log.info("model ready after %.1fs", time.monotonic() - started)
     with open_dataset(source.fetch(), settings.category) as dataset:
         return job.run(dataset)
+
+
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def log_summary(summary: Summary) -> None:
+    """The log's closing lines: counts, totals, stage times, and the warnings last."""
+    info = summary.info
+    tally, kind = info.tally, info.totals
+    labelled = tally.correct + tally.incorrect
+    accuracy = f", accuracy {tally.correct / labelled:.1%}" if labelled else ""
+    log.info(
+        "done: %d correct, %d incorrect, %d unlabeled, %d skipped%s",
+        tally.correct,
+        tally.incorrect,
+        tally.unlabeled,
+        tally.skipped,
+        accuracy,
+    )
+    for skipped in info.skipped:
+        log.info("skipped %s: %s", skipped.source, skipped.reason)
+    if kind.detection:
+        counts = kind.detection.total.counts
+        rates = (_share(counts.precision), _share(counts.recall), _share(counts.f1))
+        log.info(
+            "objects: %d found, %d false, %d missed; precision %s, recall %s, F1 %s",
+            counts.tp,
+            counts.fp,
+            counts.fn,
+            *rates,
+        )
+    if kind.trust:
+        total = kind.trust.total
+        log.info(
+            "faithfulness: mean %.2f; %d of %d maps to trust (>= %s)",
+            total.mean,
+            total.trusted,
+            total.maps,
+            kind.trust.threshold,
+        )
+    tflite = kind.tflite
+    if tflite and tflite.compared:
+        log.info(
+            "%s (%s): agrees with the Keras model on %d of %d images; %d disagreements",
+            tflite.model,
+            tflite.kind,
+            tflite.compared - tflite.disagreements,
+            tflite.compared,
+            tflite.disagreements,
+        )
+    log.info("stage times: %s", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_times.items()))
+    log.info("wrote %s", summary.zip_path)
+    for warning in info.warnings:  # last, where a reader of Studio's log looks
+        log.warning("WARNING: %s", warning)

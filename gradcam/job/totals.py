@@ -118,6 +118,16 @@ def label_warning(unknown: Counter[str], classes: Sequence[str], objects: bool =
     )
 
 
+def named_warning(named: int, images: int) -> str | None:
+    """Images whose labels came from their file names, info.labels not listing them."""
+    if not named:
+        return None
+    return (
+        f"{named} of {images} images are not listed in info.labels: their labels were taken from their file "
+        "names (the part before the first dot); check them, or export the dataset from Edge Impulse"
+    )
+
+
 def coarse_warning(resolution: tuple[int, int], layer: str) -> str | None:
     height, width = resolution
     if min(height, width) >= MIN_RESOLUTION:

@@ -1,0 +1,190 @@
+"""What a new user trips over on the command line: files that are not what a flag expects, signals,
+library chatter, a silent start-up, and what a result prints as."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from gradcam.engine import layers
+from gradcam.errors import GradcamError
+from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, jpeg, write_export
+
+JOB = ["--model", SHAPES / "model.h5", "--resize-mode", "fit-short", "--classes", ",".join(SHAPE_CLASSES)]
+
+
+def _run(*args, **options):
+    return subprocess.run(
+        [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600, **options
+    )
+
+
+def _refused(result) -> str:
+    """The one line of a run that stopped with exit 2, having written nothing."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_a_model_zip_given_as_the_dataset_is_refused_saying_what_it_holds(tmp_path):
+    model_zip = tmp_path / "trained.h5.zip"
+    with zipfile.ZipFile(model_zip, "w") as archive:
+        archive.write(SHAPES / "model.h5", "model.h5")
+    line = _refused(_run(*JOB, "--dataset", model_zip, "--out", tmp_path / "out"))
+    assert line == (
+        f"error: {model_zip}: no usable testing image (found model.h5: not an image (expected one of .jpg, "
+        ".jpeg, .png, .bmp, .webp)); expected an Edge Impulse export"
+    )
+    assert not (tmp_path / "out" / "deploy.zip").exists()
+
+
+def test_an_export_with_training_images_only_says_which_category_to_ask_for(tmp_path):
+    images = [(f"training/s{i}.jpg", "circle", jpeg(np.full((40, 40, 3), 90 * i, np.uint8))) for i in range(3)]
+    export = write_export(tmp_path / "export.zip", images)
+    line = _refused(_run(*JOB, "--dataset", export, "--out", tmp_path / "out"))
+    assert line == (
+        f"error: {export}: no testing images found (it holds 3 training images: use --category training or all)"
+    )
+
+
+def test_labels_taken_from_file_names_are_a_warning(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
+        files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"][:4]
+        for f in files:
+            (folder / f"{f['label']['label']}.{f['path'].split('/')[-1]}").write_bytes(archive.read(f["path"]))
+    result = _run(*JOB, "--dataset", folder, "--classes", ",".join(SHAPE_CLASSES), "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    warning = (
+        "4 of 4 images are not listed in info.labels: their labels were taken from their file names (the part "
+        "before the first dot); check them, or export the dataset from Edge Impulse"
+    )
+    assert f"warning: {warning}" in result.stdout.splitlines(), "said before the work"
+    assert result.stdout.splitlines()[-1] == f"WARNING: {warning}", "and again last"
+
+
+def test_a_tflite_model_given_as_the_model_says_where_it_goes(tmp_path):
+    import tf_keras
+
+    from tests.test_tflite import to_tflite
+
+    model = tf_keras.Sequential([tf_keras.layers.InputLayer(input_shape=(4,)), tf_keras.layers.Dense(2)])
+    tflite = tmp_path / "trained.tflite"
+    tflite.write_bytes(to_tflite(model, None))
+    line = _refused(_run("--model", tflite, "--dataset", SHAPES / "export.zip", "--out", tmp_path / "out"))
+    assert line == f"error: {tflite} is a TFLite model: pass the Keras .h5 as --model and this file as --tflite"
+    renamed = tmp_path / "model.h5"  # the same bytes under a Keras name: found by their identifier
+    renamed.write_bytes(tflite.read_bytes())
+    from gradcam.engine.model import load_model
+
+    with pytest.raises(GradcamError, match="model.h5 is a TFLite model: pass the Keras .h5 as --model"):
+        load_model(renamed)
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--model", "error: {path}: model file not found"),
+        ("--dataset", "error: {path}: dataset not found (expected an export zip or its folder)"),
+        ("--tflite", "error: {path}: TFLite model not found"),
+    ],
+)
+def test_a_missing_file_is_refused_before_tensorflow_loads(flag, message, tmp_path):
+    path = tmp_path / "nowhere"
+    files = {"--model": SHAPES / "model.h5", "--dataset": SHAPES / "export.zip", flag: path}
+    argv = [str(part) for pair in files.items() for part in pair]
+    code = (
+        "import sys; from gradcam.cli import main; code = main(sys.argv[1:]); "
+        "print('tensorflow' in sys.modules); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [message.format(path=path)]
+    assert result.stdout.splitlines()[-1] == "False", "TensorFlow was not imported"
+
+
+def test_a_mistyped_layer_gets_the_closest_names():
+    import tf_keras
+
+    model = tf_keras.models.load_model(ROOT / "tests" / "fixtures" / "mobilenetv2_96.h5", compile=False)
+    with pytest.raises(GradcamError) as error:
+        layers.choose(model, "model/block_6_expand_rel", 96)
+    message = str(error.value)
+    assert message.startswith(
+        "layer 'model/block_6_expand_rel': no such layer in the model; did you mean 'model/block_6_expand_relu' or "
+    ), "the closest first"
+    assert message.endswith("? (run with --list-layers to see its layers)") and message.count("' or '") <= 2
+
+
+def _long_export(tmp_path, n: int = 2000):
+    """Enough images that the job is still running when it is signalled."""
+    rng = np.random.default_rng(0)
+    images = [cv2.resize(rng.integers(0, 256, (6, 8, 3), np.uint8), (160, 120)) for _ in range(8)]
+    samples = [(f"testing/s{i}.jpg", "circle", jpeg(images[i % 8])) for i in range(n)]
+    return write_export(tmp_path / "export.zip", samples)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "line"),
+    [
+        (signal.SIGINT, 130, "interrupted; deploy.zip not written"),
+        (signal.SIGTERM, 143, "terminated; deploy.zip not written"),
+    ],
+)
+def test_a_signal_ends_the_job_in_one_line_leaving_no_half_written_zip(signum, code, line, tmp_path):
+    out = tmp_path / "out"
+    argv = [sys.executable, "-u", "main.py", *map(str, [*JOB, "--dataset", _long_export(tmp_path), "--out", out])]
+    job = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    for output in job.stdout:
+        if output.startswith("explaining: ") or time.monotonic() - started > 120:
+            break
+    assert (out / "deploy.zip.partial").exists(), "signalled while writing"
+    job.send_signal(signum)
+    job.stdout.read()
+    assert job.wait(timeout=120) == code
+    assert job.stderr.read().splitlines() == [line]
+    assert list(out.iterdir()) == [], "no deploy.zip, no deploy.zip.partial"
+
+
+def test_a_truncated_png_is_skipped_without_opencvs_chatter_on_stderr(tmp_path):
+    png = cv2.imencode(".png", np.random.default_rng(0).integers(0, 256, (120, 160, 3), np.uint8))[1].tobytes()
+    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
+        first = next(f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing")
+        good = (first["path"], first["label"]["label"], archive.read(first["path"]))
+    export = write_export(tmp_path / "export.zip", [good, ("testing/cut.png", "circle", png[:400])])
+    result = _run(*JOB, "--dataset", export, "--out", tmp_path / "out")
+    assert result.returncode == 0 and result.stderr == ""
+    assert "skipped testing/cut.png: not a decodable image (corrupt or unsupported format)" in result.stdout
+
+
+def test_the_start_up_is_announced_before_the_first_image(tmp_path):
+    result = _run(*JOB, "--dataset", SHAPES / "export.zip", "--out", tmp_path)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "loading TensorFlow"
+    assert lines[1] == "loading the model model.h5"
+    ready = next(i for i, x in enumerate(lines) if x.startswith("model ready after "))
+    first = next(i for i, x in enumerate(lines) if x.startswith("explaining: "))
+    assert 1 < ready < first
+
+
+def test_a_result_prints_as_a_short_summary_and_the_import_is_quiet():
+    code = (
+        "import numpy as np; from gradcam import Explainer; "
+        "e = Explainer.from_file('examples/shapes/model.h5', ['circle', 'square', 'triangle'], "
+        "resize_mode='fit-short'); print(e.explain([np.full((120, 160, 3), 128, np.uint8)])[0])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", "TensorFlow's start-up messages stay off stderr"
+    [line] = result.stdout.splitlines()
+    assert line.startswith("Explanation(label='") and "confidence=" in line and "map=16x16" in line
+    assert "faithfulness=" in line and "array" not in line and len(line) < 200
