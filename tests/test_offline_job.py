@@ -86,7 +86,7 @@ def test_every_sample_is_in_the_zip_or_skipped_with_its_reason(job):
         assert skipped["testing/broken.jpg"].startswith("not a decodable image")
         assert skipped["testing/notes.txt"].startswith("not an image")
         first = cv2.imdecode(np.frombuffer(archive.read(overlays[0]), np.uint8), cv2.IMREAD_COLOR)
-    assert first.shape == (120, 160, 3), "overlays keep the original resolution"
+    assert first.shape == (240, 320, 3), "160x120 overlays enlarged twice: at least 256 pixels on the long side"
     assert {n.split("/")[0] for n in overlays} <= {"correct", "incorrect"}
 
 
@@ -215,16 +215,16 @@ def test_panel_layout_puts_original_heatmap_and_blend_side_by_side(tmp_path):
         }
     assert all(r["true_class_overlay"] == "" for r in rows), "a panel holds both maps"
     assert all(-1 <= float(r["faithfulness"]) <= 1 for r in rows)
-    original = cv2.imdecode(np.frombuffer(data, np.uint8), 1)
+    original = cv2.imdecode(np.frombuffer(data, np.uint8), 1).repeat(2, axis=0).repeat(2, axis=1)  # enlarged, sharp
     picture = pictures[path]
-    assert picture.shape == (120 + 28, 3 * 160, 3)
-    assert np.abs(picture[:120, :160].astype(int) - original.astype(int)).mean() < 4, "the first panel is the original"
+    assert picture.shape == (240 + 28, 3 * 320, 3), "tiles of the image enlarged to 320x240, one caption line"
+    assert np.abs(picture[:240, :320].astype(int) - original.astype(int)).mean() < 4, "the first panel is the original"
     mistake = pictures[mislabelled[0]]
-    assert mistake.shape == (120 + 2 * 28, 3 * 160, 3), "original, two blends, their titles and the caption"
-    assert np.abs(mistake[:120, :320].astype(int) - picture[:120, [*range(160), *range(320, 480)]]).mean() < 4, (
+    assert mistake.shape == (240 + 2 * 28, 3 * 320, 3), "original, two blends, their titles and the caption"
+    assert np.abs(mistake[:240, :640].astype(int) - picture[:240, [*range(320), *range(640, 960)]]).mean() < 4, (
         "the predicted class's blend is the same as the correct panel's"
     )
-    assert np.abs(mistake[:120, 160:320].astype(int) - mistake[:120, 320:].astype(int)).mean() > 4
+    assert np.abs(mistake[:240, 320:640].astype(int) - mistake[:240, 640:].astype(int)).mean() > 4
 
 
 def test_the_caption_marks_a_map_not_to_trust():
@@ -350,3 +350,32 @@ def test_camera_sized_photos_give_overlays_capped_in_size_and_peaks_in_file_pixe
         assert reduced["predicted"] == full["predicted"]
         for axis in ("peak_x", "peak_y"):
             assert abs(int(reduced[axis]) - int(full[axis])) <= cell / 2, (reduced, full)
+
+
+def test_a_96x96_image_gets_a_readable_panel_and_peaks_in_its_own_pixels(tmp_path):
+    """Edge Impulse's usual size: tiles enlarged three times (at least 256 pixels), the caption whole."""
+    small = [
+        (
+            path,
+            label,
+            jpeg(cv2.resize(cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), 1), cv2.COLOR_BGR2RGB), (96, 96))),
+        )
+        for path, label, data in _shape_samples(6)
+    ]
+    path, label, data = small[0]
+    wrong = CLASSES[(CLASSES.index(label) + 1) % 3]
+    export = write_export(tmp_path / "e.zip", [*small, (path.replace("testing/", "testing/x-"), wrong, data)])
+    args = ["--model", str(SHAPES / "model.h5"), "--dataset", str(export), "--classes", ",".join(CLASSES)]
+    assert main([*args, "--layout", "panel", "--out", str(tmp_path)]) == 0
+    with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
+        pictures = [cv2.imdecode(np.frombuffer(archive.read(r["overlay"]), np.uint8), 1) for r in rows]
+    for row, picture in zip(rows, pictures, strict=True):
+        mistake = row["correct"] == "False"
+        captions = 2 if mistake else 1  # a mistake's panel has a line of tile titles above its caption
+        assert picture.shape == (288 + 28 * captions, 3 * 288, 3), row["source"]
+        strip = picture[288 + 28 * (captions - 1) :].min(axis=2) < 128  # the caption's ink
+        columns = np.flatnonzero(strip.any(axis=0))
+        assert columns.size and columns[-1] < picture.shape[1] - 6, "the whole caption fits the panel"
+        assert 0 <= int(row["peak_x"]) < 96 and 0 <= int(row["peak_y"]) < 96, "peaks in the file's pixels"
+    assert any(r["correct"] == "False" for r in rows)

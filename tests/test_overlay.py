@@ -29,7 +29,7 @@ def test_blend_never_wraps_around():
 def test_panel_shows_original_heatmap_and_blend_with_a_caption():
     image = np.full((10, 12, 3), 90, np.uint8)
     out = panel(image, np.zeros((10, 12), np.float32), 0.4, "true: a  predicted: b")
-    assert out.shape == (10 + CAPTION_HEIGHT, 36, 3)
+    assert out.shape == (10 + 2 * CAPTION_HEIGHT, 36, 3), "36 pixels hold one field a line: the caption wraps"
     np.testing.assert_array_equal(out[:10, :12], image)
     assert (out[10:] < 255).any(), "the caption is drawn"
 

@@ -204,3 +204,29 @@ def test_regression_report_draws_its_plots(browser, tmp_path):
     assert page.locator("#confusion-section").is_hidden()
     assert page.locator("#gallery figure").first.locator(".src").inner_text() == "testing/img3.jpg.x.ingestion-1.jpg"
     assert problems == []
+
+
+def test_a_classification_report_offers_what_applies_and_says_what_the_untinted_strips_are(
+    browser, bundled_run, tmp_path
+):
+    page, problems = open_report(browser, bundled_run, tmp_path / "unzipped")
+    sorts = page.locator("#sort option").all_inner_texts()
+    assert sorts and not any(s.startswith("error") for s in sorts), "no error to sort a classification by"
+    assert "untinted strips at the sides are what it does not see" in page.locator("#gallery-note").inner_text()
+    gallery, table = page.locator("#gallery").inner_text(), page.locator("#faithfulness").inner_text()
+    assert "faithfulness" in gallery and "-0.00" not in gallery
+    means = [row.split("\t")[-1] for row in table.splitlines()[1:]]
+    assert means and all(len(m.split(".")[-1]) == 2 for m in means), f"two decimals: {means}"
+    assert problems == []
+
+
+def test_a_panel_gallery_shows_panels_at_a_readable_width(browser, tmp_path):
+    from gradcam.cli import main
+
+    argv = ["--model", str(ROOT / "examples/shapes/model.h5"), "--dataset", str(ROOT / "examples/shapes/export.zip")]
+    assert main([*argv, "--resize-mode", "fit-short", "--layout", "panel", "--out", str(tmp_path / "out")]) == 0
+    page, problems = open_report(browser, tmp_path / "out" / "deploy.zip", tmp_path / "unzipped")
+    page.set_viewport_size({"width": 1200, "height": 900})
+    width = page.locator("#gallery figure img").first.evaluate("img => img.getBoundingClientRect().width")
+    assert width >= 540, "a panel's three tiles at 180 pixels each at least"
+    assert problems == []

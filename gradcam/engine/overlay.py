@@ -5,7 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-CAPTION_HEIGHT = 28
+CAPTION_HEIGHT = 28  # one line of a caption strip
+FONT_SCALE = 0.45
+MARGIN = 6  # pixels left of a caption's text, and kept free right of it
 # OpenCV's JET colours as an RGB table: indexing it is several times faster than applyColorMap.
 _JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0, ::-1].copy()
 
@@ -34,11 +36,44 @@ def blend(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, region: Re
     return out
 
 
-def _strip(width: int, texts: list[tuple[int, str]]) -> np.ndarray:
-    """A white caption strip `width` pixels wide, each text written from its x."""
+def text_width(text: str, scale: float = FONT_SCALE) -> int:
+    """How many pixels `text` takes, written at this font scale."""
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+
+
+def _write(strip: np.ndarray, x: int, line: int, text: str, width: int) -> None:
+    """Write `text` from x on the given line of the strip, its font shrunk if it is wider than `width`."""
+    scale = min(FONT_SCALE, FONT_SCALE * (width - 2 * MARGIN) / max(text_width(text), 1))
+    baseline = (line + 1) * CAPTION_HEIGHT - 9
+    cv2.putText(strip, text, (x + MARGIN, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def _strip(width: int, texts: list[tuple[int, str]], space: int) -> np.ndarray:
+    """A white strip `width` pixels wide, each text written from its x within `space` pixels."""
     strip = np.full((CAPTION_HEIGHT, width, 3), 255, dtype=np.uint8)
     for x, text in texts:
-        cv2.putText(strip, text, (x + 6, CAPTION_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        _write(strip, x, 0, text, space)
+    return strip
+
+
+def caption_lines(caption: str, width: int) -> list[str]:
+    """The caption's fields (separated by two spaces) packed into lines that fit `width` pixels."""
+    lines: list[str] = []
+    for field in caption.split("  "):
+        joined = f"{lines[-1]}  {field}" if lines else field
+        if lines and text_width(joined) <= width - 2 * MARGIN:
+            lines[-1] = joined
+        else:
+            lines.append(field)
+    return lines
+
+
+def caption_strip(width: int, caption: str) -> np.ndarray:
+    """A white caption strip `width` pixels wide, the caption wrapped onto as many lines as it needs."""
+    lines = caption_lines(caption, width)
+    strip = np.full((CAPTION_HEIGHT * len(lines), width, 3), 255, dtype=np.uint8)
+    for i, line in enumerate(lines):
+        _write(strip, 0, i, line, width)
     return strip
 
 
@@ -47,7 +82,7 @@ def panel(
 ) -> np.ndarray:
     """Original, heatmap and blend side by side, over a caption strip."""
     row = np.concatenate([image, colorize(heatmap), blend(image, heatmap, alpha, region)], axis=1)
-    return np.concatenate([row, _strip(row.shape[1], [(0, caption)])], axis=0)
+    return np.concatenate([row, caption_strip(row.shape[1], caption)], axis=0)
 
 
 def contrast_panel(
@@ -56,8 +91,8 @@ def contrast_panel(
     """Original and one blend per (heatmap, title) side by side, over the titles and a caption strip."""
     row = np.concatenate([image, *(blend(image, heatmap, alpha, region) for heatmap, _ in maps)], axis=1)
     width = image.shape[1]
-    titles = _strip(row.shape[1], [(width * (i + 1), title) for i, (_, title) in enumerate(maps)])
-    return np.concatenate([row, titles, _strip(row.shape[1], [(0, caption)])], axis=0)
+    titles = _strip(row.shape[1], [(width * (i + 1), title) for i, (_, title) in enumerate(maps)], width)
+    return np.concatenate([row, titles, caption_strip(row.shape[1], caption)], axis=0)
 
 
 FOUND, MISSED, UNJUDGED = (40, 200, 60), (230, 40, 40), (250, 210, 40)  # RGB

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from gradcam.edge.dataset import Dataset, Sample
@@ -17,6 +18,9 @@ from gradcam.explainer import Explainer
 # A reduced JPEG decode stays at least this many times the model's input size: the model input
 # then matches the full decode's within a few grey levels (tests/test_images.py).
 DECODE_MARGIN = 8
+# Pictures of smaller images are enlarged to at least this many pixels on their long side: a 96x96
+# overlay is a thumbnail, and a panel's caption would not fit under it.
+MIN_SHOWN = 256
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,23 @@ class ImageInputs:
         if decoded is None:
             return Prepared(sample, reason="not a decodable image (corrupt or unsupported format)")
         inputs, geometry = self.explainer.prepare(decoded.image)
-        shown = downscale(decoded.image, self.max_side)
+        shown = enlarged(downscale(decoded.image, self.max_side), self.max_side)
         (height, width), (shown_height, shown_width) = decoded.image.shape[:2], shown.shape[:2]
         geometry = geometry.resized(shown_width / width, shown_height / height)
         return Prepared(sample, shown, inputs, geometry, decoded.original)
+
+
+def enlarged(image: np.ndarray, max_side: int = 0) -> np.ndarray:
+    """A small image enlarged by a whole factor until its long side is at least MIN_SHOWN (never past
+    max_side, 0: no limit), each pixel a sharp block; the heatmap drawn over it stays smooth, being
+    mapped at the enlarged size."""
+    long_side = max(image.shape[:2])
+    factor = -(-MIN_SHOWN // long_side)  # the ceiling
+    if max_side:
+        factor = min(factor, max_side // long_side)
+    if factor <= 1:
+        return image
+    return cv2.resize(image, (image.shape[1] * factor, image.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
 
 
 def in_original(point: tuple[int, int], shown: tuple[int, ...], original: tuple[int, int]) -> tuple[int, int]:
