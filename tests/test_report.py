@@ -185,7 +185,7 @@ def test_report_sorts_and_filters_by_faithfulness_and_shows_a_mistakes_two_maps(
     mistake = next(r for r in mistakes if r["source"] == source)
     assert [shown.nth(i).get_attribute("src") for i in range(2)] == [mistake["overlay"], mistake["true_class_overlay"]]
     shown.nth(1).evaluate("img => img.decode()")
-    assert shown.nth(1).evaluate("img => img.naturalWidth") == 160, "the true class's overlay loads from the zip"
+    assert shown.nth(1).evaluate("img => img.naturalWidth") == 320, "the true class overlay loads (enlarged twice)"
     assert f"map of {mistake['true_label']} (true class)" in dialog.inner_text()
     page.locator("#detail-close").click()
     assert not dialog.is_visible()
