@@ -12,10 +12,14 @@ def __getattr__(name: str):
         from gradcam.quiet import import_quietly
 
         import_quietly()
-    if name in ("Explainer", "Explanation"):
-        from gradcam import explainer
+    if name == "Explainer":
+        from gradcam.explainer import Explainer
 
-        return getattr(explainer, name)
+        return Explainer
+    if name == "Explanation":
+        from gradcam.explanation import Explanation
+
+        return Explanation
     if name == "load_model":
         from gradcam.engine.model import load_model
 

@@ -15,7 +15,8 @@ from gradcam.edge.dataset import Sample
 from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.tasks import Answer
 from gradcam.engine.tflite import Comparison
-from gradcam.explainer import Explainer, Explanation, SampleMaps
+from gradcam.explainer import Explainer
+from gradcam.explanation import Explanation, SampleMaps
 from gradcam.job import totals
 from gradcam.job.inputs import ImageInputs, Prepared, in_original
 from gradcam.job.pictures import PictureOptions, caption, draw, tflite_kind
