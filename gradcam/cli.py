@@ -28,7 +28,7 @@ from gradcam.choices import (
     POOLINGS,
     RESIZE_MODES,
 )
-from gradcam.errors import GradcamError
+from gradcam.errors import GradcamError, tflite_as_model
 from gradcam.quiet import import_quietly
 from gradcam.settings import Settings
 
@@ -202,7 +202,7 @@ def _missing(args: argparse.Namespace) -> str | None:
     if args.model is not None and not args.model.is_file():
         return f"{args.model}: model file not found"
     if args.model is not None and args.model.suffix.lower() == ".tflite":
-        return f"{args.model} is a TFLite model: pass the Keras .h5 as --model and this file as --tflite"
+        return tflite_as_model(args.model)
     if args.dataset is not None and not args.dataset.exists():
         return f"{args.dataset}: dataset not found (expected an export zip or its folder)"
     if args.tflite is not None and not args.tflite.is_file():

@@ -141,11 +141,11 @@ class Explainer:
             maps[...] = normalize(maps, self.normalization)
         out = []
         for i, probabilities in enumerate(batch.probabilities):
-            trust = _shown(batch.faithfulness[i]) if len(batch.faithfulness) else None
+            trust = faithfulness.given(batch.faithfulness[i]) if len(batch.faithfulness) else None
             contrast, contrast_trust = batch.contrast(i) or (None, None)
             contrast_class = None if contrast is None else names[truths[i]]
             maps = (batch.maps[i], probabilities, names[explained[i]], trust, contrast, contrast_class)
-            out.append(SampleMaps(*maps, _shown(contrast_trust)))
+            out.append(SampleMaps(*maps, faithfulness.given(contrast_trust)))
         return out
 
     def frame(self, image_size: tuple[int, int], geometry: Geometry, original: tuple[int, int] | None = None):
@@ -234,8 +234,3 @@ class Explainer:
             self.finish(image, geometry, sample)
             for image, (_, geometry), sample in zip(images, prepared, maps, strict=True)
         ]
-
-
-def _shown(score: float | None) -> float | None:
-    """A faithfulness score as given: to faithfulness.DECIMALS places."""
-    return None if score is None else round(float(score), faithfulness.DECIMALS)

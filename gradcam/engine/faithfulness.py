@@ -51,6 +51,11 @@ TRUST_THRESHOLD = 0.5
 DECIMALS = 4
 
 
+def given(score: float | None) -> float | None:
+    """A score as it is given, to DECIMALS places (None: not measured)."""
+    return None if score is None else round(float(score), DECIMALS)
+
+
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """OpenCV's Gaussian kernel for float images (cv2.GaussianBlur with a size of 0): round(8 sigma + 1)
     taps, made odd, normalised."""

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from gradcam.engine.layers import Layer, children, choose, last_conv, path_name, spatial_layers
 from gradcam.engine.tasks import Task, task_for
-from gradcam.errors import GradcamError
+from gradcam.errors import GradcamError, tflite_as_model
 
 
 def _keras_modules() -> list:
@@ -52,7 +52,7 @@ def load_model(path: str | Path):
     if not path.is_file():
         raise GradcamError(f"{path}: model file not found")
     if path.suffix.lower() == ".tflite" or _is_tflite(path):
-        raise GradcamError(f"{path} is a TFLite model: pass the Keras .h5 as --model and this file as --tflite")
+        raise GradcamError(tflite_as_model(path))
     if path.suffix.lower() != ".zip":
         return _load_file(path)
     try:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gradcam.engine import detection
-from gradcam.engine.faithfulness import DECIMALS
+from gradcam.engine.faithfulness import given
 from gradcam.engine.fomo import Box
 
 
@@ -54,4 +54,4 @@ def _scores(score: Callable | None, inputs, owners, batch, masks, targets) -> li
     if score is None:
         return [None] * len(targets)
     found = score(inputs, owners, batch.maps, batch.scores, masks)
-    return [None if t.class_index < 0 else round(float(s), DECIMALS) for t, s in zip(targets, found, strict=True)]
+    return [None if t.class_index < 0 else given(s) for t, s in zip(targets, found, strict=True)]
