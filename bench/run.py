@@ -248,7 +248,9 @@ def fomo_rates(export: Path, out: Path, batch: int) -> dict:
     classes = list(make_fomo.CLASSES)
     job, summary = end_to_end(make_fomo.OUT, export, out, batch, classes, "squash")
     floor = bare_loop(make_fomo.OUT, export, batch, classes, "squash")
-    objects = sum(len(r.detection.objects) for r in summary.records)
+    with zipfile.ZipFile(summary.zip_path) as archive:
+        results = json.loads(archive.read("results.json"))["results"]
+    objects, images = sum(len(r["objects"]) for r in results), len(results)
     explainer = Explainer(load_model(make_fomo.OUT), classes)
     with open_dataset(export) as dataset:
         images = [
@@ -266,8 +268,8 @@ def fomo_rates(export: Path, out: Path, batch: int) -> dict:
     return {
         "job": job,
         "floor": floor,
-        "objects_per_image": objects / len(summary.records),
-        "job_objects": job * objects / len(summary.records),
+        "objects_per_image": objects / images,
+        "job_objects": job * objects / images,
         "one_by_one": one_by_one,
         "stages": _stages(summary),
     }

@@ -10,4 +10,5 @@ COLORS = ("RGB", "Grayscale")
 INPUT_SCALINGS = ("0..1", "-1..1", "-128..127", "0..255", "torch", "bgr-subtract-imagenet-mean")
 CATEGORIES = ("testing", "training", "all")
 LAYOUTS = ("blend", "panel")
+OVERLAYS = ("all", "mistakes")  # which samples get overlays in deploy.zip (results cover every sample)
 MAX_BATCH = 1024

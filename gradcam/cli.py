@@ -25,6 +25,7 @@ from gradcam.choices import (
     MAX_BATCH,
     METHODS,
     NORMALIZATIONS,
+    OVERLAYS,
     POOLINGS,
     RESIZE_MODES,
 )
@@ -114,6 +115,13 @@ def parser() -> argparse.ArgumentParser:
         "--alpha", type=_bounded(float, 0, 1), default=0.4, help="heatmap strength in the overlay, 0..1 (default 0.4)"
     )
     cam.add_argument("--layout", choices=LAYOUTS, default="blend", help="blend, or original|heatmap|blend panel")
+    cam.add_argument(
+        "--overlays",
+        choices=OVERLAYS,
+        default="all",
+        help="overlays for all samples (default), or for the mistakes and unlabeled samples only: a lighter "
+        "deploy.zip for large test sets; results.csv and the report still cover every sample",
+    )
     cam.add_argument(
         "--max-overlay-size",
         type=_bounded(int, 0),

@@ -24,6 +24,7 @@ class Settings:
     target_class: str | None = None
     alpha: float = 0.4
     layout: str = "blend"
+    overlays: str = "all"  # all, or mistakes: overlays only for the mistakes and unlabeled samples
     max_overlay_size: int = 1024  # long side of the overlays in pixels; 0: the original size
     regression_threshold: float = 0.1
     detection_threshold: float | None = None  # FOMO: a cell's minimum probability; None: the learn block's, else 0.5
@@ -87,6 +88,7 @@ class Settings:
             "target_class",
             "alpha",
             "layout",
+            "overlays",
             "max_overlay_size",
             "regression_threshold",
             "detection_threshold",

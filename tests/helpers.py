@@ -398,5 +398,5 @@ def open_report(browser, zip_path: Path, folder: Path):
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
     page.goto((folder / "index.html").as_uri())
-    page.wait_for_load_state("load")
+    page.wait_for_selector("body[data-ready]", state="attached")  # the index chunks loaded, the first page drawn
     return page, problems

@@ -190,6 +190,7 @@ BAD_VALUES = {
     "heatmap-normalization": ("none", "argument --heatmap-normalization: invalid choice: 'none'"),
     "alpha": ("nan", "argument --alpha: nan is out of range: expected a number from 0 to 1"),
     "layout": ("grid", "argument --layout: invalid choice: 'grid'"),
+    "overlays": ("some", "argument --overlays: invalid choice: 'some'"),
     "max-overlay-size": ("-5", "argument --max-overlay-size: -5 is out of range: expected an integer >= 0"),
     "regression-threshold": ("-0.5", "argument --regression-threshold: -0.5 is out of range: expected a number >= 0"),
     "category": ("validation", "argument --category: invalid choice: 'validation'"),

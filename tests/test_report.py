@@ -148,7 +148,15 @@ def test_report_of_a_real_run_with_screenshot(browser, bundled_run, tmp_path):
     """The bundled example, explained, as a user opens it; the screenshot is kept as a test artefact."""
     page, problems = open_report(browser, bundled_run, tmp_path / "unzipped")
     results = json.loads((tmp_path / "unzipped" / "results.json").read_text())
-    assert page.locator("#gallery figure").count() == len(results["results"]) == 120
+    assert len(results["results"]) == 120
+    assert page.locator("#gallery figure").count() == 100, "a page of 100 cards"
+    assert page.locator("#shown").inner_text() == "(120 of 120 shown)"
+    assert page.locator("#page-of").inner_text() == "page 1 of 2"
+    first = page.locator("#gallery figure .src").all_inner_texts()
+    page.click("#next")
+    assert page.locator("#page-of").inner_text() == "page 2 of 2" and page.locator("#next").is_disabled()
+    second = page.locator("#gallery figure .src").all_inner_texts()
+    assert sorted(first + second) == sorted(r["source"] for r in results["results"]), "every sample on a page"
     correct = sum(r["correct"] for r in results["results"])
     assert page.locator("#cards").inner_text().startswith("120\nexplained\n" + f"{100 * correct / 120:.1f}%\naccuracy")
     ARTIFACTS.mkdir(exist_ok=True)

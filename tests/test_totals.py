@@ -1,4 +1,4 @@
-"""Run totals and warnings: pure functions of the records, checked on hand-made records, without TensorFlow."""
+"""Run totals (running sums fed one record at a time) and warnings, checked on hand-made records, without TensorFlow."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 from gradcam.engine.fomo import Box, Counts
 from gradcam.engine.tflite import Comparison
 from gradcam.job import totals
-from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, SampleRecord, Skipped, Tally, TrustRow
+from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, SampleRecord, Tally, TrustRow
 from tests.helpers import ROOT
 
 
@@ -20,6 +20,13 @@ def _record(truth, predicted, correct, faithfulness=None, blank=False, agrees=No
     return SampleRecord(
         f"testing/{truth}.jpg", "testing", truth, Outcome(predicted, 0.9, correct), facts, tflite, agrees
     )
+
+
+def _summed(records, threshold=0.2, per_class=True, scores=totals.map_scores, tflite=None, detection=None):
+    running = totals.RunningTotals(scores, totals.TrustSums(threshold, per_class), tflite, detection)
+    for record in records:
+        running.add(record)
+    return running
 
 
 def test_totals_and_records_load_without_tensorflow():
@@ -35,21 +42,23 @@ def test_tally_counts_folders_skipped_and_blank_maps():
         _record(None, "dog", None),
         _record("dog", "dog", True, blank=True),
     ]
-    assert totals.tally(records, [Skipped("a.jpg", "corrupt")]) == Tally(2, 1, 1, 1, 2)
+    running = _summed(records)
+    assert running.tally(1) == Tally(2, 1, 1, 1, 2)
+    assert running.explained == 4
 
 
 def test_trust_counts_maps_at_or_above_the_threshold_in_all_and_per_explained_class():
     scores = [("cat", 0.5), ("cat", 0.2), ("cat", 0.1999), ("dog", -0.3), ("dog", 0.9)]
     records = [_record(c, c, True, faithfulness=f) for c, f in scores] + [_record("cat", "cat", True)]
-    trust = totals.trust(totals.map_scores(records), 0.2, per_class=True)
+    trust = _summed(records).totals().trust
     assert trust.total == TrustRow(5, 3, pytest.approx((0.5 + 0.2 + 0.1999 - 0.3 + 0.9) / 5))
     assert trust.total.share == 0.6
     assert trust.classes == {
         "cat": TrustRow(3, 2, pytest.approx(0.8999 / 3)),
         "dog": TrustRow(2, 1, pytest.approx(0.3)),
     }
-    assert totals.trust(totals.map_scores(records), 0.2, per_class=False).classes == {}
-    assert totals.trust(totals.map_scores([_record("cat", "cat", True)]), 0.2, per_class=True) is None, "not measured"
+    assert _summed(records, per_class=False).totals().trust.classes == {}
+    assert _summed([_record("cat", "cat", True)]).totals().trust is None, "not measured"
 
 
 def test_a_detection_models_trust_counts_its_objects_maps_per_class():
@@ -58,7 +67,7 @@ def test_a_detection_models_trust_counts_its_objects_maps_per_class():
 
     objects = Objects(None, (detected("circle", 0.9), detected("circle", 0.1), detected("square", 0.6)))
     image = SampleRecord("a.jpg", "testing", None, Outcome("circle", 0.9), MapFacts("", None, False), detection=objects)
-    trust = totals.trust(totals.object_scores([image, image]), 0.5, per_class=True)
+    trust = _summed([image, image], 0.5, scores=totals.object_scores).totals().trust
     assert trust.total == TrustRow(6, 4, pytest.approx(1.6 / 3))
     assert trust.classes == {"circle": TrustRow(4, 2, pytest.approx(0.5)), "square": TrustRow(2, 2, pytest.approx(0.6))}
 
@@ -66,7 +75,7 @@ def test_a_detection_models_trust_counts_its_objects_maps_per_class():
 def test_tflite_agreement_counts_only_the_samples_it_ran_on():
     records = [_record("a", "a", True, agrees=True), _record("a", "b", False, agrees=False), _record("a", "a", True)]
     int8 = Comparison("model.tflite", SimpleNamespace(kind="int8"))
-    found = totals.tflite(int8, records)
+    found = _summed(records, tflite=int8).totals().tflite
     assert (found.model, found.kind, found.compared, found.disagreements, found.agreement) == (
         "model.tflite",
         "int8",
@@ -74,9 +83,9 @@ def test_tflite_agreement_counts_only_the_samples_it_ran_on():
         1,
         0.5,
     )
-    assert totals.tflite(int8, []).agreement is None
-    assert totals.tflite(None, records) is None
-    broken = totals.tflite(Comparison("bad.tflite", problem="not a TFLite model"), records)
+    assert _summed([], tflite=int8).totals().tflite.agreement is None
+    assert _summed(records).totals().tflite is None
+    broken = _summed(records, tflite=Comparison("bad.tflite", problem="not a TFLite model")).totals().tflite
     assert (broken.kind, broken.compared, broken.problem) == (None, 0, "not a TFLite model")
 
 
@@ -106,7 +115,7 @@ def test_detection_totals_add_up_objects_of_labelled_images_per_class():
     unlabeled = SampleRecord(
         "b.jpg", "testing", None, Outcome("circle", 0.9, None), MapFacts("", None, False), detection=image
     )
-    found = totals.detection([labelled, unlabeled], 0.5)
+    found = _summed([labelled, unlabeled], detection=totals.DetectionSums(0.5)).totals().detection
     assert found.threshold == 0.5
     assert found.total.counts == Counts(2, 1, 1) and found.total.peak_in_box == 0.5
     assert found.classes["circle"].counts == Counts(1, 1, 0) and found.classes["circle"].peak_in_box == 1.0
@@ -128,7 +137,7 @@ def test_warnings_name_what_a_reader_should_know():
     assert "the score of cat" in totals.blank_warning(Tally(blank=1), 7, "cat")
     assert totals.blank_warning(Tally(), 7, None) is None
     records = [_record("a", "a", True, faithfulness=0.1)] * 3 + [_record("a", "a", True, faithfulness=0.9)]
-    low = totals.trust(totals.map_scores(records), 0.2, True)
+    low = _summed(records).totals().trust
     assert totals.trust_warning(low).startswith("3 of 4 maps score a faithfulness below 0.2")
     assert totals.trust_warning(None) is None
     assert totals.warnings(None, "a", None, "b") == ["a", "b"]

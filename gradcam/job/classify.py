@@ -20,7 +20,7 @@ from gradcam.explanation import Explanation, SampleMaps
 from gradcam.job import totals
 from gradcam.job.inputs import ImageInputs, Prepared, in_original
 from gradcam.job.pictures import PictureOptions, caption, draw, tflite_kind
-from gradcam.job.records import MapFacts, Outcome, Pictures, Rendered, SampleRecord, Totals
+from gradcam.job.records import MapFacts, Outcome, Pictures, Rendered, SampleRecord
 
 ModelOutput = tuple[SampleMaps, np.ndarray | None]  # a sample's maps, and the TFLite model's outputs if it ran
 
@@ -70,6 +70,8 @@ class ClassifyStages:
         maps, tflite_outputs = output
         explanation = self.explainer.finish(prepared.image, prepared.geometry, maps)
         record = self._record(prepared, explanation, tflite_outputs)
+        if not self.pictures.wanted(record):
+            return Rendered(record, Pictures(None))
         kind = tflite_kind(self.tflite)
         overlay = draw(explanation, self.pictures, caption(record, kind))
         contrast = explanation.contrast
@@ -97,6 +99,6 @@ class ClassifyStages:
         confidence = None if math.isnan(answer.confidence) else answer.confidence
         return Outcome(answer.label, confidence, correct, error, scores)
 
-    def totals(self, records: list[SampleRecord]) -> Totals:
-        trust = totals.trust(totals.map_scores(records), TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
-        return Totals(trust, tflite=totals.tflite(self.tflite, records))
+    def running_totals(self) -> totals.RunningTotals:
+        trust = totals.TrustSums(TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
+        return totals.RunningTotals(totals.map_scores, trust, self.tflite)

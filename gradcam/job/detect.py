@@ -19,7 +19,7 @@ from gradcam.explainer import Explainer
 from gradcam.job import totals
 from gradcam.job.inputs import ImageInputs, Prepared
 from gradcam.job.pictures import PictureOptions, draw, object_caption, tflite_kind
-from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, Pictures, Rendered, SampleRecord, Totals
+from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, Pictures, Rendered, SampleRecord
 
 # A sample's frame, objects with their maps, and the TFLite model's output grid if it ran.
 ModelOutput = tuple[detection.Frame, ObjectMaps, np.ndarray | None]
@@ -69,6 +69,8 @@ class DetectStages:
         record = _record(prepared.sample, explanation)
         if grid is not None:
             record = self._compared(record, objects.plan, grid)
+        if not self.pictures.wanted(record):
+            return Rendered(record, Pictures(None))
         kind = tflite_kind(self.tflite)
         return Rendered(record, Pictures(draw(explanation, self.pictures, object_caption(record, kind))))
 
@@ -80,9 +82,9 @@ class DetectStages:
         tflite = Outcome(", ".join(labels) or "nothing", max((d.confidence for d in found), default=None))
         return replace(record, tflite=tflite, agrees=fomo.same_objects(keras, found))
 
-    def totals(self, records: list[SampleRecord]) -> Totals:
-        trust = totals.trust(totals.object_scores(records), TRUST_THRESHOLD, per_class=True)
-        return Totals(trust, totals.detection(records, self.threshold), totals.tflite(self.tflite, records))
+    def running_totals(self) -> totals.RunningTotals:
+        trust = totals.TrustSums(TRUST_THRESHOLD, per_class=True)
+        return totals.RunningTotals(totals.object_scores, trust, self.tflite, totals.DetectionSums(self.threshold))
 
 
 def _record(sample: Sample, explanation: detection.DetectionExplanation) -> SampleRecord:

@@ -2,8 +2,9 @@
 deploy.zip. It knows the stages only through their protocol (gradcam.job.stages).
 
 Preparing and rendering run in a small thread pool (OpenCV and NumPy release the GIL) while the
-model works on the current batch; at most two batches are preparing and one is rendering, so
-memory does not grow with the dataset.
+model works on the current batch; at most two batches are preparing and one is rendering, and a
+record is summed into the running totals and let go once written, so memory does not grow with the
+dataset.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from gradcam.edge.dataset import Sample
 from gradcam.job.inputs import Prepared
 from gradcam.job.progress import Progress
-from gradcam.job.records import Rendered, SampleRecord, Skipped
+from gradcam.job.records import Rendered, Skipped
 from gradcam.job.stages import Stages
+from gradcam.job.totals import RunningTotals
 from gradcam.report.writer import DeployZip
 
 
@@ -59,10 +61,16 @@ def _prepared(pool: ThreadPoolExecutor, prepare, samples: list[Sample], size: in
 
 
 def run_batches(
-    samples: list[Sample], stages: Stages, output: DeployZip, batch_size: int, progress: Progress, times: StageTimes
-) -> tuple[list[SampleRecord], list[Skipped]]:
-    """Explain every sample into `output`: the records written, and the samples that could not be read."""
-    records: list[SampleRecord] = []
+    samples: list[Sample],
+    stages: Stages,
+    output: DeployZip,
+    running: RunningTotals,
+    batch_size: int,
+    progress: Progress,
+    times: StageTimes,
+) -> list[Skipped]:
+    """Explain every sample into `output`, each record summed into `running` and then let go: the
+    samples that could not be read."""
     skipped: list[Skipped] = []
     prepare, run = times.timed("decode", stages.prepare), times.timed("model", stages.run)
     render, add = times.timed("overlay+encode", stages.render), times.timed("zip", output.add)
@@ -71,7 +79,7 @@ def run_batches(
         for future in futures:
             rendered: Rendered = future.result()
             add(rendered.record, rendered.pictures)
-            records.append(rendered.record)
+            running.add(rendered.record)
             progress.update()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -88,4 +96,4 @@ def run_batches(
                 write(rendering.popleft())
         while rendering:
             write(rendering.popleft())
-    return records, skipped
+    return skipped

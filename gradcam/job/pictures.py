@@ -8,7 +8,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from gradcam.choices import LAYOUTS
+from gradcam.choices import LAYOUTS, OVERLAYS
 from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.tflite import Comparison
 from gradcam.errors import GradcamError
@@ -22,10 +22,17 @@ class PictureOptions:
     alpha: float = 0.4  # the heatmap's weight in the blend
     layout: str = "blend"  # blend: the overlay alone; panel: original, heatmap and blend, captioned
     max_side: int = 1024  # the pictures' long side at most, in pixels; 0: the file's size
+    overlays: str = "all"  # all, or mistakes: pictures only for mistakes and unlabeled samples
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise GradcamError(f"layout {self.layout!r}: expected one of {', '.join(LAYOUTS)}")
+        if self.overlays not in OVERLAYS:
+            raise GradcamError(f"overlays {self.overlays!r}: expected one of {', '.join(OVERLAYS)}")
+
+    def wanted(self, record: SampleRecord) -> bool:
+        """Whether the sample gets pictures: every sample, or only those not judged correct."""
+        return self.overlays == "all" or record.answer.correct is not True
 
 
 class Drawable(Protocol):

@@ -82,10 +82,10 @@ class SampleRecord:
 
 @dataclass(frozen=True)
 class Pictures:
-    """A sample's encoded pictures: its overlay (or panel), and a mistake's contrast overlay (the map
-    of its true class, in blend layout)."""
+    """A sample's encoded pictures: its overlay (or panel; None: not wanted, --overlays mistakes),
+    and a mistake's contrast overlay (the map of its true class, in blend layout)."""
 
-    overlay: bytes
+    overlay: bytes | None
     contrast: bytes | None = None
 
 

@@ -19,8 +19,9 @@ from gradcam.explainer import Explainer
 from gradcam.job import totals
 from gradcam.job.loop import StageTimes, run_batches
 from gradcam.job.progress import Progress
-from gradcam.job.records import RunInfo, SampleRecord, Skipped
+from gradcam.job.records import RunInfo, Skipped
 from gradcam.job.stages import Stages, open_tflite, stages_for
+from gradcam.job.totals import RunningTotals
 from gradcam.report.writer import DeployZip
 from gradcam.settings import Settings
 
@@ -35,7 +36,6 @@ class Summary:
     """What a run produced."""
 
     zip_path: Path
-    records: list[SampleRecord]
     info: RunInfo  # the run's tally, skipped samples, totals and warnings
     stage_times: dict[str, float] = field(default_factory=dict)
 
@@ -62,11 +62,11 @@ class Job:
         self._announce(dataset, stages)
         samples, skipped = _usable(dataset, stages)
         output = DeployZip(settings.zip_path, stages.by_label, stages.detection)
-        progress, times = Progress(len(samples), "explaining"), StageTimes()
+        progress, times, running = Progress(len(samples), "explaining"), StageTimes(), stages.running_totals()
         try:
-            records, failed = run_batches(samples, stages, output, settings.batch_size, progress, times)
-            info = self._info(stages, samples, records, skipped + failed)
-            summary = Summary(settings.zip_path, records, info, dict(times.seconds, total=progress.close()))
+            failed = run_batches(samples, stages, output, running, settings.batch_size, progress, times)
+            info = self._info(stages, samples, running, skipped + failed)
+            summary = Summary(settings.zip_path, info, dict(times.seconds, total=progress.close()))
             output.close(info)
             return summary
         except BaseException:
@@ -89,19 +89,17 @@ class Job:
         labels = [label for sample in samples for label in task.labels_of(sample)]
         return totals.label_warning(Counter(task.unknown_labels(labels, classes)), classes, objects)
 
-    def _info(
-        self, stages: Stages, samples: list[Sample], records: list[SampleRecord], skipped: list[Skipped]
-    ) -> RunInfo:
+    def _info(self, stages: Stages, samples: list[Sample], running: RunningTotals, skipped: list[Skipped]) -> RunInfo:
         explainer, settings = self.explainer, self.settings
-        tally, kind_totals = totals.tally(records, skipped), stages.totals(records)
-        explained = {r.source for r in records}
-        used = [s for s in samples if s.path in explained]
+        tally, kind_totals = running.tally(len(skipped)), running.totals()
+        unread = {s.source for s in skipped}
+        used = [s for s in samples if s.path not in unread]
         warnings = totals.warnings(
             totals.named_warning(sum(s.named for s in used), len(used)),
             self._label_warning(used, stages.detection),
             totals.tflite_warning(kind_totals.tflite),
             totals.coarse_warning(explainer.resolution, explainer.layer_name),
-            totals.blank_warning(tally, len(records), settings.target_class),
+            totals.blank_warning(tally, running.explained, settings.target_class),
             totals.trust_warning(kind_totals.trust),
         )
         return RunInfo(

@@ -15,14 +15,16 @@ from gradcam.job.classify import ClassifyStages
 from gradcam.job.detect import DetectStages
 from gradcam.job.inputs import ImageInputs, Prepared
 from gradcam.job.pictures import PictureOptions
-from gradcam.job.records import Rendered, SampleRecord, Totals
+from gradcam.job.records import Rendered
+from gradcam.job.totals import RunningTotals
 from gradcam.settings import Settings
 
 log = logging.getLogger("gradcam")
 
 
 class Stages(Protocol):
-    """prepare (thread pool) -> run (the model, one batch at a time) -> render (thread pool); then totals."""
+    """prepare (thread pool) -> run (the model, one batch at a time) -> render (thread pool); each
+    record summed into the running totals."""
 
     by_label: bool  # deploy.zip has a folder per true label
     detection: bool  # deploy.zip's results have the detection columns and objects.csv
@@ -39,14 +41,14 @@ class Stages(Protocol):
     def render(self, prepared: Prepared, output: Any) -> Rendered:
         """One sample's record and pictures. Thread-safe."""
 
-    def totals(self, records: list[SampleRecord]) -> Totals:
-        """What this kind of model adds to the run's totals."""
+    def running_totals(self) -> RunningTotals:
+        """The run's totals, to be fed every record: what this kind of model sums."""
 
 
 def stages_for(explainer: Explainer, dataset: Dataset, settings: Settings, tflite: Comparison | None = None) -> Stages:
     """The stages for the explainer's model on this dataset (settings: with their defaults)."""
     inputs = ImageInputs(dataset, explainer, settings.max_overlay_size)
-    pictures = PictureOptions(settings.alpha, settings.layout, settings.max_overlay_size)
+    pictures = PictureOptions(settings.alpha, settings.layout, settings.max_overlay_size, settings.overlays)
     if isinstance(explainer.task, Detection):
         return DetectStages(explainer, inputs, pictures, settings.detection_threshold, tflite)
     return ClassifyStages(explainer, inputs, pictures, settings.target_class, settings.regression_threshold, tflite)

@@ -1,21 +1,20 @@
-"""Run totals and warnings: pure functions of the sample records (no TensorFlow, no files)."""
+"""Run totals, summed record by record as the job writes them, and warnings: pure code (no
+TensorFlow, no files)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from gradcam.engine.fomo import Counts
 from gradcam.job.records import (
     DetectionRow,
     DetectionTotals,
     SampleRecord,
-    Skipped,
     Tally,
     TfliteTotals,
+    Totals,
     Trust,
     TrustRow,
 )
@@ -26,74 +25,122 @@ if TYPE_CHECKING:
 MIN_RESOLUTION = 6  # heatmaps coarser than this (cells on the short side) get a warning
 
 
-def tally(records: Sequence[SampleRecord], skipped: Sequence[Skipped]) -> Tally:
-    """How many samples went to each folder, were skipped, or got a blank map."""
-    folders = Counter(r.folder for r in records)
-    blank = sum(r.map.blank for r in records)
-    return Tally(folders["correct"], folders["incorrect"], folders["unlabeled"], len(skipped), blank)
+class TrustSums:
+    """Maps' faithfulness, summed as the maps come: per class, the maps, those to trust and their
+    sum."""
+
+    def __init__(self, threshold: float, per_class: bool):
+        self.threshold, self.per_class = threshold, per_class
+        self._sums: dict[str, list] = {}  # class -> [maps, trusted, sum of scores]
+
+    def add(self, name: str, value: float | None) -> None:
+        """One map: the class it explains and its faithfulness (None: not measured)."""
+        if value is None:
+            return
+        sums = self._sums.setdefault(name, [0, 0, 0.0])
+        sums[0] += 1
+        sums[1] += value >= self.threshold
+        sums[2] += value
+
+    def result(self) -> Trust | None:
+        """Maps to trust in all and, when per class, per class; None when no map was scored."""
+        if not self._sums:
+            return None
+        rows = {name: TrustRow(n, trusted, total / n) for name, (n, trusted, total) in sorted(self._sums.items())}
+        n, trusted, total = (sum(column) for column in zip(*self._sums.values(), strict=True))
+        return Trust(self.threshold, TrustRow(n, trusted, total / n), rows if self.per_class else {})
 
 
-def trust(scores: Iterable[tuple[str, float | None]], threshold: float, per_class: bool) -> Trust | None:
-    """How many maps to trust (faithfulness >= threshold) and their mean score, in all and, when
-    per_class, per class; scores: (the class a map explains, its faithfulness or None). None when
-    no map was scored."""
-    groups: dict[str, list[float]] = {}
-    for name, value in scores:
-        if value is not None:
-            groups.setdefault(name, []).append(value)
-    if not groups:
-        return None
+class DetectionSums:
+    """Object detection over the labelled images, summed per class: counts, and how many found
+    objects' maps peak inside their box."""
 
-    def row(values: list[float]) -> TrustRow:
-        return TrustRow(len(values), sum(v >= threshold for v in values), float(np.mean(values)))
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+        self._counts: dict[str, Counts] = {}
+        self._peaks: dict[str, list[int]] = {}  # class -> [found objects, their maps peaking in the box]
 
-    every = [v for name in groups for v in groups[name]]
-    classes = {name: row(groups[name]) for name in sorted(groups)} if per_class else {}
-    return Trust(threshold, row(every), classes)
-
-
-def map_scores(records: Sequence[SampleRecord]) -> list[tuple[str, float | None]]:
-    """Each sample's map: the class it explains and its faithfulness."""
-    return [(r.map.explained, r.map.faithfulness) for r in records]
-
-
-def object_scores(records: Sequence[SampleRecord]) -> list[tuple[str, float | None]]:
-    """Each object's map (FOMO): its class and its faithfulness."""
-    return [(o.label, o.faithfulness) for r in records if r.detection for o in r.detection.objects]
-
-
-def detection(records: Sequence[SampleRecord], threshold: float) -> DetectionTotals:
-    """Object detection over the labelled images: counts, and the share of found objects whose map
-    peaks inside their box, in all and per class."""
-    counts: dict[str, Counts] = {}
-    peaks: dict[str, list[bool]] = {}
-    for r in records:
-        if r.answer.correct is None or r.detection is None:
-            continue
-        for o in r.detection.objects:
+    def add(self, record: SampleRecord) -> None:
+        if record.answer.correct is None or record.detection is None:
+            return
+        for o in record.detection.objects:
             add = Counts(int(o.matched), int(o.kind == "detection" and not o.matched), int(o.kind == "missed"))
-            counts[o.label] = counts.get(o.label, Counts(0, 0, 0)) + add
+            self._counts[o.label] = self._counts.get(o.label, Counts(0, 0, 0)) + add
             if o.matched:
-                peaks.setdefault(o.label, []).append(bool(o.peak_in_box))
+                peaks = self._peaks.setdefault(o.label, [0, 0])
+                peaks[0] += 1
+                peaks[1] += bool(o.peak_in_box)
 
-    def row(c: Counts, inside: list[bool]) -> DetectionRow:
-        return DetectionRow(c, sum(inside) / len(inside) if inside else None)
+    def result(self) -> DetectionTotals:
+        def row(counts: Counts, peaks: list[int]) -> DetectionRow:
+            found, inside = peaks
+            return DetectionRow(counts, inside / found if found else None)
 
-    total = sum(counts.values(), Counts(0, 0, 0))
-    every = [p for label in sorted(peaks) for p in peaks[label]]
-    classes = {label: row(counts[label], peaks.get(label, [])) for label in sorted(counts)}
-    return DetectionTotals(threshold, row(total, every), classes)
+        total = sum(self._counts.values(), Counts(0, 0, 0))
+        every = [sum(column) for column in zip(*self._peaks.values(), strict=True)] or [0, 0]
+        classes = {label: row(self._counts[label], self._peaks.get(label, [0, 0])) for label in sorted(self._counts)}
+        return DetectionTotals(self.threshold, row(total, every), classes)
 
 
-def tflite(comparison: Comparison | None, records: Sequence[SampleRecord]) -> TfliteTotals | None:
-    """The TFLite model's agreement with the Keras model over the samples it ran on, or why it did
-    not run; None without one."""
-    if comparison is None:
-        return None
-    if comparison.model is None:
-        return TfliteTotals(comparison.name, problem=comparison.problem)
-    answers = [r.agrees for r in records if r.agrees is not None]
-    return TfliteTotals(comparison.name, comparison.model.kind, len(answers), answers.count(False))
+def map_scores(record: SampleRecord) -> list[tuple[str, float | None]]:
+    """A sample's map: the class it explains and its faithfulness."""
+    return [(record.map.explained, record.map.faithfulness)]
+
+
+def object_scores(record: SampleRecord) -> list[tuple[str, float | None]]:
+    """Each object's map (FOMO): its class and its faithfulness."""
+    return [(o.label, o.faithfulness) for o in record.detection.objects] if record.detection else []
+
+
+class RunningTotals:
+    """The run's totals as running sums over the records, so that no record is held: the folders'
+    counts and blank maps, faithfulness (of the maps `scores` gives per record), object detection
+    (with a detection threshold) and the TFLite model's agreement (with a comparison)."""
+
+    def __init__(
+        self,
+        scores: Callable[[SampleRecord], Iterable[tuple[str, float | None]]],
+        trust: TrustSums,
+        tflite: Comparison | None = None,
+        detection: DetectionSums | None = None,
+    ):
+        self.scores, self.trust, self.tflite, self.detection = scores, trust, tflite, detection
+        self.folders: Counter[str] = Counter()
+        self.blank = self.compared = self.disagreements = 0
+
+    @property
+    def explained(self) -> int:
+        return sum(self.folders.values())
+
+    def add(self, record: SampleRecord) -> None:
+        self.folders[record.folder] += 1
+        self.blank += record.map.blank
+        for name, value in self.scores(record):
+            self.trust.add(name, value)
+        if self.detection:
+            self.detection.add(record)
+        if record.agrees is not None:
+            self.compared += 1
+            self.disagreements += not record.agrees
+
+    def tally(self, skipped: int) -> Tally:
+        """How many samples went to each folder, were skipped, or got a blank map."""
+        folders = self.folders
+        return Tally(folders["correct"], folders["incorrect"], folders["unlabeled"], skipped, self.blank)
+
+    def totals(self) -> Totals:
+        detection = self.detection and self.detection.result()
+        return Totals(self.trust.result(), detection, self._tflite())
+
+    def _tflite(self) -> TfliteTotals | None:
+        """The TFLite model's agreement with the Keras model over the samples it ran on, or why it
+        did not run; None without one."""
+        comparison = self.tflite
+        if comparison is None:
+            return None
+        if comparison.model is None:
+            return TfliteTotals(comparison.name, problem=comparison.problem)
+        return TfliteTotals(comparison.name, comparison.model.kind, self.compared, self.disagreements)
 
 
 # --- Warnings: what a person reading the results should know before trusting the maps ---

@@ -2,18 +2,20 @@
 (results.csv, results.json, index.html; objects.csv for object detection).
 
 The zip is written under a temporary name and renamed at the end, so a crash never leaves a
-half-written deploy.zip behind.
+half-written deploy.zip behind; the report's data chunks are inside it, and the rows kept for the
+results files are in an unnamed temporary file.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import os
 import re
+import tempfile
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from gradcam.errors import GradcamError
@@ -27,16 +29,7 @@ from gradcam.report.columns import (
     result_row,
     run_document,
 )
-
-TEMPLATE = Path(__file__).with_name("report.html")
-
-
-def render_html(document: dict) -> str:
-    """index.html: the template with the run's data embedded as JSON that cannot close its script tag."""
-    data = json.dumps(document, allow_nan=False, default=str)
-    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    title = html.escape(f"Grad-CAM report: {document['run']['model']}")
-    return TEMPLATE.read_text().replace("{{TITLE}}", title).replace("{{DATA}}", data)
+from gradcam.report.page import PageData, render_html
 
 
 def _safe(text: str) -> str:
@@ -44,16 +37,10 @@ def _safe(text: str) -> str:
     return cleaned[:80] or "_"
 
 
-def _table(fields, rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(fields))
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 class DeployZip:
-    """Collects overlays and results; `close` writes the results and moves the zip into place."""
+    """Writes overlays and the report's data chunks as the samples come, keeps their rows on disk;
+    `close` writes the results files and moves the zip into place. Nothing per sample stays in
+    memory."""
 
     def __init__(self, path: str | Path, by_label: bool = True, detection: bool = False):
         """by_label: one sub-folder per label (classification); regression and detection have none.
@@ -68,7 +55,11 @@ class DeployZip:
         except OSError as exc:
             raise GradcamError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._names: set[str] = set()
-        self.rows: list[dict] = []  # results.json's rows, in the order the samples were added
+        # results.json's rows, one JSON line each, in the order the samples were added: an unnamed
+        # file that the system removes however the job ends.
+        self._rows = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed in close or abort)
+        self._scores: dict[str, None] = {}  # results.csv's score columns, in the order met
+        self.page = PageData(self._zip.writestr, classifies=by_label, detection=detection)
 
     def _unique(self, folder: str, stem: str, suffix: str) -> str:
         name, n = f"{folder}/{stem}{suffix}", 1
@@ -79,9 +70,9 @@ class DeployZip:
         return name
 
     def add(self, record: SampleRecord, pictures: Pictures) -> str:
-        """Store a sample's encoded overlay (already compressed: stored as is) under a unique,
-        traceable name, and beside it the overlay of a mistake's contrast map, if given; returns
-        the overlay's name."""
+        """Store a sample's encoded overlay (already compressed: stored as is), if it has one, under a
+        unique, traceable name, and beside it the overlay of a mistake's contrast map, if given;
+        returns the overlay's name ("" without one)."""
         answer = record.answer
         label = record.true_label if answer.correct is not None else answer.predicted
         stem = PurePosixPath(record.source).name.split(".ingestion-")[0]
@@ -91,11 +82,15 @@ class DeployZip:
             confidence = f"-{answer.confidence:.2f}" if answer.confidence is not None else ""
             tag = f"pred-{answer.predicted}{confidence}"
         folder = f"{record.folder}/{_safe(label or '_')}" if self.by_label else record.folder
-        overlay = self._store(folder, _safe(f"{stem}.{tag}"), pictures.overlay)
-        contrast = ""
+        overlay = contrast = ""
+        if pictures.overlay is not None:
+            overlay = self._store(folder, _safe(f"{stem}.{tag}"), pictures.overlay)
         if pictures.contrast is not None:
             contrast = self._store(folder, _safe(f"{stem}.true-{record.true_label}"), pictures.contrast)
-        self.rows.append(result_row(record, overlay, contrast))
+        row = result_row(record, overlay, contrast)
+        self._rows.write(json.dumps(row, allow_nan=False, default=str) + "\n")
+        self._scores.update(dict.fromkeys(row["scores"]))
+        self.page.add(row)
         return overlay
 
     def _store(self, folder: str, stem: str, image: bytes) -> str:
@@ -103,25 +98,45 @@ class DeployZip:
         self._zip.writestr(name, image, compress_type=zipfile.ZIP_STORED)
         return name
 
-    def _csv(self) -> str:
-        classes = list(dict.fromkeys(name for row in self.rows for name in row["scores"]))
-        fields = [*RESULT_FIELDS, *(DETECTION_FIELDS if self.detection else ()), *(f"score:{c}" for c in classes)]
-        return _table(fields, [csv_row(row, fields) for row in self.rows])
+    def _each_row(self) -> Iterator[dict]:
+        self._rows.seek(0)
+        for line in self._rows:
+            yield json.loads(line)
 
-    def _objects_csv(self) -> str:
-        return _table(OBJECT_FIELDS, [o for row in self.rows for o in object_csv_rows(row)])
+    def _write_csv(self, name: str, fields: list[str], rows: Iterable[dict]) -> None:
+        with self._zip.open(name, "w") as entry, io.TextIOWrapper(entry, encoding="utf-8", newline="") as text:
+            writer = csv.DictWriter(text, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def _write_json(self, run: dict) -> None:
+        """results.json, byte for byte what `json.dumps({"run": run, "results": rows}, indent=1)`
+        gives, the rows streamed from disk."""
+        head = json.dumps({"run": run, "results": []}, indent=1, allow_nan=False, default=str)
+        head = head.removesuffix("[]\n}")
+        with self._zip.open("results.json", "w") as entry, io.TextIOWrapper(entry, encoding="utf-8") as out:
+            out.write(head)
+            separator = "[\n  "
+            for row in self._each_row():
+                out.write(separator + json.dumps(row, indent=1, allow_nan=False).replace("\n", "\n  "))
+                separator = ",\n  "
+            out.write("[]\n}" if separator.startswith("[") else "\n ]\n}")
 
     def close(self, info: RunInfo) -> Path:
-        self._zip.writestr("results.csv", self._csv())
+        fields = [*RESULT_FIELDS, *(DETECTION_FIELDS if self.detection else ()), *(f"score:{c}" for c in self._scores)]
+        self._write_csv("results.csv", fields, (csv_row(row, fields) for row in self._each_row()))
         if self.detection:
-            self._zip.writestr("objects.csv", self._objects_csv())
-        document = {"run": run_document(info), "results": self.rows}
-        self._zip.writestr("results.json", json.dumps(document, indent=1, allow_nan=False, default=str))
-        self._zip.writestr("index.html", render_html(document))
+            objects = (o for row in self._each_row() for o in object_csv_rows(row))
+            self._write_csv("objects.csv", list(OBJECT_FIELDS), objects)
+        run = run_document(info)
+        self._write_json(run)
+        self._zip.writestr("index.html", render_html(run, self.page.close()))
         self._zip.close()
+        self._rows.close()
         os.replace(self._partial, self.path)
         return self.path
 
     def abort(self) -> None:
         self._zip.close()
+        self._rows.close()
         self._partial.unlink(missing_ok=True)
