@@ -149,9 +149,8 @@ def test_a_signal_ends_the_job_in_one_line_leaving_no_half_written_zip(signum, c
             break
     assert (out / "deploy.zip.partial").exists(), "signalled while writing"
     job.send_signal(signum)
-    job.stdout.read()
-    assert job.wait(timeout=120) == code
-    assert job.stderr.read().splitlines() == [line]
+    _, err = job.communicate(timeout=120)
+    assert (job.returncode, err.splitlines()) == (code, [line])
     assert list(out.iterdir()) == [], "no deploy.zip, no deploy.zip.partial"
 
 
