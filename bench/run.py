@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
+from common import CLASSES, make_export, peak_rss  # noqa: E402
+from scale import scale_lines  # noqa: E402
 
 from gradcam.edge.dataset import open_dataset  # noqa: E402
 from gradcam.engine.cam import make_cam  # noqa: E402
@@ -46,25 +47,7 @@ from gradcam.job.run import Job  # noqa: E402
 from gradcam.settings import Settings  # noqa: E402
 from tests.fixtures import make_fomo, make_models  # noqa: E402
 
-CLASSES = ["a", "b", "c"]
-
-
 # -- inputs -------------------------------------------------------------------------------------
-
-
-def make_export(path: Path, n: int, seed: int = 0, size: tuple[int, int] = (320, 240)) -> Path:
-    """n JPEGs of size (width, height) with smooth random content, labelled in info.labels."""
-    rng = np.random.default_rng(seed)
-    files = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for i in range(n):
-            coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-            image = cv2.resize(coarse, size, interpolation=cv2.INTER_CUBIC)
-            name = f"testing/{i:05d}.jpg.abcdefgh.ingestion-1.jpg"
-            archive.writestr(name, cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-            files.append({"path": name, "category": "testing", "label": {"type": "label", "label": CLASSES[i % 3]}})
-        archive.writestr("info.labels", json.dumps({"version": 1, "files": files}))
-    return path
 
 
 def as_trained(export: Path, model_path: Path, path: Path, wrong: float = 0.1) -> Path:
@@ -292,23 +275,6 @@ def upstream_style(model_path: Path, export: Path, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def peak_rss(model_path: Path, export: Path, out: Path, *flags: str) -> tuple[float, float]:
-    """Peak resident memory (MiB) and wall seconds (start-up included) of the offline job on
-    `export`, in a fresh process. Its VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the
-    forking parent (this benchmark, large by then) across exec."""
-    argv = ["--model", str(model_path), "--dataset", str(export), "--resize-mode", "fit-short", "--out", str(out)]
-    code = (
-        "import re, sys; from gradcam.cli import main; "
-        f"code = main({[*argv, *flags]!r}); "
-        "print('RSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); sys.exit(code)"
-    )
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - start
-    kib = int(next(line for line in result.stdout.splitlines() if line.startswith("RSS")).split()[1])
-    return kib / 1024, seconds
-
-
 # -- the table ----------------------------------------------------------------------------------
 
 
@@ -317,6 +283,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="images for the end-to-end runs")
     parser.add_argument("--big", type=int, default=5000, help="images for the memory run")
     parser.add_argument("--photos", type=int, default=64, help="4000x3000 JPEGs for the memory run")
+    parser.add_argument("--scale", type=int, nargs="+", default=[5000, 50000], help="samples for the scale row")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="minimum seconds per core measurement")
     parser.add_argument("--upstream", type=int, default=10, help="images for the per-image baseline")
@@ -366,6 +333,7 @@ def main() -> None:
     big_rss, _ = peak_rss(mobilenet, big, tmp / "rss-big")
     photos_rss, photos_seconds = peak_rss(mobilenet, photos, tmp / "rss-photos")
     full_rss, full_seconds = peak_rss(mobilenet, photos, tmp / "rss-photos-full", "--max-overlay-size", "0")
+    scale = scale_lines(mobilenet, tmp, tuple(args.scale))
 
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
@@ -403,6 +371,8 @@ def main() -> None:
         "| job stage times (summed over threads) | the same with --faithfulness 0 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *details,
+        "",
+        *scale,
     ]
     table = "\n".join(lines)
     print(table)

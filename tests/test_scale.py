@@ -198,3 +198,19 @@ def test_a_report_of_10000_samples_pages_searches_and_filters_over_all_of_them(b
     assert page.locator("#detail-title").inner_text() == highest["source"]
     assert f"{float(highest['score:dog']):.4g}" in page.locator("#detail-fields").inner_text()
     assert problems == []
+
+
+def test_the_python_api_runs_the_whole_job_with_its_options(tmp_path):
+    from gradcam import GradcamError, explain_dataset
+
+    model, dataset = ROOT / "examples/shapes/model.h5", ROOT / "examples/shapes/export.zip"
+    with pytest.raises(GradcamError, match="unknown option overlay: expected some of .*overlays"):
+        explain_dataset(model, dataset, tmp_path, overlay="mistakes")
+    summary = explain_dataset(model, dataset, tmp_path, overlays="mistakes", faithfulness=False, layout="panel")
+    assert summary.zip_path == tmp_path / "deploy.zip"
+    with zipfile.ZipFile(summary.zip_path) as archive:
+        rows = json.loads(archive.read("results.json"))["results"]
+        images = [n for n in archive.namelist() if n.endswith(".jpg")]
+    tally = summary.info.tally
+    assert len(rows) == tally.correct + tally.incorrect + tally.unlabeled == 120
+    assert len(images) == tally.incorrect + tally.unlabeled, "a panel per mistake, none for the right answers"

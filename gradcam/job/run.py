@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,6 +154,19 @@ def run(source: Source) -> Summary:
     log.info("model ready after %.1fs", time.monotonic() - started)
     with open_dataset(source.fetch(), settings.category) as dataset:
         return job.run(dataset)
+
+
+def explain_dataset(model: str | Path, dataset: str | Path, out: str | Path = "output", **options) -> Summary:
+    """The whole offline job from Python, as `main.py --model M --dataset D --out O`: deploy.zip in
+    `out`. options: the settings by their field names (gradcam.settings.Settings), e.g.
+    `overlays="mistakes"`, `layout="panel"`, `resize_mode="fit-short"`."""
+    from gradcam.edge.sources import Source
+
+    known = {f.name for f in fields(Settings)} - {"model", "dataset", "out"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise GradcamError(f"unknown option {', '.join(unknown)}: expected some of {', '.join(sorted(known))}")
+    return run(Source(Settings(model=Path(model), dataset=Path(dataset), out=Path(out), **options)))
 
 
 def _share(x: float | None) -> str:

@@ -54,7 +54,6 @@ class DeployZip:
             self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_DEFLATED)
         except OSError as exc:
             raise GradcamError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        self._names: set[str] = set()
         # results.json's rows, one JSON line each, in the order the samples were added: an unnamed
         # file that the system removes however the job ends.
         self._rows = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed in close or abort)
@@ -62,12 +61,19 @@ class DeployZip:
         self.page = PageData(self._zip.writestr, classifies=by_label, detection=detection)
 
     def _unique(self, folder: str, stem: str, suffix: str) -> str:
+        """A name not yet in the zip (whose own index of entries is the record of names taken)."""
         name, n = f"{folder}/{stem}{suffix}", 1
-        while name in self._names:
+        while self._taken(name):
             n += 1
             name = f"{folder}/{stem}-{n}{suffix}"
-        self._names.add(name)
         return name
+
+    def _taken(self, name: str) -> bool:
+        try:
+            self._zip.getinfo(name)
+        except KeyError:
+            return False
+        return True
 
     def add(self, record: SampleRecord, pictures: Pictures) -> str:
         """Store a sample's encoded overlay (already compressed: stored as is), if it has one, under a
