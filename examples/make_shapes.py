@@ -2,8 +2,11 @@
 
     .venv/bin/python examples/make_shapes.py        # writes examples/shapes/export.zip and model.h5
 
-Images are 160x120 JPEGs of one circle, square or triangle on a textured background with a few
-distractor marks; about one in eight is deliberately hard (small, low contrast). The object's box
+Images are 160x120 JPEGs of one coloured circle, square or triangle on a grey textured background
+(grey, so that nothing in the image looks like the heatmap's colours) with a few distractor marks;
+about one in eight is deliberately hard (small, low contrast). The test fixtures
+(tests/fixtures/make_models.py, make_fomo.py) use the same generator with random-colour
+backgrounds (`grey=False`). The object's box
 is stored in info.labels (`boundingBoxes`), so tests can check where the heatmaps point.
 
 The model has the shape of Edge Impulse's default image model: a flat input reshaped to
@@ -19,6 +22,7 @@ import json
 import os
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -33,15 +37,34 @@ SPEC = ImageSpec(64, 64, resize_mode="fit-short")
 OUT = Path(__file__).parent / "shapes"
 
 
-def background(rng: np.random.Generator, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
-    coarse = rng.integers(0, 256, (6, 8, 3)).astype(np.float32)
-    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    image += rng.normal(0, 8, (height, width, 3))
+def background(rng: np.random.Generator, width: int = WIDTH, height: int = HEIGHT, grey: bool = False) -> np.ndarray:
+    """A smooth texture with grain and sometimes a line. grey: in neutral tones (the bundled
+    example), which do not compete with the heatmap's colours; else in random colours (the
+    generator the test fixtures were trained on)."""
+    if grey:
+        coarse = rng.integers(40, 216, (6, 8)).astype(np.float32)
+        tone = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        image = np.repeat((tone + rng.normal(0, 8, (height, width)))[..., None], 3, axis=2)
+    else:
+        coarse = rng.integers(0, 256, (6, 8, 3)).astype(np.float32)
+        image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        image += rng.normal(0, 8, (height, width, 3))
     for _ in range(rng.integers(0, 2)):
         p1 = tuple(int(v) for v in rng.integers(0, [width, height]))
         p2 = tuple(int(v) for v in rng.integers(0, [width, height]))
-        cv2.line(image, p1, p2, rng.integers(0, 256, 3).tolist(), int(rng.integers(1, 3)))
+        color = [int(rng.integers(0, 256))] * 3 if grey else rng.integers(0, 256, 3).tolist()
+        cv2.line(image, p1, p2, color, int(rng.integers(1, 3)))
     return np.clip(image, 0, 255)
+
+
+def _colour(local: np.ndarray, rng: np.random.Generator, grey: bool) -> list[float]:
+    """An easy object's colour, far from its surroundings: per channel (on random colours), or a
+    saturated colour of the opposite brightness (on grey)."""
+    if not grey:
+        return np.where(local > 128, rng.integers(0, 60, 3), rng.integers(195, 256, 3)).astype(float).tolist()
+    value = rng.integers(40, 80) if local.mean() > 128 else rng.integers(200, 256)
+    hsv = np.array([[[rng.integers(0, 180), rng.integers(160, 256), value]]], np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(float).tolist()
 
 
 def draw(image: np.ndarray, shape: str, box: tuple[int, int, int], color: list, rng: np.random.Generator) -> None:
@@ -60,10 +83,13 @@ def draw(image: np.ndarray, shape: str, box: tuple[int, int, int], color: list, 
     cv2.fillPoly(image, [np.array(points).round().astype(np.int32)], color, cv2.LINE_AA)
 
 
-def make_image(shape: str, rng: np.random.Generator, hard: bool, luminance: bool = False) -> tuple[np.ndarray, dict]:
+def make_image(
+    shape: str, rng: np.random.Generator, hard: bool, luminance: bool = False, grey: bool = False
+) -> tuple[np.ndarray, dict]:
     """One image and its box. luminance: the object differs from its surroundings in brightness,
-    all channels the same way (for grayscale models: a per-channel contrast can vanish in gray)."""
-    image = background(rng)
+    all channels the same way (for grayscale models: a per-channel contrast can vanish in gray).
+    grey: on a grey background (background())."""
+    image = background(rng, grey=grey)
     size = int(rng.integers(18, 24) if hard else rng.integers(26, 46))
     # Keep the object inside the centre square that fit-short keeps (x 20..140).
     x = int(rng.integers(24, 136 - size))
@@ -76,7 +102,7 @@ def make_image(shape: str, rng: np.random.Generator, hard: bool, luminance: bool
     elif hard:
         color = np.clip(local + rng.choice([-1, 1], 3) * 60, 0, 255).tolist()
     else:
-        color = np.where(local > 128, rng.integers(0, 60, 3), rng.integers(195, 256, 3)).astype(float).tolist()
+        color = _colour(local, rng, grey)
     for _ in range(rng.integers(1, 4)):  # distractor marks away from the object
         cx, cy = int(rng.integers(0, WIDTH)), int(rng.integers(0, HEIGHT))
         if not (x - 8 < cx < x + size + 8 and y - 8 < cy < y + size + 8):
@@ -108,8 +134,7 @@ def make_scene(rng: np.random.Generator, objects: int, size: int = SCENE_SIZE) -
         shape = CLASSES[int(rng.integers(len(CLASSES)))]
         x, y, side = box
         local = image[y : y + side, x : x + side].mean(axis=(0, 1))
-        color = np.where(local > 128, rng.integers(0, 60, 3), rng.integers(195, 256, 3)).astype(float).tolist()
-        draw(image, shape, box, color, rng)
+        draw(image, shape, box, _colour(local, rng, grey=False), rng)
         placed.append(box)
         boxes.append({"label": shape, "x": x, "y": y, "width": side, "height": side})
     return np.clip(image, 0, 255).astype(np.uint8), boxes
@@ -127,30 +152,33 @@ def _write(archive: zipfile.ZipFile, name: str, data: bytes | str) -> None:
     archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
 
 
-def make_export(path: Path, per_class: dict[str, int], seed: int = 7) -> list[tuple[np.ndarray, int]]:
+def export_files(per_class: dict[str, int], seed: int = 7, grey: bool = False) -> Iterator[tuple[dict, bytes]]:
+    """An export's files, in order: each file's info.labels entry and its JPEG bytes (seeded)."""
     rng = np.random.default_rng(seed)
+    index = 0
+    for category, count in per_class.items():
+        for k in range(count * len(CLASSES)):
+            shape = CLASSES[k % len(CLASSES)]
+            image, box = make_image(shape, rng, hard=rng.random() < 0.125, grey=grey)
+            _ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            name = f"{category}/{file_name(index, shape, rng)}"
+            label = {"type": "label", "label": shape}
+            yield {"path": name, "category": category, "label": label, "boundingBoxes": [box]}, jpeg.tobytes()
+            index += 1
+
+
+def make_export(
+    path: Path, per_class: dict[str, int], seed: int = 7, grey: bool = False
+) -> list[tuple[np.ndarray, int]]:
+    """The export zip; its training images, decoded, with their class indices."""
     files, training = [], []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        index = 0
-        for category, count in per_class.items():
-            for k in range(count * len(CLASSES)):
-                shape = CLASSES[k % len(CLASSES)]
-                image, box = make_image(shape, rng, hard=rng.random() < 0.125)
-                _ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-                name = f"{category}/{file_name(index, shape, rng)}"
-                _write(archive, name, jpeg.tobytes())
-                files.append(
-                    {
-                        "path": name,
-                        "category": category,
-                        "label": {"type": "label", "label": shape},
-                        "boundingBoxes": [box],
-                    }
-                )
-                if category == "training":
-                    decoded = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-                    training.append((decoded, CLASSES.index(shape)))
-                index += 1
+        for entry, jpeg in export_files(per_class, seed, grey):
+            _write(archive, entry["path"], jpeg)
+            files.append(entry)
+            if entry["category"] == "training":
+                decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                training.append((decoded, CLASSES.index(entry["label"]["label"])))
         _write(archive, "info.labels", json.dumps({"version": 1, "files": files}, indent=1))
         _write(
             archive, "README.txt", "Synthetic shapes, exported in Edge Impulse's format by examples/make_shapes.py.\n"
@@ -166,7 +194,7 @@ def _conv(keras, filters: int) -> list:
     ]
 
 
-def train(samples: list[tuple[np.ndarray, int]], extra: int = 3600, seed: int = 7):
+def train(samples: list[tuple[np.ndarray, int]], extra: int = 3600, seed: int = 7, grey: bool = False):
     """Train on the export's training images plus `extra` more from the same generator (not shipped)."""
     import tensorflow as tf
     import tf_keras as keras
@@ -175,7 +203,8 @@ def train(samples: list[tuple[np.ndarray, int]], extra: int = 3600, seed: int = 
     tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(seed + 1)
     for k in range(extra):
-        samples.append((make_image(CLASSES[k % len(CLASSES)], rng, hard=rng.random() < 0.125)[0], k % len(CLASSES)))
+        image, _box = make_image(CLASSES[k % len(CLASSES)], rng, hard=rng.random() < 0.125, grey=grey)
+        samples.append((image, k % len(CLASSES)))
     x = np.stack([preprocess(image, SPEC)[0] for image, _ in samples]).reshape(len(samples), -1)
     y = keras.utils.to_categorical([label for _, label in samples], len(CLASSES))
     layers = [keras.layers.InputLayer(input_shape=(64 * 64 * 3,), name="x_input"), keras.layers.Reshape((64, 64, 3))]
@@ -201,8 +230,8 @@ def train(samples: list[tuple[np.ndarray, int]], extra: int = 3600, seed: int = 
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     OUT.mkdir(parents=True, exist_ok=True)
-    training = make_export(OUT / "export.zip", {"training": 200, "testing": 40})
-    model = train(training)
+    training = make_export(OUT / "export.zip", {"training": 200, "testing": 40}, grey=True)
+    model = train(training, grey=True)
     model.save(OUT / "model.h5")
     print(f"wrote {OUT / 'export.zip'} and {OUT / 'model.h5'}")
 

@@ -9,13 +9,13 @@ import functools
 import logging
 import math
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from gradcam import stopping
 from gradcam.choices import (
     CATEGORIES,
     COLORS,
@@ -195,15 +195,6 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class Terminated(BaseException):
-    """SIGTERM (`docker stop`, Studio cancelling the job), raised where the job is, so that it ends
-    as Ctrl-C does: its half-written deploy.zip removed."""
-
-
-def _terminate(signum, frame) -> NoReturn:
-    raise Terminated
-
-
 def _missing(args: argparse.Namespace) -> str | None:
     """A file a flag names that is not there, or a TFLite model given as --model: found before
     TensorFlow loads (the modules say the same to Python API users)."""
@@ -227,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"error: {missing}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
+    stopping.install()
     try:
         return _main(settings_from(args))
     except GradcamError as exc:
@@ -236,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; deploy.zip not written", file=sys.stderr)
         return 130
-    except Terminated:
+    except stopping.Terminated:
         print("terminated; deploy.zip not written", file=sys.stderr)
         return 143
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sys
@@ -266,8 +267,17 @@ def assert_key_kept_secret(studio, output: str, zip_path):
 # --- Do the maps point at the object? The shapes export knows where each object is. ---
 
 
+@functools.cache
+def _fixture_test_files() -> tuple[tuple[dict, bytes], ...]:
+    """The test files of the export the fixtures' generator makes (random-colour backgrounds,
+    seeded): the bundled example as it was before its backgrounds turned grey."""
+    files = make_shapes.export_files({"training": 200, "testing": 40}, seed=7)
+    return tuple((entry, jpeg) for entry, jpeg in files if entry["category"] == "testing")
+
+
 def shapes_test_set(luminance: bool = False):
-    """The bundled example's test images (RGB), labels and object boxes (x0, y0, x1, y1).
+    """Test images (RGB), labels and object boxes (x0, y0, x1, y1) from the generator the test
+    fixtures were trained on (random-colour backgrounds): 120 JPEGs as an export holds them.
 
     luminance: 120 images from the example's generator whose objects differ from their
     surroundings in brightness (seeded), for grayscale models: the export's objects differ per
@@ -279,14 +289,11 @@ def shapes_test_set(luminance: bool = False):
         ]
         boxes = [(b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]) for _, b in drawn]
         return [image for image, _ in drawn], [SHAPE_CLASSES[k % 3] for k in range(120)], boxes
-    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
-        files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"]
-        images = [
-            cv2.cvtColor(
-                cv2.imdecode(np.frombuffer(archive.read(f["path"]), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
-            )
-            for f in files
-        ]
+    files = [entry for entry, _ in _fixture_test_files()]
+    images = [
+        cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        for _, jpeg in _fixture_test_files()
+    ]
     labels = [f["label"]["label"] for f in files]
     boxes = [
         (b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]) for b in (f["boundingBoxes"][0] for f in files)

@@ -2,6 +2,7 @@
 library chatter, a silent start-up, and what a result prints as."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -187,3 +188,23 @@ def test_a_result_prints_as_a_short_summary_and_the_import_is_quiet():
     [line] = result.stdout.splitlines()
     assert line.startswith("Explanation(label='") and "confidence=" in line and "map=16x16" in line
     assert "faithfulness=" in line and "array" not in line and len(line) < 200
+
+
+def test_a_signal_whose_raise_was_lost_still_stops_the_job_at_the_next_check():
+    """Native code on the main thread can clear a pending KeyboardInterrupt; the loop asks again."""
+    from gradcam import stopping
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stopping.install()
+        stopping.check()  # nothing asked for yet
+        for signum, raised in [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, stopping.Terminated)]:
+            stopping.install()
+            with pytest.raises(raised):  # the first raise, which native code could have swallowed
+                os.kill(os.getpid(), signum)
+                time.sleep(1)
+            with pytest.raises(raised):
+                stopping.check()
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from gradcam import stopping
 from gradcam.edge.dataset import Sample
 from gradcam.job.inputs import Prepared
 from gradcam.job.progress import Progress
@@ -81,6 +82,7 @@ def run_batches(
             add(rendered.record, rendered.pictures)
             running.add(rendered.record)
             progress.update()
+            stopping.check()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         rendering: deque[list[Future]] = deque()

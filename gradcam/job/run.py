@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gradcam import stopping
 from gradcam.edge.dataset import Dataset, Sample, open_dataset
 from gradcam.engine.model import load_model
 from gradcam.engine.tflite import Comparison
@@ -67,6 +68,7 @@ class Job:
             failed = run_batches(samples, stages, output, running, settings.batch_size, progress, times)
             info = self._info(stages, samples, running, skipped + failed)
             summary = Summary(settings.zip_path, info, dict(times.seconds, total=progress.close()))
+            stopping.check()
             output.close(info)
             return summary
         except BaseException:
