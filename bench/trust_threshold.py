@@ -1,7 +1,7 @@
 """Where to draw the line between maps to trust and maps not to trust: the faithfulness scores of
-the models' own maps against random maps, on the bundled example's 120 test images (for the
-grayscale model, 120 from the same generator whose objects differ in brightness), for each trained
-model the tests use. `python bench/trust_threshold.py` prints, per threshold, the share of own and
+the models' own maps against random maps, on 120 test images per model (the bundled example's own
+for its model; for the fixtures, those of their generator's export, and for the grayscale model 120
+whose objects differ in brightness), for each trained model the tests use. `python bench/trust_threshold.py` prints, per threshold, the share of own and
 of random maps at or above it, and the threshold that separates them best: the difference of the
 two shares, averaged over the models, is flat near its top, so the lowest threshold within 0.02 of
 the largest difference. faithfulness.TRUST_THRESHOLD is set from it."""
@@ -23,10 +23,10 @@ from tests import helpers
 
 FIXTURES = helpers.ROOT / "tests" / "fixtures"
 MODELS = {
-    "bundled shapes CNN": (helpers.SHAPES / "model.h5", False),
-    "MobileNetV2 0.35 96x96": (FIXTURES / "mobilenetv2_96.h5", False),
-    "MobileNetV2 0.35 160x160": (FIXTURES / "mobilenetv2_160.h5", False),
-    "MobileNetV1 0.25 96x96 grayscale": (FIXTURES / "mobilenetv1_96_gray.h5", True),
+    "bundled shapes CNN": (helpers.SHAPES / "model.h5", {"grey": True}),  # on its own test images
+    "MobileNetV2 0.35 96x96": (FIXTURES / "mobilenetv2_96.h5", {}),
+    "MobileNetV2 0.35 160x160": (FIXTURES / "mobilenetv2_160.h5", {}),
+    "MobileNetV1 0.25 96x96 grayscale": (FIXTURES / "mobilenetv1_96_gray.h5", {"luminance": True}),
 }
 THRESHOLDS = np.round(np.arange(0.1, 0.71, 0.05), 2)
 
@@ -42,8 +42,8 @@ def scores(explainer: Explainer, inputs: np.ndarray, maps: np.ndarray) -> np.nda
 def shares() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per model: the share of own maps and of random maps at or above each threshold."""
     out = {}
-    for name, (path, luminance) in MODELS.items():
-        images, _, _ = helpers.shapes_test_set(luminance)
+    for name, (path, test_set) in MODELS.items():
+        images, _, _ = helpers.shapes_test_set(**test_set)
         explainer = Explainer(load_model(path), helpers.SHAPE_CLASSES, resize_mode="fit-short")
         inputs = np.stack([explainer.prepare(image)[0] for image in images])
         own = scores(explainer, inputs, explainer.cam(inputs).maps)

@@ -99,6 +99,8 @@ def make_image(
         grey = float(local.mean())
         sign = rng.choice([-1, 1]) if hard else (-1 if grey > 128 else 1)
         color = [float(np.clip(grey + sign * (60 if hard else 150), 0, 255))] * 3
+    elif hard and grey:  # a faint grey shape, a little lighter or darker than what is around it
+        color = [float(np.clip(local.mean() + rng.choice([-1, 1]) * rng.integers(18, 36), 0, 255))] * 3
     elif hard:
         color = np.clip(local + rng.choice([-1, 1], 3) * 60, 0, 255).tolist()
     else:

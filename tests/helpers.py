@@ -267,6 +267,12 @@ def assert_key_kept_secret(studio, output: str, zip_path):
 # --- Do the maps point at the object? The shapes export knows where each object is. ---
 
 
+def _bundled_test_files() -> list[tuple[dict, bytes]]:
+    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
+        files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"]
+        return [(f, archive.read(f["path"])) for f in files]
+
+
 @functools.cache
 def _fixture_test_files() -> tuple[tuple[dict, bytes], ...]:
     """The test files of the export the fixtures' generator makes (random-colour backgrounds,
@@ -275,9 +281,10 @@ def _fixture_test_files() -> tuple[tuple[dict, bytes], ...]:
     return tuple((entry, jpeg) for entry, jpeg in files if entry["category"] == "testing")
 
 
-def shapes_test_set(luminance: bool = False):
-    """Test images (RGB), labels and object boxes (x0, y0, x1, y1) from the generator the test
-    fixtures were trained on (random-colour backgrounds): 120 JPEGs as an export holds them.
+def shapes_test_set(luminance: bool = False, grey: bool = False):
+    """Test images (RGB), labels and object boxes (x0, y0, x1, y1): the 120 of the export the test
+    fixtures' generator makes (random-colour backgrounds), or with grey, the bundled example's
+    own (grey backgrounds, for its model).
 
     luminance: 120 images from the example's generator whose objects differ from their
     surroundings in brightness (seeded), for grayscale models: the export's objects differ per
@@ -289,11 +296,12 @@ def shapes_test_set(luminance: bool = False):
         ]
         boxes = [(b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]) for _, b in drawn]
         return [image for image, _ in drawn], [SHAPE_CLASSES[k % 3] for k in range(120)], boxes
-    files = [entry for entry, _ in _fixture_test_files()]
+    files = _bundled_test_files() if grey else _fixture_test_files()
     images = [
         cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        for _, jpeg in _fixture_test_files()
+        for _, jpeg in files
     ]
+    files = [entry for entry, _ in files]
     labels = [f["label"]["label"] for f in files]
     boxes = [
         (b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]) for b in (f["boundingBoxes"][0] for f in files)

@@ -25,7 +25,7 @@ MODELS = {"shapes-cnn": SHAPES / "model.h5", "mobilenetv2_96": ROOT / "tests" / 
 @functools.cache
 def _setup(name: str):
     """(model, explainer, model inputs, labels) on the bundled example's 120 test images."""
-    images, labels, _ = helpers.shapes_test_set()
+    images, labels, _ = helpers.shapes_test_set(grey=name == "shapes-cnn")
     model = load_model(MODELS[name])
     explainer = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=True)
     return model, explainer, np.stack([explainer.prepare(image)[0] for image in images]), labels
@@ -193,7 +193,7 @@ def test_batched_scores_equal_a_per_image_reference(task):
 
 def test_a_mistakes_true_class_map_equals_explaining_that_class():
     _, explainer, _, _ = _setup("shapes-cnn")
-    images, _, _ = helpers.shapes_test_set()
+    images, _, _ = helpers.shapes_test_set(grey=True)
     images = images[:12]
     predicted = [r.label for r in explainer.explain(images)]
     labels = [

@@ -63,7 +63,7 @@ def test_the_command_does_what_main_py_does(installed, tmp_path):
 def test_the_readme_python_example_runs_from_any_folder(installed, tmp_path):
     code = re.search(r"## Python API\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
     shutil.copy(SHAPES / "model.h5", tmp_path / "model.h5")
-    images, labels, _boxes = shapes_test_set()
+    images, labels, _boxes = shapes_test_set(grey=True)
     cv2.imwrite(str(tmp_path / "photo.jpg"), cv2.cvtColor(images[0], cv2.COLOR_RGB2BGR))
     result = _run([sys.executable, "-c", code], tmp_path, installed)
     assert result.returncode == 0, result.stderr
@@ -83,7 +83,7 @@ def test_explaining_no_images_gives_no_results(explainer):
 
 
 def test_grayscale_and_rgba_arrays_are_explained_as_their_rgb(explainer):
-    images, _labels, _boxes = shapes_test_set()
+    images, _labels, _boxes = shapes_test_set(grey=True)
     gray = cv2.cvtColor(images[0], cv2.COLOR_RGB2GRAY)
     rgba = np.dstack([images[1], np.full(images[1].shape[:2], 128, np.uint8)])
     got = explainer.explain([gray, gray[..., None], rgba])
