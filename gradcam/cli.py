@@ -218,9 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"error: {missing}", file=sys.stderr)
         return 2
-    stopping.install()
     try:
-        return _main(settings_from(args))
+        with stopping.handled():
+            return _main(settings_from(args))
     except GradcamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,8 @@ loop asks again after every sample (`check`), so a signal always ends the job.""
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class Terminated(BaseException):
@@ -21,14 +23,22 @@ def _stop(signum: int, frame) -> None:
     raise _pending
 
 
-def install() -> None:
-    """SIGTERM, and SIGINT unless it is ignored (as in a background job), end the job by raising
-    where it is: KeyboardInterrupt and Terminated."""
+@contextmanager
+def handled() -> Iterator[None]:
+    """Within the block, SIGTERM, and SIGINT unless it is ignored (as in a background job), end
+    the job by raising where it is: Terminated and KeyboardInterrupt. The handlers before it are
+    restored after it (the command line's `main` may be called in a longer-lived process)."""
     global _pending
     _pending = None
-    signal.signal(signal.SIGTERM, _stop)
+    signals = [signal.SIGTERM]
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _stop)
+        signals.append(signal.SIGINT)
+    before = {signum: signal.signal(signum, _stop) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def check() -> None:

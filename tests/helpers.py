@@ -256,6 +256,14 @@ def check_deploy_zip(zip_path, export_zip):
         assert rows[path]["overlay"].startswith(f"{'correct' if predicted == label else 'incorrect'}/{label}/")
 
 
+def closing_warnings(log: str) -> list[str]:
+    """The warnings a job's log ends with (after its `wrote ...` line), without their `WARNING: `."""
+    lines = log.splitlines()
+    wrote = max(i for i, line in enumerate(lines) if line.startswith("wrote "))
+    assert all(line.startswith("WARNING: ") for line in lines[wrote + 1 :]), lines[wrote + 1 :]
+    return [line.removeprefix("WARNING: ") for line in lines[wrote + 1 :]]
+
+
 def assert_key_kept_secret(studio, output: str, zip_path):
     downloads = [r for r in studio.requests if r.server == "storage"]
     assert downloads, "the export was downloaded from the storage host"

@@ -143,7 +143,16 @@ def _long_export(tmp_path, n: int = 2000):
 def test_a_signal_ends_the_job_in_one_line_leaving_no_half_written_zip(signum, code, line, tmp_path):
     out = tmp_path / "out"
     argv = [sys.executable, "-u", "main.py", *map(str, [*JOB, "--dataset", _long_export(tmp_path), "--out", out])]
-    job = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As a terminal's Ctrl-C reaches a foreground job: SIGINT not ignored (a test runner's worker
+    # may have it ignored, and a child inherits that).
+    job = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     started = time.monotonic()
     for output in job.stdout:
         if output.startswith("explaining: ") or time.monotonic() - started > 120:
@@ -194,17 +203,18 @@ def test_a_signal_whose_raise_was_lost_still_stops_the_job_at_the_next_check():
     """Native code on the main thread can clear a pending KeyboardInterrupt; the loop asks again."""
     from gradcam import stopping
 
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh process
     try:
-        stopping.install()
-        stopping.check()  # nothing asked for yet
         for signum, raised in [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, stopping.Terminated)]:
-            stopping.install()
-            with pytest.raises(raised):  # the first raise, which native code could have swallowed
-                os.kill(os.getpid(), signum)
-                time.sleep(1)
-            with pytest.raises(raised):
-                stopping.check()
+            with stopping.handled():
+                stopping.check()  # nothing asked for yet
+                with pytest.raises(raised):  # the first raise, which native code could have swallowed
+                    os.kill(os.getpid(), signum)
+                    time.sleep(1)
+                with pytest.raises(raised):
+                    stopping.check()
+            assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM], "the handlers restored"
     finally:
-        for signum, handler in saved.items():
+        for signum, handler in before.items():
             signal.signal(signum, handler)

@@ -232,7 +232,7 @@ def test_a_bad_trained_tflite_in_studio_is_a_warning_and_the_job_completes(fault
     problem = f"{path}: TFLite model not found" if fault == "missing" else f"{path}: not a readable TFLite model ("
     assert run["tflite"]["problem"].startswith(problem)
     assert any(w.startswith(problem) and w.endswith("the TFLite columns are empty") for w in run["warnings"])
-    assert result.stdout.splitlines()[-1].startswith(f"WARNING: {problem}")
+    assert helpers.closing_warnings(result.stdout) == run["warnings"], "the log ends with the warnings"
     assert len(rows) == 12 and all(row["tflite_predicted"] == "" for row in rows)
 
 
