@@ -233,7 +233,7 @@ def fomo_rates(export: Path, out: Path, batch: int) -> dict:
     floor = bare_loop(make_fomo.OUT, export, batch, classes, "squash")
     with zipfile.ZipFile(summary.zip_path) as archive:
         results = json.loads(archive.read("results.json"))["results"]
-    objects, images = sum(len(r["objects"]) for r in results), len(results)
+    objects, explained = sum(len(r["objects"]) for r in results), len(results)
     explainer = Explainer(load_model(make_fomo.OUT), classes)
     with open_dataset(export) as dataset:
         images = [
@@ -251,8 +251,8 @@ def fomo_rates(export: Path, out: Path, batch: int) -> dict:
     return {
         "job": job,
         "floor": floor,
-        "objects_per_image": objects / images,
-        "job_objects": job * objects / images,
+        "objects_per_image": objects / explained,
+        "job_objects": job * objects / explained,
         "one_by_one": one_by_one,
         "stages": _stages(summary),
     }
