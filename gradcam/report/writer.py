@@ -40,7 +40,7 @@ def _safe(text: str) -> str:
 class DeployZip:
     """Writes overlays and the report's data chunks as the samples come, keeps their rows on disk;
     `close` writes the results files and moves the zip into place. Nothing per sample stays in
-    memory."""
+    memory but the zip's own list of entries (its central directory, written last)."""
 
     def __init__(self, path: str | Path, by_label: bool = True, detection: bool = False):
         """by_label: one sub-folder per label (classification); regression and detection have none.
@@ -110,7 +110,7 @@ class DeployZip:
             yield json.loads(line)
 
     def _write_csv(self, name: str, fields: list[str], rows: Iterable[dict]) -> None:
-        with self._zip.open(name, "w") as entry, io.TextIOWrapper(entry, encoding="utf-8", newline="") as text:
+        with self._zip.open(name, "w", force_zip64=True) as entry, io.TextIOWrapper(entry, "utf-8", newline="") as text:
             writer = csv.DictWriter(text, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
@@ -120,7 +120,7 @@ class DeployZip:
         gives, the rows streamed from disk."""
         head = json.dumps({"run": run, "results": []}, indent=1, allow_nan=False, default=str)
         head = head.removesuffix("[]\n}")
-        with self._zip.open("results.json", "w") as entry, io.TextIOWrapper(entry, encoding="utf-8") as out:
+        with self._zip.open("results.json", "w", force_zip64=True) as entry, io.TextIOWrapper(entry, "utf-8") as out:
             out.write(head)
             separator = "[\n  "
             for row in self._each_row():
