@@ -214,3 +214,36 @@ def test_the_python_api_runs_the_whole_job_with_its_options(tmp_path):
     tally = summary.info.tally
     assert len(rows) == tally.correct + tally.incorrect + tally.unlabeled == 120
     assert len(images) == tally.incorrect + tally.unlabeled, "a panel per mistake, none for the right answers"
+
+
+def _page_document(path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        page = archive.read("index.html").decode()
+    start = page.index('<script type="application/json" id="data">') + len('<script type="application/json" id="data">')
+    return json.loads(page[start : page.index("</script>", start)])["page"]
+
+
+def test_index_html_holds_the_galleries_first_page_in_its_default_order(tmp_path):
+    """The least confident first (no confidence before any), the largest error first for regression
+    (none last); ties in the order met: what the page's stable sort gives once the index is in."""
+    records = _records(1000)
+    records[10] = SampleRecord(**{**records[10].__dict__, "answer": Outcome("cat", None, True)})
+    out = DeployZip(tmp_path / "classes.zip")
+    for r in records:
+        out.add(r, Pictures(JPEG))
+    first = _page_document(out.close(_info()))["first_page"]
+    confidence = [-1.0 if r.answer.confidence is None else round(r.answer.confidence, 6) for r in records]
+    assert [at for at, _ in first] == sorted(range(1000), key=lambda i: (confidence[i], i))[:100]
+    assert [entry[0] for _, entry in first] == [records[at].source for at, _ in first]
+
+    rng = np.random.default_rng(3)
+    errors = [None if i % 7 == 0 else round(float(rng.choice([0.5, 1.0, rng.uniform(0, 2)])), 6) for i in range(300)]
+    out = DeployZip(tmp_path / "regression.zip", by_label=False)
+    for i, error in enumerate(errors):
+        answer = Outcome("1.0", None, None if error is None else error <= 0.1, error, {"value": 1.0})
+        out.add(
+            SampleRecord(f"testing/{i}.jpg", "testing", None, answer, MapFacts("value", None, False)), Pictures(JPEG)
+        )
+    first = _page_document(out.close(_info("regression")))["first_page"]
+    order = sorted(range(300), key=lambda i: (-errors[i] if errors[i] is not None else np.inf, i))
+    assert [at for at, _ in first] == order[:100]

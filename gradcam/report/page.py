@@ -7,12 +7,18 @@ rows go into deploy.zip as chunks of `<script>` files that the page loads from t
 - data/index-NNNN.js: INDEX_CHUNK samples each, what a gallery card, a filter, a sort and the
   search need (INDEX_FIELDS, as arrays); the page loads them all at once, a few bytes a sample;
 - data/rows-NNNN.js: ROWS_CHUNK whole results.json rows each; loaded when a sample is opened.
+
+index.html also holds the gallery's first page in its default order (the least confident first;
+regression: the largest error first), kept as the rows come in a heap of PAGE_SIZE, so that the
+page shows it at once, at any size, while the index loads.
 """
 
 from __future__ import annotations
 
+import heapq
 import html
 import json
+import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +26,7 @@ from pathlib import Path
 TEMPLATE = Path(__file__).with_name("report.html")
 INDEX_CHUNK = 5000
 ROWS_CHUNK = 500
+PAGE_SIZE = 100  # gallery cards per page
 INDEX_FIELDS = (
     "source",
     "overlay",
@@ -84,10 +91,14 @@ class PageData:
         self.confusion: Counter[tuple[str, str]] = Counter()  # (true label, predicted)
         self.tflite_confusion: Counter[tuple[str, str]] = Counter()  # (Keras, TFLite)
         self.errors = [0, 0.0]  # regression: labelled samples, sum of their errors
+        self.regression = not classifies and not detection
+        self._first: list[tuple] = []  # a heap of the default order's first page: (-key, entry)
 
     def add(self, row: dict) -> None:
+        entry = [row[f] for f in self.fields]
+        self._keep_if_first(row, entry)
         self.samples += 1
-        self.index.add([row[f] for f in self.fields])
+        self.index.add(entry)
         self.rows.add(row)
         truth = row["true_label"]
         if self.detection:  # the labels of an image's boxes, and of what was found in it
@@ -107,6 +118,19 @@ class PageData:
             self.errors[0] += 1
             self.errors[1] += row["error"]
 
+    def _keep_if_first(self, row: dict, entry: list) -> None:
+        """The page's default sort as a key (a missing value first when ascending, last when
+        descending; ties in the order met, as the page's stable sort keeps them)."""
+        if self.regression:
+            key = (-row["error"] if row["error"] is not None else math.inf, self.samples)
+        else:
+            key = (row["confidence"] if row["confidence"] is not None else -math.inf, self.samples)
+        item = ((-key[0], -key[1]), entry)
+        if len(self._first) < PAGE_SIZE:
+            heapq.heappush(self._first, item)
+        elif item[0] > self._first[0][0]:
+            heapq.heapreplace(self._first, item)
+
     def close(self) -> dict:
         """Stores the last chunks; the page's own figures, for index.html."""
         self.index.flush()
@@ -116,6 +140,8 @@ class PageData:
             "samples": self.samples,
             "fields": self.fields,
             "chunks": {"index": self.index.count, "rows": self.rows.count, "rows_size": ROWS_CHUNK},
+            "page_size": PAGE_SIZE,
+            "first_page": [[-at, entry] for (_, at), entry in sorted(self._first, reverse=True)],
             "labels": list(self.labels),
             "predicted": list(self.predicted),
             "confusion": _nested(self.confusion),
