@@ -29,7 +29,7 @@ from gradcam.choices import (
     POOLINGS,
     RESIZE_MODES,
 )
-from gradcam.errors import GradcamError, tflite_as_model
+from gradcam.errors import DATASET_EXPECTED, GradcamError, not_found, tflite_as_model
 from gradcam.quiet import import_quietly
 from gradcam.settings import Settings
 
@@ -199,15 +199,15 @@ def _missing(args: argparse.Namespace) -> str | None:
     """A file a flag names that is not there, or a TFLite model given as --model: found before
     TensorFlow loads (the modules say the same to Python API users)."""
     if args.model is not None and not args.model.is_file():
-        return f"{args.model}: model file not found"
+        return not_found(args.model, "model file")
     if args.model is not None and args.model.suffix.lower() == ".tflite":
         return tflite_as_model(args.model)
     if args.dataset is not None and not args.dataset.exists():
-        return f"{args.dataset}: dataset not found (expected an export zip or its folder)"
+        return not_found(args.dataset, "dataset", DATASET_EXPECTED)
     if args.tflite is not None and not args.tflite.is_file():
-        return f"{args.tflite}: TFLite model not found"
+        return not_found(args.tflite, "TFLite model")
     if args.metadata is not None and not args.metadata.is_file():
-        return f"{args.metadata}: deployment metadata not found"
+        return not_found(args.metadata, "deployment metadata")
     return None
 
 

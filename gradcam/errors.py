@@ -5,6 +5,15 @@ class GradcamError(Exception):
     """A problem with the user's input (model, dataset, metadata, API) with a clear message."""
 
 
+DATASET_EXPECTED = "an export zip or its folder"
+
+
+def not_found(path, what: str, expected: str = "") -> str:
+    """What to say when a file the user named is not there (the command line says it before
+    TensorFlow loads, the module that opens the file to Python API users)."""
+    return f"{path}: {what} not found" + (f" (expected {expected})" if expected else "")
+
+
 def tflite_as_model(path) -> str:
     """What to say when a TFLite model is given where the Keras model goes (the command line says it
     before TensorFlow loads, the model loader to Python API users)."""

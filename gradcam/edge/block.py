@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradcam.errors import GradcamError
+from gradcam.errors import GradcamError, not_found
 
 NO_KEY = (
     "deployment-metadata.json has no project.apiKey: enable 'privileged' for this block "
@@ -87,7 +87,7 @@ def read_metadata(path: str | Path) -> DeploymentMetadata:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise GradcamError(f"{path}: deployment metadata not found") from None
+        raise GradcamError(not_found(path, "deployment metadata")) from None
     except (ValueError, OSError) as exc:
         raise GradcamError(f"{path}: not valid JSON ({exc})") from None
     try:

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from gradcam.choices import CATEGORIES
 from gradcam.engine.fomo import Box
-from gradcam.errors import GradcamError
+from gradcam.errors import DATASET_EXPECTED, GradcamError, not_found
 
 BOX_FILE = "bounding_boxes.labels"
 _NOT_SAMPLES = ("info.labels", "README.txt", BOX_FILE)
@@ -252,5 +252,5 @@ def open_dataset(source: str | Path, category: str = "testing") -> Dataset:
         samples, skipped = _collect(source, files, info, category, lambda path: (source / path).read_bytes())
         return Dataset(source, samples, skipped)
     if not source.exists():
-        raise GradcamError(f"{source}: dataset not found (expected an export zip or its folder)")
+        raise GradcamError(not_found(source, "dataset", DATASET_EXPECTED))
     return _open_zip(source, category)

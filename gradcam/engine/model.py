@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from gradcam.engine.layers import Layer, children, choose, last_conv, path_name, spatial_layers
 from gradcam.engine.tasks import Task, task_for
-from gradcam.errors import GradcamError, tflite_as_model
+from gradcam.errors import GradcamError, not_found, tflite_as_model
 
 
 def _keras_modules() -> list:
@@ -50,7 +50,7 @@ def load_model(path: str | Path):
     """Load a `.h5`, `.keras`, or a zip holding `model.h5` (Studio's download) without compiling it."""
     path = Path(path)
     if not path.is_file():
-        raise GradcamError(f"{path}: model file not found")
+        raise GradcamError(not_found(path, "model file"))
     if path.suffix.lower() == ".tflite" or _is_tflite(path):
         raise GradcamError(tflite_as_model(path))
     if path.suffix.lower() != ".zip":

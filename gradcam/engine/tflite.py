@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from gradcam.errors import GradcamError
+from gradcam.errors import GradcamError, not_found
 from gradcam.quiet import native_stderr_captured
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class TfliteModel:
         """Open `path` and check it against the Keras model: `input_size` values in, `outputs` out."""
         self.path = Path(path)
         if not self.path.is_file():
-            raise GradcamError(f"{self.path}: TFLite model not found")
+            raise GradcamError(not_found(self.path, "TFLite model"))
         try:
             with native_stderr_captured():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
                 self._interpreter = Interpreter(model_path=str(self.path), num_threads=os.cpu_count())
