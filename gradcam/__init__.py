@@ -5,36 +5,27 @@ is imported lazily so that `import gradcam` and the command line's `--help` stay
 TensorFlow work.
 """
 
+import importlib
+
 __all__ = ["Box", "Explainer", "Explanation", "GradcamError", "explain_dataset", "load_model"]
+
+# Each public name, the module it lives in, and whether that module loads TensorFlow.
+_PUBLIC = {
+    "Explainer": ("gradcam.explainer", True),
+    "Explanation": ("gradcam.explanation", True),
+    "explain_dataset": ("gradcam.job.run", True),
+    "load_model": ("gradcam.engine.model", True),
+    "Box": ("gradcam.engine.fomo", False),
+    "GradcamError": ("gradcam.errors", False),
+}
 
 
 def __getattr__(name: str):
-    if name in ("Explainer", "Explanation", "explain_dataset", "load_model"):
+    if name not in _PUBLIC:
+        raise AttributeError(name)
+    module, tensorflow = _PUBLIC[name]
+    if tensorflow:  # its start-up chatter kept off stderr
         from gradcam.quiet import import_quietly
 
         import_quietly()
-    if name == "Explainer":
-        from gradcam.explainer import Explainer
-
-        return Explainer
-    if name == "Explanation":
-        from gradcam.explanation import Explanation
-
-        return Explanation
-    if name == "explain_dataset":
-        from gradcam.job.run import explain_dataset
-
-        return explain_dataset
-    if name == "load_model":
-        from gradcam.engine.model import load_model
-
-        return load_model
-    if name == "Box":
-        from gradcam.engine.fomo import Box
-
-        return Box
-    if name == "GradcamError":
-        from gradcam.errors import GradcamError
-
-        return GradcamError
-    raise AttributeError(name)
+    return getattr(importlib.import_module(module), name)
