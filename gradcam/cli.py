@@ -259,7 +259,7 @@ def list_layers(settings: Settings) -> str:
         raise GradcamError("--list-layers needs --model (or --metadata with the model in its input folder)")
     model = load_model(path)
     height = input_image_shape(model, impulse_shape)[0][0]
-    return f"{path}: layers with a 2-D output (* = explained by --layer auto)\n" + layers.describe(
+    return f"{path}: layers with a 1-D or 2-D output (* = explained by --layer auto)\n" + layers.describe(
         model, height, dense=has_grid_output(model)
     )
 

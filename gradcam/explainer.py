@@ -99,7 +99,7 @@ class Explainer:
         ]
 
     def last_conv(self) -> dict:
-        """The model's last 2-D convolution, explained or not: name and output size."""
+        """The model's last convolution, explained or not: name and output size."""
         layer = self.adapter.last_conv
         return {"name": layer.name, "size": layer.size}
 

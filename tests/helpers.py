@@ -146,6 +146,8 @@ def _weights(method: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
         return np.abs(g).sum(axis=(0, 1))
     if method == "layercam":
         return np.maximum(g, 0)
+    if method == "hirescam":  # the gradient times the activation, position by position
+        return g
     g2, g3 = g**2, g**3  # gradcam++
     denominator = 2 * g2 + a.sum(axis=(0, 1)) * g3
     alpha = g2 / np.where(denominator != 0, denominator, 1)
@@ -159,6 +161,8 @@ def fused_reference(activations, grads, method: str) -> np.ndarray:
     maps = []
     for depth, (a, g) in enumerate(zip(activations, grads, strict=True)):
         a, g = np.asarray(a, np.float64), np.asarray(g, np.float64)
+        if a.ndim == 2:  # a 1-D layer (frames, channels): a map of frames x 1
+            a, g = a[:, None], g[:, None]
         weights = _weights(method if depth == 0 else "layercam", a, g)
         maps.append(np.maximum((a * weights).sum(axis=-1), 0))
     if len(maps) > 1:
@@ -329,6 +333,16 @@ def energy(explanation, box) -> float:
     x0, y0, x1, y1 = box
     total = float(explanation.heatmap.sum())
     return float(explanation.heatmap[y0:y1, x0:x1].sum()) / total if total > 0 else 0.0
+
+
+def confident(model, factor: float):
+    """The same model with its logits multiplied by `factor`: the same answers and maps, given with
+    more confidence, as real transfer-learning models give them."""
+    clone = tf_keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    kernel, bias = clone.layers[-1].get_weights()
+    clone.layers[-1].set_weights([kernel * factor, bias * factor])
+    return clone
 
 
 def randomised(model, images: np.ndarray, seed: int = 0):

@@ -99,7 +99,7 @@ def test_list_layers_in_the_containers_layout_needs_no_network(tmp_path, model_z
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].endswith("trained.h5.zip: layers with a 2-D output (* = explained by --layer auto)")
+    assert lines[0].endswith("trained.h5.zip: layers with a 1-D or 2-D output (* = explained by --layer auto)")
     assert [line.split()[1] for line in lines if line.startswith("*")] == ["conv2d_4"]
 
 

@@ -92,16 +92,6 @@ def test_own_maps_are_faithful_and_random_uniform_and_randomised_maps_are_not(na
     assert np.mean(random >= faithfulness.TRUST_THRESHOLD) <= 0.3
 
 
-def _confident(model, factor: float):
-    """The same model with its logits multiplied by `factor`: the same answers and maps, given with
-    more confidence, as real transfer-learning models give them."""
-    clone = tf_keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    kernel, bias = clone.layers[-1].get_weights()
-    clone.layers[-1].set_weights([kernel * factor, bias * factor])
-    return clone
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_a_more_confident_model_keeps_its_scores(name):
     """Probabilities saturate as a model grows confident; the score, read on the log-odds, must not."""
@@ -110,7 +100,7 @@ def test_a_more_confident_model_keeps_its_scores(name):
     base = explainer.maps(inputs, targets)
     scores = np.array([m.faithfulness for m in base])
     for factor in (10, 30):
-        confident = Explainer(_confident(model, factor), SHAPE_CLASSES, resize_mode="fit-short")
+        confident = Explainer(helpers.confident(model, factor), SHAPE_CLASSES, resize_mode="fit-short")
         maps = confident.maps(inputs, targets)
         assert [m.explained for m in maps] == [m.explained for m in base], "the same answers"
         assert np.median([m.probabilities.max() for m in maps]) > 0.999999, "saturated probabilities"

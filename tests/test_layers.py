@@ -76,7 +76,7 @@ def test_any_spatial_layer_can_be_named_by_path_or_unique_name_and_is_explained(
     "spec,message",
     [
         ("nope", "layer 'nope': no such layer in the model (run with --list-layers to see its layers)"),
-        ("{flatten}", "layer '{flatten}' has no 2-D spatial output (its output shape is (None, 144))"),
+        ("{flatten}", "layer '{flatten}' has no 1-D or 2-D spatial output (its output shape is (None, 144))"),
         ("model", "layer 'model' is a nested model: name one of its layers, e.g. model/Conv_1"),
         ("Conv_1,model/Conv_1", "layer 'Conv_1,model/Conv_1': a layer is named twice"),
     ],

@@ -55,7 +55,7 @@ def test_model_without_convolution_is_a_clear_error():
         [keras.Input((8,)), keras.layers.Dense(4, name="hidden"), keras.layers.Dense(2, activation="softmax")]
     )
     with pytest.raises(
-        GradcamError, match=r"no 2-D convolution layer to explain \(it has no layer with a 2-D output\)$"
+        GradcamError, match=r"no convolution layer to explain \(it has no layer with a 1-D or 2-D output\)$"
     ):
         ModelAdapter(model)
 

@@ -124,7 +124,7 @@ def test_model_without_convolution_fails_clearly(tmp_path, capsys):
     )
     assert code == 2
     assert capsys.readouterr().err == (
-        "error: the model has no 2-D convolution layer to explain (it has no layer with a 2-D output)\n"
+        "error: the model has no convolution layer to explain (it has no layer with a 1-D or 2-D output)\n"
     )
 
 

@@ -87,6 +87,8 @@ class BaseCAM:
 
     def _layer_map(self, depth: int, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
         """ReLU(sum_k w_k A^k) for one layer: the method's weights at the deepest, LayerCAM's below."""
+        if activations.shape.rank == 3:  # a 1-D layer (frames, channels): a map of frames x 1
+            activations, grads = activations[:, :, None], grads[:, :, None]
         weights = self.weights(activations, grads) if depth == 0 else _layercam_weights(grads)
         if weights.shape.rank == 2:  # sum_k w_k A^k as a batched matrix-vector product
             return tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))

@@ -1,7 +1,9 @@
 """The layers a model offers to explain, and which of them the default explains.
 
-Any layer with a 2-D spatial output can be explained (convolutions, activations, batch norm, Add,
-pooling), nested models included, named by path (`model/block_6_expand_relu`) or by a unique name.
+Any layer with a spatial output can be explained (convolutions, activations, batch norm, Add,
+pooling), nested models included, named by path (`model/block_6_expand_relu`) or by a unique name:
+a 2-D output (an image's rows and columns; a spectrogram's frames and frequencies), or a 1-D one
+(an audio model's Conv1D over frames), seen as `frames x 1`.
 
 The default (`auto`) is chosen by resolution, not by layer names. A network is a sequence of
 *stages*: runs of layers at one output resolution, each ending where a stride halves it. The last
@@ -30,9 +32,9 @@ from gradcam.errors import GradcamError
 
 AUTO = "auto"
 LAST_CONV = "last-conv"
-CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
+CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv1D", "DepthwiseConv1D", "SeparableConv1D")
 # Layers that only pad or crop: their outputs are not features at a stage's resolution.
-_PADDING_TYPES = ("ZeroPadding2D", "Cropping2D")
+_PADDING_TYPES = ("ZeroPadding2D", "Cropping2D", "ZeroPadding1D", "Cropping1D")
 FINE_ENOUGH = 8  # a last convolution with at least this many cells on its short side is explained alone
 COARSEST_STRIDE = 16  # the class-specific layer of the fused default: the last stage at this stride or finer
 FINEST_STRIDE = 4  # no fused layer finer than 1/4 of the input side
@@ -60,6 +62,11 @@ class Layer:
     def size(self) -> str:
         return f"{self.height}x{self.width}"
 
+    @property
+    def cells(self) -> int:
+        """Its map's cells on the short side; along time for a 1-D layer."""
+        return self.height if self.width == 1 else min(self.height, self.width)
+
 
 def path_name(path: tuple) -> str:
     return "/".join(layer.name for layer in path)
@@ -85,17 +92,18 @@ def _walk(model, prefix: tuple = ()) -> list[tuple]:
 
 
 def _spatial_shape(layer) -> tuple[int, int, int] | None:
+    """(height, width, channels) of a 2-D output, (frames, 1, channels) of a 1-D one; else None."""
     try:
         shape = tuple(layer.output.shape)
     except (AttributeError, ValueError):
         return None
-    if len(shape) != 4 or None in shape[1:]:
+    if len(shape) not in (3, 4) or None in shape[1:]:
         return None
-    return int(shape[1]), int(shape[2]), int(shape[3])
+    return (int(shape[1]), 1, int(shape[2])) if len(shape) == 3 else (int(shape[1]), int(shape[2]), int(shape[3]))
 
 
 def spatial_layers(model) -> list[Layer]:
-    """The layers with a 2-D spatial output, in model order (nested models' own layers, not the models)."""
+    """The layers with a spatial output, in model order (nested models' own layers, not the models)."""
     found = []
     for path in _walk(model):
         shape = None if is_model(path[-1]) else _spatial_shape(path[-1])
@@ -108,8 +116,8 @@ def last_conv(layers: list[Layer]) -> Layer:
     """The deepest convolution among `layers`."""
     convs = [layer for layer in layers if layer.kind in CONV_TYPES]
     if not convs:
-        where = "run with --list-layers to see its layers" if layers else "it has no layer with a 2-D output"
-        raise GradcamError(f"the model has no 2-D convolution layer to explain ({where})")
+        where = "run with --list-layers to see its layers" if layers else "it has no layer with a 1-D or 2-D output"
+        raise GradcamError(f"the model has no convolution layer to explain ({where})")
     return convs[-1]
 
 
@@ -154,7 +162,7 @@ def auto_layers(layers: list[Layer], input_height: int, dense: bool = False) -> 
     if dense:
         return dense_layers(layers, input_height)
     last = last_conv(layers)
-    if min(last.height, last.width) >= FINE_ENOUGH:
+    if last.cells >= FINE_ENOUGH:
         return [last]
     eligible = [s for s in stages(layers) if input_height / s.height >= FINEST_STRIDE]
     deep = [s for s in eligible if input_height / s.height <= COARSEST_STRIDE]
@@ -178,7 +186,7 @@ def _named(layers: list[Layer], all_paths: list[tuple], name: str) -> Layer:
         inside = [layer for layer in layers if layer.path[: len(matches[0])] == matches[0]]
         raise GradcamError(f"layer {name!r} is a nested model: name one of its layers, e.g. {last_conv(inside).name}")
     shape = getattr(getattr(matches[0][-1], "output", None), "shape", "unknown")
-    raise GradcamError(f"layer {name!r} has no 2-D spatial output (its output shape is {shape})")
+    raise GradcamError(f"layer {name!r} has no 1-D or 2-D spatial output (its output shape is {shape})")
 
 
 def choose(model, spec: str | None, input_height: int, dense: bool = False) -> list[Layer]:

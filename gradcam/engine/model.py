@@ -143,7 +143,8 @@ def _linear_twin(keras, layer):
 
 
 def input_image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tuple[tuple[int, int, int], bool]:
-    """(height, width, channels) the model sees, and whether its input is a flat vector."""
+    """(height, width, channels) the model sees, and whether its input is a flat vector. Audio
+    models reshape their flat features to (frames, columns): seen as (frames, columns, 1)."""
     shape = tuple(model.inputs[0].shape[1:])
     if len(shape) == 3 and None not in shape:
         return tuple(int(s) for s in shape), False
@@ -151,6 +152,8 @@ def input_image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tupl
         first = children(model)[0]
         if type(first).__name__ == "Reshape" and len(first.target_shape) == 3:
             return tuple(int(s) for s in first.target_shape), True
+        if type(first).__name__ == "Reshape" and len(first.target_shape) == 2:  # features: (frames, columns)
+            return (*(int(s) for s in first.target_shape), 1), True
         if impulse_shape and shape[0] == impulse_shape[0] * impulse_shape[1] * impulse_shape[2]:
             return impulse_shape, True
         raise GradcamError(

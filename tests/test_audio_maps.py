@@ -1,0 +1,126 @@
+"""Maps of audio models over their features: Edge Impulse's default keyword-spotting model (1-D
+convolutions over time) and a 2-D variant (time x frequency), trained (tests/fixtures/make_keywords.py)
+on the synthetic keyword set of tests/audio.py: MFE features of 1 s clips, each a burst of its class's
+band among two sounds of no class.
+
+A 1-D map runs along time (frames x 1), a 2-D one over time and frequency. The method for feature
+models is HiResCAM: their heads flatten the map and weigh every position apart, and Grad-CAM's
+averaged gradients lose where (measured below)."""
+
+import functools
+
+import cv2
+import numpy as np
+import pytest
+import tf_keras
+
+from gradcam.engine.cam import make_cam
+from gradcam.engine.model import ModelAdapter
+from tests import audio, helpers
+from tests.helpers import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures"
+SHAPE = (audio.FRAMES, audio.FILTERS)
+
+
+@functools.cache
+def model(kind: str):
+    return tf_keras.models.load_model(FIXTURES / f"keywords_{kind}.h5")
+
+
+@functools.cache
+def keyword_windows(seed: int = 3, n: int = 300) -> tuple[audio.Clips, np.ndarray]:
+    data = audio.clips(n, seed)
+    return data, audio.features(data)
+
+
+def _maps(net, x: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's map at the features' size (frames x filters), and the predicted classes."""
+    batch = make_cam(ModelAdapter(net), method)(x.reshape(len(x), *SHAPE, 1))
+    maps = np.stack([cv2.resize(m, SHAPE[::-1], interpolation=cv2.INTER_LINEAR) for m in batch.maps])
+    return maps, batch.probabilities.argmax(axis=1)
+
+
+def _peaks_in_bursts(maps: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Per window: whether the map's peak frame lies in its burst, one frame of slack either side."""
+    frames = maps.max(axis=2).argmax(axis=1)
+    return (frames >= spans[:, 0] - 1) & (frames <= spans[:, 1] + 1)
+
+
+@pytest.mark.parametrize(("kind", "layer"), [("1d", ("Conv1D", "50x1")), ("2d", ("Conv2D", "50x20"))])
+def test_the_default_layer_of_an_audio_model_and_its_map_shape(kind, layer):
+    adapter = ModelAdapter(model(kind))
+    [explained] = adapter.layers
+    assert adapter.image_shape == (*SHAPE, 1) and adapter.flat_input
+    assert (explained.kind, explained.size) == layer
+    maps = make_cam(adapter, "hirescam")(keyword_windows()[1][:3].reshape(3, *SHAPE, 1)).maps
+    height, width = map(int, layer[1].split("x"))
+    assert maps.shape == (3, height, width)
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_the_peak_frame_lies_in_the_burst_and_not_once_the_weights_are_randomised(kind):
+    """Over correct windows, >= 85% of peaks in the burst; re-initialised copies (the mean of three,
+    as one draw's share swings by +-0.15) <= 45%: chance, with three sounds in a clip, is about a third."""
+    data, x = keyword_windows()
+    spans = audio.burst_frames(data)
+    maps, predicted = _maps(model(kind), x, "hirescam")
+    correct = predicted == data.labels
+    assert correct.mean() >= 0.9, "a good classifier"
+    share = _peaks_in_bursts(maps[correct], spans[correct]).mean()
+    random_shares = [
+        _peaks_in_bursts(_maps(helpers.randomised(model(kind), x, seed), x, "hirescam")[0], spans).mean()
+        for seed in range(3)
+    ]
+    print(kind, "peak frame in the burst", share, "re-initialised", random_shares)
+    assert share >= 0.85
+    assert np.mean(random_shares) <= 0.45
+
+
+def test_a_2d_models_peak_band_is_the_classs_band():
+    """The peak's mel filter has its centre in the burst's band for >= 80% of correct windows."""
+    data, x = keyword_windows()
+    maps, predicted = _maps(model("2d"), x, "hirescam")
+    centres = audio.mel_points()[1:-1]
+    correct = np.flatnonzero(predicted == data.labels)
+    filters = [np.unravel_index(maps[i].argmax(), maps[i].shape)[1] for i in correct]
+    bands = [audio.BANDS[audio.CLASSES[data.labels[i]]] for i in correct]
+    share = np.mean([low <= centres[f] <= high for f, (low, high) in zip(filters, bands, strict=True)])
+    print("peak band in the class's band", share)
+    assert share >= 0.8
+
+
+def test_gradcam_loses_where_on_a_2d_audio_model_which_is_why_feature_models_use_hirescam():
+    data, x = keyword_windows()
+    spans = audio.burst_frames(data)
+    gradcam, _ = _maps(model("2d"), x, "gradcam")
+    hirescam, _ = _maps(model("2d"), x, "hirescam")
+    shares = _peaks_in_bursts(gradcam, spans).mean(), _peaks_in_bursts(hirescam, spans).mean()
+    print("2-D peak in the burst: Grad-CAM", shares[0], "HiResCAM", shares[1])
+    assert shares[0] <= 0.5 <= shares[1]
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_a_more_confident_model_has_the_same_maps(kind):
+    """Logits x30 saturate the probabilities; the maps, taken on the logits, stay."""
+    x = keyword_windows()[1][:40]
+    base, _ = _maps(model(kind), x, "hirescam")
+    confident = helpers.confident(model(kind), 30)
+    assert np.median(confident.predict(x, verbose=0).max(axis=1)) > 0.999999, "saturated probabilities"
+    maps, _ = _maps(confident, x, "hirescam")
+    peaks = base.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(maps / (30 * peaks), base / peaks, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+@pytest.mark.parametrize("method", ["gradcam", "hirescam"])
+def test_batched_maps_equal_the_per_window_reference(kind, method):
+    net = model(kind)
+    x = keyword_windows()[1][:4]
+    adapter = ModelAdapter(net)
+    maps = make_cam(adapter, method)(x.reshape(len(x), *SHAPE, 1)).maps
+    paths = [layer.name.split("/") for layer in adapter.layers]
+    for i, window in enumerate(x):
+        expected = helpers.reference_cam(net, paths, window, None, method, "classification")
+        got = maps[i] / maps[i].max() if maps[i].max() > 0 else maps[i]
+        np.testing.assert_allclose(got, expected.reshape(got.shape), atol=1e-4, err_msg=f"window {i}")
