@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
 from gradcam.engine import faithfulness
 from gradcam.engine.model import load_model
