@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from gradcam import stopping
 from gradcam.choices import (
+    AUTO,
     CATEGORIES,
     COLORS,
     DEFAULT_HOST,
@@ -87,6 +88,13 @@ def parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("offline job (no network)")
     src.add_argument("--model", type=Path, help="Keras model: .h5, .keras, or a zip holding model.h5")
     src.add_argument("--dataset", type=Path, help="Edge Impulse export zip, or its extracted folder")
+    src.add_argument(
+        "--features",
+        type=Path,
+        help="audio and other DSP models: the features Edge Impulse computed, X_testing.npy (the Dashboard's "
+        '"Download block output"), in place of --dataset',
+    )
+    src.add_argument("--labels", type=Path, help="with --features: their labels, y_testing.npy")
     src.add_argument("--classes", type=_classes, help="class names in model output order, comma separated")
     src.add_argument(
         "--tflite",
@@ -98,7 +106,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--category", choices=CATEGORIES, default="testing", help="which samples to explain")
 
     cam = p.add_argument_group("Grad-CAM")
-    cam.add_argument("--method", choices=METHODS, default="gradcam")
+    cam.add_argument(
+        "--method",
+        choices=(AUTO, *METHODS),
+        default=AUTO,
+        help="auto (default): hirescam for audio (feature) models, whose heads weigh each position apart; "
+        "gradcam for images",
+    )
     cam.add_argument(
         "--layer",
         default="auto",
@@ -204,6 +218,14 @@ def _missing(args: argparse.Namespace) -> str | None:
         return tflite_as_model(args.model)
     if args.dataset is not None and not args.dataset.exists():
         return not_found(args.dataset, "dataset", DATASET_EXPECTED)
+    for flag, what in (("features", "features file"), ("labels", "labels file")):
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():
+            return not_found(path, what, "an .npy file")
+    if args.features is not None and args.dataset is not None:
+        return "give --features (windows of DSP features) or --dataset (an export of images), not both"
+    if args.labels is not None and args.features is None:
+        return "--labels goes with --features (the labels of its windows)"
     if args.tflite is not None and not args.tflite.is_file():
         return not_found(args.tflite, "TFLite model")
     if args.metadata is not None and not args.metadata.is_file():

@@ -52,9 +52,11 @@ class Explainer:
         input_scaling: str = "0..1",
         impulse_shape: tuple[int, int, int] | None = None,
         faithfulness: bool = True,
+        fill: str = "blur",
     ):
         """faithfulness: score every map (two more forward passes per map, gradcam.engine.faithfulness);
-        a FOMO model's every object."""
+        a FOMO model's every object. fill: what the score's deletions put in place of a region: blur
+        (images), background (windows of audio features: each column's median over the frames)."""
         self.adapter = ModelAdapter(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
@@ -71,7 +73,7 @@ class Explainer:
         objects = isinstance(self.task, Detection)
         self._cut = self.adapter.cut() if objects else None
         self.forward = self._cut or self.adapter
-        self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects)
+        self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, fill)
         self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
         self.method = method
         self.normalization = normalization

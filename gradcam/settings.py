@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gradcam.choices import AUTO
+
 
 @dataclass
 class Settings:
@@ -13,12 +15,14 @@ class Settings:
     # Inputs and output.
     model: Path | None = None
     dataset: Path | None = None
+    features: Path | None = None  # audio and other DSP features: X_<category>.npy, one row per window
+    labels: Path | None = None  # their labels: y_<category>.npy
     out: Path = Path("output")
     category: str = "testing"
     classes: list[str] | None = None
     # Grad-CAM.
     layer: str = "auto"  # auto, last-conv, or layer names to fuse (gradcam.engine.layers)
-    method: str = "gradcam"
+    method: str = AUTO  # hirescam for feature (audio) models, whose heads weigh each position apart; else gradcam
     pooling_gradients: str = "mean"
     heatmap_normalization: str = "percentile"
     target_class: str | None = None
@@ -51,13 +55,22 @@ class Settings:
     export_timeout: float = 1800.0
 
     @property
+    def reads_features(self) -> bool:
+        """The model takes windows of DSP features (audio), not images."""
+        return self.features is not None
+
+    @property
     def zip_path(self) -> Path:
         return self.out / "deploy.zip"
 
     def with_defaults(self) -> Settings:
         """Preprocessing options that neither a flag nor the impulse set take their defaults."""
+        method = self.method
+        if method == AUTO:
+            method = "hirescam" if self.reads_features else "gradcam"
         return replace(
             self,
+            method=method,
             resize_mode=self.resize_mode or "squash",
             input_scaling=self.input_scaling or "0..1",
             detection_threshold=self.detection_threshold if self.detection_threshold is not None else 0.5,
@@ -75,6 +88,7 @@ class Settings:
             "input_scaling": self.input_scaling,
             "impulse_shape": self.image_shape,
             "faithfulness": self.faithfulness,
+            "fill": "background" if self.reads_features else "blur",
         }
 
     def parameters(self) -> dict:

@@ -12,10 +12,15 @@ import functools
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
+from gradcam.engine import faithfulness
 from gradcam.engine.cam import make_cam
+from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.model import ModelAdapter
+from gradcam.engine.tasks import PREDICTED
+from gradcam.explainer import Explainer
 from tests import audio, helpers
 from tests.helpers import ROOT
 
@@ -124,3 +129,30 @@ def test_batched_maps_equal_the_per_window_reference(kind, method):
         expected = helpers.reference_cam(net, paths, window, None, method, "classification")
         got = maps[i] / maps[i].max() if maps[i].max() > 0 else maps[i]
         np.testing.assert_allclose(got, expected.reshape(got.shape), atol=1e-4, err_msg=f"window {i}")
+
+
+def test_a_windows_background_is_each_columns_median_over_its_frames():
+    x = keyword_windows()[1][:5].reshape(5, *SHAPE, 1)
+    expected = np.broadcast_to(np.median(x, axis=1, keepdims=True), x.shape)
+    np.testing.assert_allclose(faithfulness.background(tf.constant(x)).numpy(), expected, atol=1e-6)
+
+
+def _trust(net, x: np.ndarray, fill: str) -> np.ndarray:
+    explainer = Explainer(net, audio.CLASSES, method="hirescam", fill=fill)
+    return np.array([m.faithfulness for m in explainer.maps(x, np.full(len(x), PREDICTED, np.int32))])
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_faithfulness_trusts_the_trained_models_maps_and_not_a_re_initialised_ones(kind):
+    """Deleting a sound (its frames set to the band's background) takes the class's evidence away;
+    deleting as much background does not. A blur leaves most of a 15-25 frame sound in place: the
+    1-D model's right maps then score low (measured: 0.28)."""
+    x = keyword_windows()[1][:150].reshape(150, *SHAPE, 1)
+    trained = _trust(model(kind), x, "background")
+    confident = _trust(helpers.confident(model(kind), 30), x, "background")
+    random = _trust(helpers.randomised(model(kind), x.reshape(len(x), -1)), x, "background")
+    share = [np.mean(s >= TRUST_THRESHOLD) for s in (trained, confident, random)]
+    print(kind, "mean", trained.mean(), confident.mean(), random.mean(), "trusted", share)
+    assert share[0] >= 0.8 and trained.mean() >= 0.7
+    assert abs(confident.mean() - trained.mean()) <= 0.1 and abs(share[1] - share[0]) <= 0.1
+    assert share[2] <= 0.3 and random.mean() <= 0.4  # as for images (tests/test_faithfulness.py)

@@ -63,13 +63,14 @@ class CamBatch:
 class BaseCAM:
     """The shared pass: activations, gradients of the target score, the (fused) map."""
 
-    def __init__(self, adapter: ModelAdapter, pooling: str = "mean", faithfulness: bool = False):
-        """faithfulness: score every map in the same pass (a task with one answer per sample only)."""
+    def __init__(self, adapter: ModelAdapter, pooling: str = "mean", faithfulness: bool = False, fill: str = "blur"):
+        """faithfulness: score every map in the same pass (a task with one answer per sample only);
+        fill: what its deletions replace a region with (gradcam.engine.faithfulness.FILLS)."""
         if pooling not in POOLINGS:
             raise GradcamError(f"pooling {pooling!r}: expected one of {', '.join(POOLINGS)}")
         self.adapter = adapter
         self.pooling = pooling
-        self.faithfulness = faithfulness
+        self.faithfulness, self.fill = faithfulness, fill
         height, width, channels = adapter.image_shape
         signature = [
             tf.TensorSpec((None, height, width, channels), tf.float32),
@@ -102,7 +103,7 @@ class BaseCAM:
         every deleted copy of every part through the model as one batch."""
         if not self.faithfulness:
             return [tf.zeros((0,)) for _ in parts]
-        return faithfulness.measure(lambda x: self.adapter(x).scores, self.adapter.task, parts)
+        return faithfulness.measure(lambda x: self.adapter(x).scores, self.adapter.task, parts, self.fill)
 
     def _batch_pass(self, images: tf.Tensor, owners: tf.Tensor, targets: tf.Tensor, truths: tf.Tensor | None = None):
         task = self.adapter.task
@@ -241,11 +242,15 @@ def layer_methods(method: str, layers: int) -> list[str]:
 
 
 def make_cam(
-    adapter: ModelAdapter, method: str = "gradcam", pooling: str = "mean", faithfulness: bool = False
+    adapter: ModelAdapter,
+    method: str = "gradcam",
+    pooling: str = "mean",
+    faithfulness: bool = False,
+    fill: str = "blur",
 ) -> BaseCAM:
     if method not in METHODS:
         raise GradcamError(f"method {method!r}: expected one of {', '.join(METHODS)}")
-    return METHODS[method](adapter, pooling, faithfulness)
+    return METHODS[method](adapter, pooling, faithfulness, fill)
 
 
 def normalize(maps: np.ndarray, mode: str = "percentile", percentile: float = 99.0) -> np.ndarray:

@@ -89,6 +89,19 @@ def blurred(images: tf.Tensor) -> tf.Tensor:
     return tf.einsum("hy,nywc,xw->nhxc", rows, images, cols)
 
 
+def background(features: tf.Tensor) -> tf.Tensor:
+    """Each window of features (N, frames, columns, C) as its background: every frame replaced by its
+    column's median over the window's frames. Deleting a sound then leaves the band's usual level
+    behind; a blur would leave most of a sound longer than the kernel in place."""
+    frames = features.shape[1]
+    ordered = tf.sort(features, axis=1)
+    middle = (ordered[:, (frames - 1) // 2] + ordered[:, frames // 2]) / 2
+    return tf.broadcast_to(middle[:, None], tf.shape(features))
+
+
+FILLS = {"blur": blurred, "background": background}  # what a deleted region becomes: images, features
+
+
 def _hottest(heat: tf.Tensor, share: float, region: tf.Tensor) -> tf.Tensor:
     """Weights (N, H, W) in 0..1 that sum to `share` of each map's region: 1 on its hottest pixels
     there. Pixels tied at the cut share what is left equally, so that the choice never depends on
@@ -116,20 +129,25 @@ def hottest(
 
 
 def deleted(
-    images: tf.Tensor, maps: tf.Tensor, share: float = DELETED_SHARE, region: tf.Tensor | None = None
+    images: tf.Tensor,
+    maps: tf.Tensor,
+    share: float = DELETED_SHARE,
+    region: tf.Tensor | None = None,
+    fill: Callable[[tf.Tensor], tf.Tensor] = blurred,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Two copies of the model inputs (N, H, W, C): the maps' hottest `share` replaced by the blurred
-    image, and their coldest `share` replaced by it. maps: (N, h, w), upsampled bilinearly; region:
-    (N, h', w') where to delete (None: everywhere), upsampled to the nearest."""
+    """Two copies of the model inputs (N, H, W, C): the maps' hottest `share` replaced by the filled
+    input (FILLS: blurred, or the features' background), and their coldest `share` replaced by it.
+    maps: (N, h, w), upsampled bilinearly; region: (N, h', w') where to delete (None: everywhere),
+    upsampled to the nearest."""
     size = images.shape[1:3]
     heat = tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
     if region is not None:
         region = tf.image.resize(tf.cast(region, tf.float32)[..., None], size, method="nearest")[..., 0]
-    fill = blurred(images)
+    filled = fill(images)
 
     def replace(weights: tf.Tensor) -> tf.Tensor:
         w = weights[..., None]
-        return images * (1 - w) + fill * w
+        return images * (1 - w) + filled * w
 
     hot, cold = hottest(heat, share, region)
     return replace(hot), replace(cold)
@@ -150,12 +168,18 @@ def measure(
     logits_of: Callable[[tf.Tensor], tf.Tensor],
     task: Task,
     parts: list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]],
+    fill: str = "blur",
 ) -> list[tf.Tensor]:
     """The faithfulness of each part's maps (N,), a part being (model inputs (N, H, W, C), their maps
     (N, h, w), the logits of the inputs, what each map explains (N, ...): a class, or a FOMO object's
     mask): every deleted copy of every part through the model as one batch, deleted within the
-    task's region of each target. logits_of: model inputs -> logits."""
-    copies = [c for inputs, maps, _, targets in parts for c in deleted(inputs, maps, region=task.region(targets))]
+    task's region of each target. logits_of: model inputs -> logits; fill: what a deleted region
+    becomes (FILLS)."""
+    copies = [
+        c
+        for inputs, maps, _, targets in parts
+        for c in deleted(inputs, maps, region=task.region(targets), fill=FILLS[fill])
+    ]
     altered = logits_of(tf.concat(copies, axis=0))
     scored, start = [], 0
     for inputs, _, logits, classes in parts:

@@ -29,6 +29,7 @@ class ClassifyStages:
     """Classification, binary and regression models on images."""
 
     detection = False  # deploy.zip's results have no detection columns
+    windows = False  # nor audio windows' columns
 
     def __init__(
         self,
@@ -72,12 +73,16 @@ class ClassifyStages:
         record = self._record(prepared, explanation, tflite_outputs)
         if not self.pictures.wanted(record):
             return Rendered(record, Pictures(None))
-        kind = tflite_kind(self.tflite)
-        overlay = draw(explanation, self.pictures, caption(record, kind))
-        contrast = explanation.contrast
+        shown = self._shown(explanation)
+        overlay = draw(shown, self.pictures, caption(record, tflite_kind(self.tflite)))
+        contrast = shown.contrast
         if contrast is None or self.pictures.layout == "panel":
             return Rendered(record, Pictures(overlay))
         return Rendered(record, Pictures(overlay, draw(contrast, self.pictures)))
+
+    def _shown(self, explanation: Explanation) -> Explanation:
+        """The explanation as its pictures show it: as it is, for an image."""
+        return explanation
 
     def _record(self, prepared: Prepared, explanation: Explanation, tflite_outputs: np.ndarray | None) -> SampleRecord:
         sample, answer = prepared.sample, explanation.answer

@@ -30,6 +30,7 @@ class DetectStages:
 
     by_label = False  # an image holds several labels
     detection = True  # deploy.zip's results get the detection columns and objects.csv
+    windows = False
 
     def __init__(
         self,

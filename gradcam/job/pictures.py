@@ -69,6 +69,9 @@ def caption(record: SampleRecord, tflite_kind: str = "tflite") -> str:
     map's faithfulness when measured."""
     truth = record.true_label if record.true_label is not None else "unlabeled"
     text = f"true: {truth}  predicted: {_answer(record.answer)}"
+    window = record.window
+    if window and window.start_ms is not None:
+        text += f"  {window.start_ms}-{window.end_ms} ms"
     if record.agrees is False and record.tflite is not None:
         text += f"  {tflite_kind}: {_answer(record.tflite)}"
     trust = record.map.faithfulness

@@ -8,6 +8,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+IMAGES, WINDOWS = ("images", "img"), ("windows", "win")  # what is counted, and its short form
+
 
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
@@ -17,13 +19,17 @@ def _duration(seconds: float) -> str:
 class Progress:
     """Count work done; `update` is cheap, output is throttled."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, every: float = 5.0):
+    def __init__(
+        self, total: int, label: str, stream: TextIO | None = None, every: float = 5.0, unit: tuple[str, str] = IMAGES
+    ):
+        """unit: what is counted, and its short form for rates (IMAGES, WINDOWS)."""
         self.total, self.label, self.every = total, label, every
+        self.noun, self.short = unit
         self.stream = stream or sys.stdout
         self.done = 0
         self.start = self._last = time.monotonic()
         interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._bar = tqdm(total=total, desc=label, unit="img", file=self.stream) if interactive else None
+        self._bar = tqdm(total=total, desc=label, unit=self.short, file=self.stream) if interactive else None
 
     def update(self, n: int = 1) -> None:
         """Count n more; a log line for the first (the work has started), then every few seconds."""
@@ -36,7 +42,7 @@ class Progress:
         if first:  # one image says nothing of the rate: the first batch finishes all at once
             self._last = now
             print(
-                f"{self.label}: {self.done}/{self.total} images, the first after {now - self.start:.1f}s",
+                f"{self.label}: {self.done}/{self.total} {self.noun}, the first after {now - self.start:.1f}s",
                 file=self.stream,
                 flush=True,
             )
@@ -49,7 +55,7 @@ class Progress:
         rate = self.done / elapsed
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
         eta_text = _duration(eta) if eta != float("inf") else "?"
-        return f"{self.label}: {self.done}/{self.total} images, {rate:.1f} img/s, ETA {eta_text}"
+        return f"{self.label}: {self.done}/{self.total} {self.noun}, {rate:.1f} {self.short}/s, ETA {eta_text}"
 
     def close(self) -> float:
         """Stop; returns the elapsed seconds."""

@@ -61,6 +61,20 @@ class Objects:
 
 
 @dataclass(frozen=True)
+class WindowFacts:
+    """Where an audio (feature) window comes from, and where along it, and in which band, its map
+    peaks; None where the inputs do not say or the map is blank."""
+
+    sample_id: int | None
+    start_ms: int | None
+    end_ms: int | None
+    peak_frame: int | None  # the frame under the map's peak, from the window's first
+    peak_ms: int | None  # the peak's time from the sample's start (the frame's centre)
+    peak_filter: int | None = None  # 2-D maps: the column under the peak (filter, cepstrum or FFT bin)
+    peak_hz: float | None = None  # that column's centre frequency (MFE, spectrogram)
+
+
+@dataclass(frozen=True)
 class SampleRecord:
     """One explained sample."""
 
@@ -72,6 +86,7 @@ class SampleRecord:
     tflite: Outcome | None = None  # the TFLite model's answer on the same input; None: not run
     agrees: bool | None = None  # whether it is the Keras model's answer (regression: within the threshold)
     detection: Objects | None = None  # object detection only
+    window: WindowFacts | None = None  # audio (feature) models only
 
     @property
     def folder(self) -> str:

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 from gradcam import stopping
 from gradcam.edge.dataset import Dataset, Sample, open_dataset
+from gradcam.edge.features import FeatureSet, open_features
 from gradcam.engine.model import load_model
 from gradcam.engine.tflite import Comparison
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job import totals
 from gradcam.job.loop import StageTimes, run_batches
-from gradcam.job.progress import Progress
+from gradcam.job.progress import IMAGES, WINDOWS, Progress
 from gradcam.job.records import RunInfo, Skipped
 from gradcam.job.stages import Stages, open_tflite, stages_for
 from gradcam.job.totals import RunningTotals
@@ -56,14 +57,19 @@ class Job:
         explainer.target_index(settings.target_class)
         return cls(explainer, settings, open_tflite(settings, explainer))
 
-    def run(self, dataset: Dataset) -> Summary:
+    def run(self, dataset: Dataset | FeatureSet) -> Summary:
         """Explain every sample of the dataset and write deploy.zip (nothing is left of it on failure)."""
         explainer, settings = self.explainer, self.settings
         stages = stages_for(explainer, dataset, settings, self.tflite)
         self._announce(dataset, stages)
         samples, skipped = _usable(dataset, stages)
-        output = DeployZip(settings.zip_path, stages.by_label, stages.detection)
-        progress, times, running = Progress(len(samples), "explaining"), StageTimes(), stages.running_totals()
+        output = DeployZip(settings.zip_path, stages.by_label, stages.detection, stages.windows)
+        unit = WINDOWS if stages.windows else IMAGES
+        progress, times, running = (
+            Progress(len(samples), "explaining", unit=unit),
+            StageTimes(),
+            stages.running_totals(),
+        )
         try:
             failed = run_batches(samples, stages, output, running, settings.batch_size, progress, times)
             info = self._info(stages, samples, running, skipped + failed)
@@ -142,11 +148,16 @@ def _describe_layers(explainer: Explainer) -> str:
 def run(source: Source) -> Summary:
     """The job on a source's model and dataset; the model is loaded once."""
     settings = source.settings.with_defaults()
-    if settings.model is None or (settings.dataset is None and source.fetch is None):
-        raise GradcamError("nothing to explain: give --model and --dataset, --api-key, or --metadata")
+    if settings.model is None or (settings.dataset is None and settings.features is None and source.fetch is None):
+        raise GradcamError("nothing to explain: give --model and --dataset (or --features), --api-key, or --metadata")
     log.info("loading the model %s", settings.model.name)
     started = time.monotonic()
     model = load_model(settings.model)
+    if settings.features is not None:
+        job = Job.build(model, settings, settings.classes)
+        log.info("model ready after %.1fs", time.monotonic() - started)
+        with open_features(settings.features, settings.labels, job.explainer.classes, settings.category) as features:
+            return job.run(features)
     if source.fetch is None:
         with open_dataset(settings.dataset, settings.category) as dataset:
             job = Job.build(model, settings, settings.classes or dataset.labels or None)

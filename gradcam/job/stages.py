@@ -7,12 +7,14 @@ import logging
 from typing import Any, Protocol
 
 from gradcam.edge.dataset import Dataset, Sample
+from gradcam.edge.features import FeatureSet
 from gradcam.engine.tasks import Detection
 from gradcam.engine.tflite import Comparison, TfliteModel
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job.classify import ClassifyStages
 from gradcam.job.detect import DetectStages
+from gradcam.job.features import FeatureStages
 from gradcam.job.inputs import ImageInputs, Prepared
 from gradcam.job.pictures import PictureOptions
 from gradcam.job.records import Rendered
@@ -28,6 +30,7 @@ class Stages(Protocol):
 
     by_label: bool  # deploy.zip has a folder per true label
     detection: bool  # deploy.zip's results have the detection columns and objects.csv
+    windows: bool  # deploy.zip's results have the audio windows' columns
 
     def problem(self, sample: Sample) -> str | None:
         """Why a sample cannot be judged, before it is read; None: it can."""
@@ -45,13 +48,20 @@ class Stages(Protocol):
         """The run's totals, to be fed every record: what this kind of model sums."""
 
 
-def stages_for(explainer: Explainer, dataset: Dataset, settings: Settings, tflite: Comparison | None = None) -> Stages:
+def stages_for(
+    explainer: Explainer, dataset: Dataset | FeatureSet, settings: Settings, tflite: Comparison | None = None
+) -> Stages:
     """The stages for the explainer's model on this dataset (settings: with their defaults)."""
-    inputs = ImageInputs(dataset, explainer, settings.max_overlay_size)
     pictures = PictureOptions(settings.alpha, settings.layout, settings.max_overlay_size, settings.overlays)
+    judging = (settings.target_class, settings.regression_threshold, tflite)
+    if isinstance(dataset, FeatureSet):
+        if isinstance(explainer.task, Detection):
+            raise GradcamError("an object detection model does not take windows of features")
+        return FeatureStages(explainer, dataset, pictures, *judging)
+    inputs = ImageInputs(dataset, explainer, settings.max_overlay_size)
     if isinstance(explainer.task, Detection):
         return DetectStages(explainer, inputs, pictures, settings.detection_threshold, tflite)
-    return ClassifyStages(explainer, inputs, pictures, settings.target_class, settings.regression_threshold, tflite)
+    return ClassifyStages(explainer, inputs, pictures, *judging)
 
 
 def open_tflite(settings: Settings, explainer: Explainer) -> Comparison | None:

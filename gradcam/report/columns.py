@@ -17,6 +17,7 @@ from gradcam.job.records import (
     SampleRecord,
     TfliteTotals,
     TrustRow,
+    WindowFacts,
 )
 
 RESULT_FIELDS = (
@@ -39,6 +40,8 @@ RESULT_FIELDS = (
     "tflite_error",
     "agrees",
 )  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
+# Audio (feature) runs add each window's origin and the map's peak along it.
+WINDOW_FIELDS = ("sample_id", "start_ms", "end_ms", "peak_frame", "peak_ms", "peak_filter", "peak_hz")
 # Object detection runs add per image counts and rates, and write every object to objects.csv.
 DETECTION_FIELDS = ("true_positives", "false_positives", "false_negatives", "precision", "recall", "f1")
 OBJECT_FIELDS = (
@@ -127,7 +130,14 @@ def result_row(record: SampleRecord, overlay: str, true_class_overlay: str = "")
         "objects": [object_row(o) for o in detection.objects] if detection else [],
         "overlay": overlay,
         "true_class_overlay": true_class_overlay,
+        **_window(record.window),
     }
+
+
+def _window(facts: WindowFacts | None) -> dict:
+    if facts is None:
+        return {}
+    return asdict(facts) | {"peak_hz": None if facts.peak_hz is None else round(facts.peak_hz, 1)}
 
 
 def csv_row(row: dict, fields: list[str]) -> dict:

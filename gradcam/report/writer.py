@@ -24,6 +24,7 @@ from gradcam.report.columns import (
     DETECTION_FIELDS,
     OBJECT_FIELDS,
     RESULT_FIELDS,
+    WINDOW_FIELDS,
     csv_row,
     object_csv_rows,
     result_row,
@@ -42,12 +43,14 @@ class DeployZip:
     `close` writes the results files and moves the zip into place. Nothing per sample stays in
     memory but the zip's own list of entries (its central directory, written last)."""
 
-    def __init__(self, path: str | Path, by_label: bool = True, detection: bool = False):
+    def __init__(self, path: str | Path, by_label: bool = True, detection: bool = False, windows: bool = False):
         """by_label: one sub-folder per label (classification); regression and detection have none.
-        detection: results.csv gets the detection columns, and objects.csv is written."""
+        detection: results.csv gets the detection columns, and objects.csv is written. windows:
+        results.csv gets the audio windows' columns."""
         self.path = Path(path)
         self.by_label = by_label
         self.detection = detection
+        self.windows = windows
         self._partial = self.path.with_name(self.path.name + ".partial")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +132,8 @@ class DeployZip:
             out.write("[]\n}" if separator.startswith("[") else "\n ]\n}")
 
     def close(self, info: RunInfo) -> Path:
-        fields = [*RESULT_FIELDS, *(DETECTION_FIELDS if self.detection else ()), *(f"score:{c}" for c in self._scores)]
+        extra = (*(DETECTION_FIELDS if self.detection else ()), *(WINDOW_FIELDS if self.windows else ()))
+        fields = [*RESULT_FIELDS, *extra, *(f"score:{c}" for c in self._scores)]
         self._write_csv("results.csv", fields, (csv_row(row, fields) for row in self._each_row()))
         if self.detection:
             objects = (o for row in self._each_row() for o in object_csv_rows(row))

@@ -1,0 +1,177 @@
+"""The features Edge Impulse computed for an audio (or other DSP) impulse -> windows to explain.
+
+Edge Impulse serves a DSP block's output as `np.save` files (the Dashboard's "Download block output",
+or the API's dsp-data endpoints): X, float32, one flattened row per window, frame by frame; y, the
+windows' labels, in one of two layouts, told apart by content (a one-hot array with 4 classes has 4
+columns too):
+- int, 4 columns: label index (from 1, in the learn block's class order), sample id, window start
+  and end in ms (the Dashboard's and custom learn blocks' documented layout);
+- one-hot: a row of zeros with a single 1 per window.
+The DSP block's metadata (Studio) gives what the npy files do not: which sample each row comes
+from (`includedSamples`, in row order) and the window size and step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gradcam.edge.dataset import Sample
+from gradcam.errors import GradcamError, not_found
+
+LAYOUTS = "int labels with 4 columns (label index from 1, sample id, start ms, end ms) or one-hot rows"
+RANGE_ROWS = 1000  # rows read to set the pictures' grey range
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where one row of features comes from; None where the inputs do not say."""
+
+    row: int
+    sample_id: int | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The DSP block's metadata: its samples in row order (id, windows) and the windows' size and step."""
+
+    samples: list[tuple[int, int]]
+    window_ms: int
+    increase_ms: int
+
+    def windows(self) -> list[Window]:
+        rows = [(sample_id, k) for sample_id, count in self.samples for k in range(count)]
+        return [
+            Window(row, sample_id, k * self.increase_ms, k * self.increase_ms + self.window_ms)
+            for row, (sample_id, k) in enumerate(rows)
+        ]
+
+
+@dataclass
+class FeatureSet:
+    """The windows to explain as samples (their names, labels), each row's features and origin."""
+
+    source: Path
+    features: np.ndarray  # (windows, values), possibly memory-mapped
+    samples: list[Sample]
+    windows: dict[str, Window]  # by sample path
+    grey_range: tuple[float, float]  # the feature values drawn black and white
+    band_centres: list[float] | None = None  # Hz per column (MFE, spectrogram); None: not known
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def row(self, sample: Sample) -> np.ndarray:
+        return np.asarray(self.features[self.windows[sample.path].row], np.float32)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({s.label for s in self.samples if s.label is not None})
+
+    def close(self) -> None:
+        """Nothing to release (the arrays are let go with the set)."""
+
+    def __enter__(self) -> FeatureSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_npy(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise GradcamError(not_found(path, what, "an .npy file"))
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise GradcamError(f"{path}: not an .npy file ({exc})") from None
+
+
+def label_rows(labels: np.ndarray, classes: list[str], name: str) -> list[tuple[str, Window | None]]:
+    """Each row's label (a class name) and, in the 4-column layout, its sample and time range."""
+    if labels.ndim != 2 or not len(labels):
+        raise GradcamError(f"{name}: expected {LAYOUTS}; got an array of shape {labels.shape}")
+    values = np.asarray(labels)
+    if np.isin(values, (0, 1)).all() and (values.sum(axis=1) == 1).all():
+        return _one_hot(values, classes, name)
+    if values.shape[1] == 4 and np.array_equal(values, np.round(values)):
+        return _four_columns(values.astype(np.int64), classes, name)
+    raise GradcamError(f"{name}: expected {LAYOUTS}; its {values.shape[1]} columns are neither")
+
+
+def _one_hot(values: np.ndarray, classes: list[str], name: str) -> list[tuple[str, None]]:
+    if values.shape[1] != len(classes):
+        raise GradcamError(f"{name}: one-hot labels of {values.shape[1]} classes for a model with {len(classes)}")
+    return [(classes[i], None) for i in values.argmax(axis=1)]
+
+
+def _four_columns(values: np.ndarray, classes: list[str], name: str) -> list[tuple[str, Window]]:
+    index = values[:, 0]
+    if index.min() < 1 or index.max() > len(classes):
+        raise GradcamError(
+            f"{name}: label index {index.min() if index.min() < 1 else index.max()} out of range: expected 1 to "
+            f"{len(classes)} (the model's classes, counted from 1)"
+        )
+    return [
+        (classes[label - 1], Window(row, int(sample_id), int(start), int(end)))
+        for row, (label, sample_id, start, end) in enumerate(values)
+    ]
+
+
+def window_name(window: Window) -> str:
+    """A window's name in deploy.zip and the report: its sample and time range where known."""
+    if window.sample_id is None:
+        return f"window-{window.row:05d}"
+    span = "" if window.start_ms is None else f".{window.start_ms}-{window.end_ms}ms"
+    return f"sample-{window.sample_id}{span}"
+
+
+def grey_range(features: np.ndarray) -> tuple[float, float]:
+    """The 1st and 99th percentiles of the values, over at most RANGE_ROWS evenly spread rows: one
+    scale for every window's picture, so a quiet window looks quiet."""
+    rows = np.linspace(0, len(features) - 1, min(len(features), RANGE_ROWS)).astype(int)
+    low, high = np.percentile(np.asarray(features[np.unique(rows)]), (1, 99))
+    return float(low), float(high) if high > low else float(low) + 1.0
+
+
+def feature_set(
+    features: np.ndarray,
+    labels: np.ndarray | None,
+    classes: list[str],
+    *,
+    source: Path,
+    category: str = "testing",
+    timing: Timing | None = None,
+    band_centres: list[float] | None = None,
+    names: tuple[str, str] = ("features", "labels"),
+) -> FeatureSet:
+    """The windows of a features array and its labels (None: unlabeled), their origin from the labels
+    (4 columns) or the DSP block's metadata."""
+    if features.ndim != 2 or not len(features):
+        shape = features.shape
+        raise GradcamError(f"{names[0]}: expected one row of features per window; got an array of shape {shape}")
+    rows = label_rows(labels, classes, names[1]) if labels is not None else [(None, None)] * len(features)
+    if len(rows) != len(features):
+        raise GradcamError(f"{names[1]}: {len(rows)} labels for {len(features)} windows of features in {names[0]}")
+    timed = timing.windows() if timing else []
+    if timed and len(timed) != len(features):
+        raise GradcamError(f"{names[0]}: {len(features)} windows, but the DSP metadata lists {len(timed)}")
+    samples, windows = [], {}
+    for row, (label, window) in enumerate(rows):
+        window = window or (timed[row] if timed else Window(row))
+        name = window_name(window)
+        if name in windows:  # the same window listed twice
+            name = f"{name}.row-{row}"
+        samples.append(Sample(name, label, category))
+        windows[name] = window
+    return FeatureSet(source, features, samples, windows, grey_range(features), band_centres)
+
+
+def open_features(features: Path, labels: Path | None, classes: list[str], category: str = "testing") -> FeatureSet:
+    """The Dashboard's "Download block output" files: X_<category>.npy and y_<category>.npy."""
+    x = load_npy(features, "features file")
+    y = load_npy(labels, "labels file") if labels is not None else None
+    names = (str(features), str(labels))
+    return feature_set(x, y, classes, source=features, category=category, names=names)

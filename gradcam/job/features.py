@@ -1,0 +1,108 @@
+"""The job's steps for audio (and other DSP-feature) models: each window of features Edge Impulse
+computed is the model's input as it is, and its picture is its spectrogram drawn from those features.
+
+The model sees a window as (frames, columns, 1): frames down, filters (or cepstra, or FFT bins)
+across. The maps are put back on the features in that orientation, each feature a block of
+pixels; the pictures are then turned a quarter for people: time left to right, low frequencies
+(or cepstrum 0) at the bottom. A 1-D model's map (frames x 1) becomes a band along time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from gradcam.edge.dataset import Sample
+from gradcam.edge.features import FeatureSet
+from gradcam.engine.preprocess import Geometry
+from gradcam.errors import GradcamError
+from gradcam.explainer import Explainer
+from gradcam.explanation import Explanation
+from gradcam.job.classify import ClassifyStages
+from gradcam.job.inputs import Prepared
+from gradcam.job.records import SampleRecord, WindowFacts
+
+# A window's picture is at least this many pixels along time and across frequency.
+MIN_TIME_PX, MIN_BAND_PX = 512, 256
+
+
+def spectrogram(features: np.ndarray, grey_range: tuple[float, float], scale: tuple[int, int]) -> np.ndarray:
+    """(frames, columns) features -> an RGB grey picture in the model's orientation, each feature a
+    block of scale = (rows, columns) pixels, loud white."""
+    low, high = grey_range
+    grey = np.clip((features - low) / (high - low) * 255, 0, 255).astype(np.uint8)
+    grey = cv2.resize(grey, None, fx=scale[1], fy=scale[0], interpolation=cv2.INTER_NEAREST)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def turned(explanation: Explanation) -> Explanation:
+    """The explanation as people read a spectrogram: time left to right, low frequencies at the bottom
+    (the model's frames run down, its columns across from low to high)."""
+    image, heatmap = np.rot90(explanation.image), np.rot90(explanation.heatmap)
+    contrast = explanation.contrast and turned(explanation.contrast)
+    region = (0, 0, image.shape[1], image.shape[0])
+    return replace(explanation, image=image, heatmap=heatmap, region=region, contrast=contrast)
+
+
+class FeatureInputs:
+    """Reads the windows of a feature set as model inputs and spectrogram pictures."""
+
+    def __init__(self, features: FeatureSet, explainer: Explainer):
+        """Checks that the model takes windows of this many values, reshaped to (frames, columns)."""
+        self.features = features
+        self.frames, self.columns = explainer.spec.height, explainer.spec.width
+        adapter, values = explainer.adapter, features.features.shape[1]
+        if not adapter.flat_input or explainer.spec.channels != 1:
+            shape = "x".join(map(str, adapter.image_shape))
+            raise GradcamError(f"the model takes images ({shape}), not windows of features as {features.source} holds")
+        if values != self.frames * self.columns:
+            raise GradcamError(
+                f"{features.source}: windows of {values} values; the model takes {self.frames * self.columns} "
+                f"({self.frames} frames x {self.columns}): the features of another DSP block?"
+            )
+        self.scale = (-(-MIN_TIME_PX // self.frames), -(-MIN_BAND_PX // self.columns))  # the ceilings
+
+    def prepare(self, sample: Sample) -> Prepared:
+        values = self.features.row(sample).reshape(self.frames, self.columns)  # frame-major rows
+        picture = spectrogram(values, self.features.grey_range, self.scale)
+        (height, width), (rows, columns) = picture.shape[:2], self.scale
+        geometry = Geometry(columns, rows, 0.0, 0.0, (0, 0, width, height))
+        return Prepared(sample, picture, values[:, :, None], geometry, (width, height))
+
+
+class FeatureStages(ClassifyStages):
+    """Classification, binary and regression models on windows of features."""
+
+    windows = True  # deploy.zip's results have the windows' columns
+
+    def __init__(self, explainer: Explainer, features: FeatureSet, *args, **kwargs):
+        """As ClassifyStages, the inputs read from `features`."""
+        self.features = features
+        super().__init__(explainer, FeatureInputs(features, explainer), *args, **kwargs)
+
+    def _shown(self, explanation: Explanation) -> Explanation:
+        return turned(explanation)
+
+    def _record(self, prepared: Prepared, explanation: Explanation, tflite_outputs: np.ndarray | None) -> SampleRecord:
+        record = super()._record(prepared, explanation, tflite_outputs)
+        facts = self._window_facts(prepared, explanation)
+        return replace(record, map=replace(record.map, peak=None), window=facts)
+
+    def _window_facts(self, prepared: Prepared, explanation: Explanation) -> WindowFacts:
+        """The window's origin, and the frame (and, for a 2-D map, the column) under the map's peak."""
+        window = self.features.windows[prepared.sample.path]
+        facts = WindowFacts(window.sample_id, window.start_ms, window.end_ms, None, None)
+        if explanation.peak is None:
+            return facts
+        (x, y), (rows, columns) = explanation.peak, self.inputs.scale
+        frame = int(y // rows)
+        if window.start_ms is not None:
+            span = window.end_ms - window.start_ms
+            facts = replace(facts, peak_ms=round(window.start_ms + (frame + 0.5) / self.inputs.frames * span))
+        facts = replace(facts, peak_frame=frame)
+        if explanation.cam.shape[1] == 1:  # a 1-D map: along time only
+            return facts
+        column, centres = int(x // columns), self.features.band_centres
+        return replace(facts, peak_filter=column, peak_hz=centres[column] if centres else None)
