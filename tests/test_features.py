@@ -1,0 +1,209 @@
+"""Audio models offline, as a user runs them on the Dashboard's "Download block output" files:
+`main.py --model M --features X_testing.npy --labels y_testing.npy`, then deploy.zip opened. The
+features are those of tests/audio.py; where each burst lies is known from the clips, so the peak times
+in results.csv are checked against it."""
+
+import csv
+import io
+import json
+import re
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from gradcam.cli import main
+from gradcam.edge.features import Timing, Window, feature_set, label_rows
+from gradcam.errors import GradcamError
+from tests import audio
+from tests.helpers import ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures"
+CLASSES = audio.CLASSES
+FRAME_MS = 1000 / audio.FRAMES  # a frame's share of the window
+
+
+@pytest.fixture(scope="module")
+def keywords(tmp_path_factory):
+    """60 windows' features and labels in both layouts, and the clips they come from."""
+    folder = tmp_path_factory.mktemp("keywords")
+    data = audio.clips(60, seed=7)
+    np.save(folder / "X_testing.npy", audio.features(data))
+    np.save(folder / "y_testing.npy", audio.labels_4col(data))
+    np.save(folder / "y_onehot.npy", audio.labels_onehot(data))
+    return folder, data
+
+
+def _results(zip_path) -> tuple[list[dict], dict, zipfile.ZipFile]:
+    archive = zipfile.ZipFile(zip_path)
+    rows = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
+    return rows, json.loads(archive.read("results.json")), archive
+
+
+def _job(keywords, tmp_path, kind: str, *flags: str) -> tuple[list[dict], dict, zipfile.ZipFile]:
+    folder, _ = keywords
+    args = ["--model", FIXTURES / f"keywords_{kind}.h5", "--features", folder / "X_testing.npy"]
+    code = main([*map(str, args), "--classes", ",".join(CLASSES), "--out", str(tmp_path), *flags])
+    assert code == 0
+    return _results(tmp_path / "deploy.zip")
+
+
+# --- Labels, by content ---
+
+
+def test_four_column_labels_give_the_class_sample_and_time_range():
+    labels = np.array([[2, 1007, 0, 1000], [1, 1007, 500, 1500], [3, 1009, 0, 1000]], np.int32)
+    rows = label_rows(labels, CLASSES, "y.npy")
+    assert rows == [
+        ("no", Window(0, 1007, 0, 1000)),
+        ("yes", Window(1, 1007, 500, 1500)),
+        ("stop", Window(2, 1009, 0, 1000)),
+    ]
+
+
+def test_one_hot_labels_with_four_classes_are_one_hot_not_four_columns():
+    labels = np.eye(4, dtype=np.float32)[[3, 0, 2]]
+    assert label_rows(labels, ["a", "b", "c", "d"], "y.npy") == [("d", None), ("a", None), ("c", None)]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.ones((3, 3), np.int32), r"y.npy: expected int labels with 4 columns .* or one-hot rows; its 3 columns"),
+        (np.array([[4, 1, 0, 1000]]), r"y.npy: label index 4 out of range: expected 1 to 3"),
+        (np.eye(2, dtype=np.float32), r"y.npy: one-hot labels of 2 classes for a model with 3"),
+        (np.array([1, 2, 3]), r"y.npy: expected .*; got an array of shape \(3,\)"),
+        (np.array([[1.5, 1, 0, 1000]]), r"its 4 columns are neither"),
+    ],
+)
+def test_labels_in_no_known_layout_are_refused(labels, message):
+    with pytest.raises(GradcamError, match=message):
+        label_rows(labels, CLASSES, "y.npy")
+
+
+def test_the_dsp_metadata_gives_each_row_its_sample_and_window():
+    timing = Timing([(501, 3), (502, 1)], window_ms=1000, increase_ms=250)
+    features = np.zeros((4, 6), np.float32)
+    windows = feature_set(features, None, CLASSES, source=ROOT, timing=timing).windows
+    assert [(w.sample_id, w.start_ms, w.end_ms) for w in windows.values()] == [
+        (501, 0, 1000),
+        (501, 250, 1250),
+        (501, 500, 1500),
+        (502, 0, 1000),
+    ]
+    assert list(windows) == [
+        "sample-501.0-1000ms",
+        "sample-501.250-1250ms",
+        "sample-501.500-1500ms",
+        "sample-502.0-1000ms",
+    ]
+
+
+def test_labels_and_features_must_count_the_same_windows():
+    with pytest.raises(GradcamError, match=r"^y: 2 labels for 3 windows of features in X$"):
+        feature_set(np.zeros((3, 6)), np.eye(3)[:2], CLASSES, source=ROOT, names=("X", "y"))
+
+
+# --- The job ---
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_the_job_on_keyword_features_finds_each_burst_in_time(keywords, tmp_path, kind):
+    folder, data = keywords
+    rows, document, archive = _job(keywords, tmp_path, kind, "--labels", str(folder / "y_testing.npy"))
+    assert document["run"]["method"] == "hirescam" and len(rows) == 60
+    bursts = data.bursts * 1000 / audio.RATE  # ms
+    hits = []
+    for row, (first, last), label in zip(rows, bursts, data.labels, strict=True):
+        assert (row["source"], row["true_label"]) == (f"sample-{row['sample_id']}.0-1000ms", CLASSES[label])
+        assert (row["start_ms"], row["end_ms"]) == ("0", "1000")
+        if row["correct"] == "True":
+            hits.append(first - FRAME_MS <= int(row["peak_ms"]) <= last + FRAME_MS)
+    assert len(hits) >= 54 and np.mean(hits) >= 0.85, np.mean(hits)
+    picture = cv2.imdecode(np.frombuffer(archive.read(rows[0]["overlay"]), np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape[:2] == (audio.FILTERS * 7, audio.FRAMES * 6), "turned: time across, frequency up"
+    assert rows[0]["overlay"].startswith(f"correct/{rows[0]['true_label']}/sample-")
+    if kind == "1d":
+        assert all(row["peak_filter"] == "" for row in rows), "a 1-D map says nothing of frequency"
+    else:
+        correct = [(row, label) for row, label in zip(rows, data.labels, strict=True) if row["correct"] == "True"]
+        centres = audio.mel_points()[1:-1]
+        bands = [audio.BANDS[CLASSES[label]] for _, label in correct]
+        peaks = [centres[int(row["peak_filter"])] for row, _ in correct]
+        assert np.mean([low <= hz <= high for hz, (low, high) in zip(peaks, bands, strict=True)]) >= 0.8
+
+
+def test_the_picture_puts_time_across_and_low_frequencies_at_the_bottom(tmp_path):
+    """A window whose only sound is in the lowest filters from 300 to 400 ms, drawn with no heat."""
+    features = np.zeros((2, audio.FRAMES * audio.FILTERS), np.float32)
+    window = features[0].reshape(audio.FRAMES, audio.FILTERS)
+    window[30:40, :5] = 1.0
+    np.save(tmp_path / "X.npy", features)
+    model = FIXTURES / "keywords_1d.h5"
+    args = ["--model", model, "--features", tmp_path / "X.npy", "--alpha", "0", "--out", tmp_path / "out"]
+    assert main([*map(str, args), "--classes", ",".join(CLASSES)]) == 0
+    rows, _, archive = _results(tmp_path / "out" / "deploy.zip")
+    assert [row["source"] for row in rows] == ["window-00000", "window-00001"]
+    grey = cv2.imdecode(np.frombuffer(archive.read(rows[0]["overlay"]), np.uint8), cv2.IMREAD_GRAYSCALE)
+    bright = np.argwhere(grey > 128)
+    assert bright[:, 0].min() >= grey.shape[0] - 5 * 7 - 2, "the low filters at the bottom"
+    assert (bright[:, 1].min(), bright[:, 1].max()) == pytest.approx((30 * 6, 40 * 6 - 1), abs=2)
+
+
+def test_one_hot_labels_give_windows_by_row(keywords, tmp_path):
+    folder, data = keywords
+    rows, document, _ = _job(keywords, tmp_path, "1d", "--labels", str(folder / "y_onehot.npy"))
+    assert [row["source"] for row in rows[:2]] == ["window-00000", "window-00001"]
+    assert [row["true_label"] for row in rows] == [CLASSES[label] for label in data.labels]
+    assert rows[0]["sample_id"] == "" and rows[0]["peak_ms"] == "" and rows[0]["peak_frame"] != ""
+    assert document["run"]["counts"]["correct"] + document["run"]["counts"]["incorrect"] == 60
+
+
+def test_without_labels_every_window_is_unlabeled(keywords, tmp_path):
+    rows, document, _ = _job(keywords, tmp_path, "2d", "--layout", "panel")
+    assert {row["overlay"].split("/")[0] for row in rows} == {"unlabeled"}
+    assert document["run"]["counts"]["unlabeled"] == 60
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            "keywords_1d.h5",
+            r"X.npy: windows of 520 values; the model takes 3960 \(99 frames x 40\): "
+            r"the features of another DSP block\?",
+        ),
+        ("mobilenetv2_96.h5", r"the model takes images \(96x96x3\), not windows of features as .*X.npy holds"),
+    ],
+)
+def test_features_that_do_not_fit_the_model_are_refused_in_one_line(tmp_path, capsys, model, message):
+    np.save(tmp_path / "X.npy", np.zeros((2, 520), np.float32))
+    args = ["--model", str(FIXTURES / model), "--features", str(tmp_path / "X.npy"), "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert re.search(message, err), err
+    assert not (tmp_path / "deploy.zip").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--features", "{tmp}/missing.npy"],
+            "error: {tmp}/missing.npy: features file not found (expected an .npy file)",
+        ),
+        (["--features", "{tmp}/X.npy", "--labels", "{tmp}/nope.npy"], "error: {tmp}/nope.npy: labels file not found"),
+        (["--labels", "{tmp}/X.npy"], "error: --labels goes with --features (the labels of its windows)"),
+        (["--features", "{tmp}/X.npy", "--dataset", "{tmp}"], "error: give --features (windows of DSP features)"),
+        (["--features", "{tmp}/text.npy"], "error: {tmp}/text.npy: not an .npy file"),
+    ],
+)
+def test_bad_feature_flags_are_refused_in_one_line(tmp_path, capsys, flags, message):
+    np.save(tmp_path / "X.npy", np.zeros((2, 520), np.float32))
+    (tmp_path / "text.npy").write_text("not numpy")
+    model = FIXTURES / "keywords_1d.h5"
+    args = [flag.format(tmp=tmp_path) for flag in ["--model", str(model), *flags, "--out", "{tmp}/out"]]
+    assert main(args) == 2
+    assert capsys.readouterr().err.startswith(message.format(tmp=tmp_path))
