@@ -17,6 +17,7 @@ class Settings:
     dataset: Path | None = None
     features: Path | None = None  # audio and other DSP features: X_<category>.npy, one row per window
     labels: Path | None = None  # their labels: y_<category>.npy
+    dsp_block: str | None = None  # Studio: the type of the DSP block whose features the model reads (mfe, ...)
     out: Path = Path("output")
     category: str = "testing"
     classes: list[str] | None = None
@@ -57,7 +58,7 @@ class Settings:
     @property
     def reads_features(self) -> bool:
         """The model takes windows of DSP features (audio), not images."""
-        return self.features is not None
+        return self.features is not None or self.dsp_block is not None
 
     @property
     def zip_path(self) -> Path:

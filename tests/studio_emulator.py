@@ -39,6 +39,24 @@ class Faults:
 
 
 @dataclass
+class AudioProject:
+    """A time-series impulse (audio): what its DSP block serves, its features and labels as npy
+    bytes, and its metadata."""
+
+    features: bytes
+    labels: bytes
+    samples: list[tuple[int, int]]  # (sample id, windows) in row order
+    parameters: dict  # the DSP block's parameters
+    frames: int
+    columns: int
+    dsp_type: str = "mfe"
+    window_ms: int = 1000
+    increase_ms: int = 500
+    frequency: int = 16000
+    feeding: int = 1  # DSP blocks feeding the learn block (more than one is refused)
+
+
+@dataclass
 class Recorded:
     server: str
     method: str
@@ -59,6 +77,7 @@ class Emulator:
     thresholds: list = field(default_factory=list)  # BlockThreshold objects of the learn block
     image: dict = field(default_factory=lambda: {"width": 64, "height": 64, "resizeMode": "fit-short"})
     channels: str = "RGB"
+    audio: AudioProject | None = None  # a time-series impulse instead of the image one
     faults: Faults = field(default_factory=Faults)
     requests: list[Recorded] = field(default_factory=list)
 
@@ -101,7 +120,9 @@ class Emulator:
         if method == "GET" and path == "/v1/api/projects":
             return 200, projects(), {}
         if method == "GET" and path == f"{p}/impulse":
-            return 200, impulse(self.image, self.learn_type), {}
+            return 200, audio_impulse(self.audio) if self.audio else impulse(self.image, self.learn_type), {}
+        if self.audio and method == "GET" and path.startswith(f"{p}/dsp"):
+            return self._audio_route(path)
         if method == "GET" and path == f"{p}/dsp/{DSP_ID}":
             return 200, dsp_config(self.channels), {}
         if method == "GET" and path == f"{p}/training/keras/{LEARN_ID}/metadata":
@@ -119,6 +140,16 @@ class Emulator:
         if method == "GET" and path == f"{p}/export/get-url":
             return 200, self._export_url(), {}
         return 404, {"success": False, "error": f"no route {method} {path}"}, {}
+
+    def _audio_route(self, path: str) -> tuple[int, dict | bytes, dict]:
+        p, audio, npy = f"/v1/api/{PROJECT_ID}", self.audio, {"Content-Type": "application/octet-stream"}
+        if path == f"{p}/dsp-data/{DSP_ID}/x/testing":
+            return 200, audio.features, npy
+        if path == f"{p}/dsp-data/{DSP_ID}/y/testing":
+            return 200, audio.labels, npy
+        if path == f"{p}/dsp/{DSP_ID}/metadata":
+            return 200, dsp_metadata(audio), {}
+        return 404, {"success": False, "error": f"no route GET {path}"}, {}
 
     def _start_job(self) -> dict:
         with self._lock:
@@ -292,6 +323,50 @@ def impulse(image: dict, learn_type: str = "keras-transfer-image") -> dict:
             ],
             "postProcessingBlocks": [],
         },
+    }
+
+
+def audio_impulse(audio: AudioProject) -> dict:
+    """A keyword-spotting impulse: time series, an audio DSP block (and others), a Keras classifier."""
+    dsp = [
+        {"id": DSP_ID + i, "type": kind, "name": kind.upper(), "title": kind, "axes": ["audio"], "input": 1}
+        | {"implementationVersion": 4}
+        for i, kind in enumerate([audio.dsp_type, "spectral-analysis"][: audio.feeding])
+    ]
+    window = {"windowSizeMs": audio.window_ms, "windowIncreaseMs": audio.increase_ms, "frequencyHz": audio.frequency}
+    source = {"id": 1, "type": "time-series", "name": "Time series", "title": "Time series data", "axes": ["audio"]}
+    learn = {"id": LEARN_ID, "type": "keras", "name": "Classifier", "title": "Classification"}
+    return {
+        "success": True,
+        "impulse": {
+            "id": IMPULSE_ID,
+            "name": "Impulse #1",
+            "type": "default",
+            "inputBlocks": [source | window | {"padZeros": True}],
+            "dspBlocks": dsp,
+            "learnBlocks": [learn | {"dsp": [block["id"] for block in dsp]}],
+            "postProcessingBlocks": [],
+        },
+    }
+
+
+def dsp_metadata(audio: AudioProject) -> dict:
+    """GET /api/{projectId}/dsp/{dspId}/metadata: the rows' samples, the windows, the output's shape."""
+    windows = sum(count for _, count in audio.samples)
+    return {
+        "success": True,
+        "created": _now(),
+        "generated": True,
+        "dspConfig": {name: str(value) for name, value in audio.parameters.items()},
+        "labels": [],
+        "windowCount": windows,
+        "featureCount": audio.frames * audio.columns,
+        "includedSamples": [{"id": sample, "windowCount": count} for sample, count in audio.samples],
+        "windowSizeMs": audio.window_ms,
+        "windowIncreaseMs": audio.increase_ms,
+        "padZeros": True,
+        "frequency": audio.frequency,
+        "outputConfig": {"type": "spectrogram", "shape": {"width": audio.frames, "height": audio.columns}},
     }
 
 

@@ -179,6 +179,6 @@ def test_the_keras_image_block_is_chosen_not_the_first():
     assert choose_learn_block(blocks[:2]) == (9, "keras-object-detection", "FOMO")
     with pytest.raises(
         GradcamError,
-        match=r"no Keras image classification, regression or object detection block \(found: Anomaly \(keras-visual",
+        match=r"no Keras classification, regression or object detection block \(found: Anomaly \(keras-visual",
     ):
         choose_learn_block(blocks[:1])

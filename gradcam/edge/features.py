@@ -13,6 +13,7 @@ from (`includedSamples`, in row order) and the window size and step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,32 @@ def _four_columns(values: np.ndarray, classes: list[str], name: str) -> list[tup
         (classes[label - 1], Window(row, int(sample_id), int(start), int(end)))
         for row, (label, sample_id, start, end) in enumerate(values)
     ]
+
+
+def _mel(hz: float) -> float:
+    return 1127 * math.log1p(hz / 700)
+
+
+def mel_centres(filters: int, low: float, high: float) -> list[float]:
+    """The centre frequencies (Hz) of a mel filterbank's triangular filters between low and high."""
+    step = (_mel(high) - _mel(low)) / (filters + 1)
+    return [700 * math.expm1((_mel(low) + step * (k + 1)) / 1127) for k in range(filters)]
+
+
+def band_centres(kind: str, config: dict[str, str], frequency: float | None) -> list[float] | None:
+    """Each column's centre frequency (Hz) from the DSP block's parameters (as its metadata gives
+    them, as text): an MFE's mel filters, a spectrogram's FFT bins; None for MFCC (cepstra are not
+    frequencies) or when a parameter is missing."""
+    try:
+        if kind == "mfe" and frequency:
+            high = float(config.get("high_frequency") or 0) or frequency / 2
+            return mel_centres(int(config["num_filters"]), float(config.get("low_frequency") or 0), high)
+        if kind == "spectrogram" and frequency:
+            fft = int(config["fft_length"])
+            return [k * frequency / fft for k in range(fft // 2 + 1)]
+    except (KeyError, ValueError):
+        return None
+    return None
 
 
 def window_name(window: Window) -> str:

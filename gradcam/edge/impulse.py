@@ -10,9 +10,10 @@ from gradcam.errors import GradcamError
 
 log = logging.getLogger("gradcam")
 
-IMAGE_LEARN_BLOCKS = (
+LEARN_BLOCKS = (
     "keras-transfer-image",
     "keras",
+    "keras-transfer-kws",  # keyword spotting: transfer learning on audio features
     "keras-regression",
     "keras-akida-transfer-image",
     "keras-akida",
@@ -49,6 +50,29 @@ def threshold_of(thresholds: list[dict], key: str = "minConfidenceRating") -> fl
 
 
 @dataclass(frozen=True)
+class FeatureBlock:
+    """The DSP block whose features a learn block takes, when they are not images (audio: mfe, mfcc,
+    spectrogram)."""
+
+    id: int
+    type: str
+    name: str
+
+
+def feature_block(dsp_blocks: list[tuple[int, str, str]], learn_name: str) -> FeatureBlock:
+    """The one DSP block (id, type, name) feeding a learn block on time series; several are refused:
+    the model then takes their features side by side, and a map over that vector means nothing."""
+    if len(dsp_blocks) != 1:
+        names = ", ".join(f"{name} ({kind}, id {block_id})" for block_id, kind, name in dsp_blocks) or "none"
+        raise GradcamError(
+            f"the learn block {learn_name} takes the features of {len(dsp_blocks)} DSP blocks ({names}): only a "
+            "model fed by one DSP block can be explained (a map over several blocks' features side by side means "
+            "nothing)"
+        )
+    return FeatureBlock(*dsp_blocks[0])
+
+
+@dataclass(frozen=True)
 class ImpulseInfo:
     """What the job needs to know about the project's impulse."""
 
@@ -62,6 +86,7 @@ class ImpulseInfo:
     image_shape: tuple[int, int, int] | None  # (height, width, channels)
     resize_mode: str | None
     detection_threshold: float | None = None  # FOMO: the learn block's minConfidenceRating
+    features: FeatureBlock | None = None  # a time-series impulse (audio): the DSP block the model reads
 
 
 def enum_value(value) -> str | None:
@@ -69,16 +94,16 @@ def enum_value(value) -> str | None:
 
 
 def choose_learn_block(blocks: list[tuple[int, str, str]]) -> tuple[int, str, str]:
-    """The Keras image classification, regression or object detection block among (id, type, name),
+    """The Keras classification, regression or object detection block among (id, type, name),
     not blindly the first learn block (an impulse may also hold an anomaly block); classification
     and regression first."""
     by_type = {block[1]: block for block in reversed(blocks)}
-    for kind in IMAGE_LEARN_BLOCKS:
+    for kind in LEARN_BLOCKS:
         if kind in by_type:
             learn_id, _, name = by_type[kind]
             log.info("learn block %s (%s, id %s)", name, kind, learn_id)
             return by_type[kind]
     found = ", ".join(f"{name} ({kind})" for _, kind, name in blocks) or "none"
     raise GradcamError(
-        f"the impulse has no Keras image classification, regression or object detection block (found: {found})"
+        f"the impulse has no Keras classification, regression or object detection block (found: {found})"
     )

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.block import read_metadata
+from gradcam.edge.dataset import Dataset, open_dataset
+from gradcam.edge.features import FeatureSet
 from gradcam.edge.impulse import choose_learn_block
 from gradcam.edge.studio import StudioClient
 from gradcam.errors import GradcamError
@@ -30,7 +32,8 @@ class Source:
     has checked the model."""
 
     settings: Settings
-    fetch: Callable[[], Path] | None = None  # None: settings.dataset is a local export
+    # Fetches and opens the dataset for the model's classes; None: settings.dataset (or features) is local.
+    fetch: Callable[[list[str]], Dataset | FeatureSet] | None = None
 
 
 def _complete(
@@ -68,12 +71,14 @@ def from_block(settings: Settings, work: Path) -> Source:
     client = StudioClient(meta.require_key(), settings.host or meta.studio_host or DEFAULT_HOST)
     log.info("project %s (%s)", meta.project_id, meta.project_name)
     model = meta.model_zip
-    if meta.learn_blocks:
+    features = None
+    if meta.learn_blocks and meta.image_shape:
         learn_id, learn_type, _ = choose_learn_block(meta.learn_blocks)
-    else:
+        keras = client.keras_metadata(meta.project_id, learn_id, learn_type)
+    else:  # the impulse says which DSP block a time-series model reads
         info = client.impulse(meta.project_id)
-        learn_id, learn_type = info.learn_id, info.learn_type
-    keras = client.keras_metadata(meta.project_id, learn_id, learn_type)
+        learn_id, learn_type, features = info.learn_id, info.learn_type, info.features
+        keras = client.keras_metadata(meta.project_id, learn_id, learn_type)
     if not model.is_file():
         log.info("%s is missing: downloading the model", model)
         model = client.download_model(meta.project_id, learn_id, work / "trained.h5.zip")
@@ -88,9 +93,17 @@ def from_block(settings: Settings, work: Path) -> Source:
         tflite=settings.tflite or meta.tflite,
         tflite_required=settings.tflite is not None,
         out=meta.output_dir,
+        dsp_block=features and features.type,
     )
+    if features:
+        return Source(
+            settings, lambda classes: client.feature_set(meta.project_id, features, settings.category, classes)
+        )
     return Source(
-        settings, lambda: client.export_dataset(meta.project_id, work / "export.zip", settings.export_timeout)
+        settings,
+        lambda _: open_dataset(
+            client.export_dataset(meta.project_id, work / "export.zip", settings.export_timeout), settings.category
+        ),
     )
 
 
@@ -114,12 +127,17 @@ def from_api_key(settings: Settings) -> Source:
         info.input_scaling,
         info.detection_threshold,
         model=model,
+        dsp_block=info.features and info.features.type,
     )
+    if info.features:
+        return Source(
+            settings, lambda classes: client.feature_set(project_id, info.features, settings.category, classes)
+        )
 
-    def fetch() -> Path:
+    def fetch(_classes: list[str]) -> Dataset:
         if settings.skip_dataset_download:
             log.info("reusing the export at %s", export)
-            return export
-        return client.export_dataset(project_id, export, settings.export_timeout)
+            return open_dataset(export, settings.category)
+        return open_dataset(client.export_dataset(project_id, export, settings.export_timeout), settings.category)
 
     return Source(settings, fetch)

@@ -9,7 +9,9 @@ errors are redacted.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import io
 import json
 import logging
 import time
@@ -18,11 +20,21 @@ from datetime import datetime
 from pathlib import Path
 
 import edgeimpulse_api as ei
+import numpy as np
 import urllib3
 
 from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.download import download, retry_policy
-from gradcam.edge.impulse import ImpulseInfo, KerasMetadata, choose_learn_block, enum_value, threshold_of
+from gradcam.edge.features import FeatureSet, Timing, band_centres, feature_set
+from gradcam.edge.impulse import (
+    FeatureBlock,
+    ImpulseInfo,
+    KerasMetadata,
+    choose_learn_block,
+    enum_value,
+    feature_block,
+    threshold_of,
+)
 from gradcam.errors import GradcamError
 
 log = logging.getLogger("gradcam")
@@ -91,14 +103,10 @@ class StudioClient:
         if impulse is None:
             raise GradcamError(f"project {project_id} has no impulse; create and train one first")
         learn_id, _, _ = choose_learn_block([(b.id, enum_value(b.type), b.name) for b in impulse.learn_blocks])
-        image = next((b for b in impulse.input_blocks if b.type == "image"), None)
-        if image is None:
-            raise GradcamError(f"project {project_id}'s impulse has no image input block")
         learn = next(b for b in impulse.learn_blocks if b.id == learn_id)
-        channels = self._channels(project_id, impulse.dsp_blocks, learn.dsp)
         keras = self.keras_metadata(project_id, learn.id, enum_value(learn.type))
-        shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
-        return ImpulseInfo(
+        image = next((b for b in impulse.input_blocks if enum_value(b.type) == "image"), None)
+        info = ImpulseInfo(
             project_id=project_id,
             impulse_id=impulse_id,
             learn_id=learn.id,
@@ -106,10 +114,18 @@ class StudioClient:
             classes=keras.classes,
             mode=keras.mode,
             input_scaling=keras.input_scaling,
-            image_shape=shape,
-            resize_mode=enum_value(image.resize_mode),
+            image_shape=None,
+            resize_mode=None,
             detection_threshold=keras.detection_threshold,
         )
+        if image is None:  # a time-series impulse (audio): the model reads one DSP block's features
+            dsp = [(b.id, enum_value(b.type), b.name) for b in impulse.dsp_blocks if b.id in learn.dsp]
+            block = feature_block(dsp, learn.name)
+            log.info("the model reads the features of %s (%s, id %s)", block.name, block.type, block.id)
+            return dataclasses.replace(info, features=block)
+        channels = self._channels(project_id, impulse.dsp_blocks, learn.dsp)
+        shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
+        return dataclasses.replace(info, image_shape=shape, resize_mode=enum_value(image.resize_mode))
 
     def keras_metadata(self, project_id: int, learn_id: int, learn_type: str) -> KerasMetadata:
         """A Keras learn block's class names, mode, input scaling and (object detection) kind of
@@ -150,6 +166,32 @@ class StudioClient:
         return 3
 
     # -- downloads -------------------------------------------------------------------------
+
+    def feature_set(self, project_id: int, block: FeatureBlock, category: str, classes: list[str]) -> FeatureSet:
+        """The windows of features the DSP block computed for a category, their labels, and its
+        metadata (each row's sample and window; the columns' frequencies)."""
+        dsp = ei.DSPApi(self._client)
+        log.info("downloading the %s features of %s (%s)", category, block.name, block.type)
+        x = self._npy("downloading the features", dsp.download_dsp_data, project_id, block.id, category)
+        y = self._npy("downloading the labels", dsp.download_dsp_labels, project_id, block.id, category)
+        meta = self._call("reading the DSP metadata", dsp.get_dsp_metadata, project_id, block.id, category=category)
+        timing = Timing(
+            [(s.id, s.window_count) for s in meta.included_samples], meta.window_size_ms, meta.window_increase_ms
+        )
+        names = (f"the {category} features of {block.name}", f"the {category} labels of {block.name}")
+        centres = band_centres(block.type, meta.dsp_config, meta.frequency)
+        source = Path(f"{block.name}-{category}")
+        return feature_set(
+            x, y, classes, source=source, category=category, timing=timing, band_centres=centres, names=names
+        )
+
+    def _npy(self, what: str, fn: Callable, *args) -> np.ndarray:
+        """An npy body, read as bytes (the client would decode it as text)."""
+        raw = self._call(what, fn, *args, _preload_content=False)
+        try:
+            return np.load(io.BytesIO(raw.data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise GradcamError(f"Studio API: {what} failed: the answer is not an npy file ({exc})") from None
 
     def download_model(self, project_id: int, learn_id: int, target: Path) -> Path:
         """The trained Keras model: a zip holding model.h5."""

@@ -105,4 +105,6 @@ class FeatureStages(ClassifyStages):
         if explanation.cam.shape[1] == 1:  # a 1-D map: along time only
             return facts
         column, centres = int(x // columns), self.features.band_centres
-        return replace(facts, peak_filter=column, peak_hz=centres[column] if centres else None)
+        return replace(
+            facts, peak_filter=column, peak_hz=centres[column] if centres and column < len(centres) else None
+        )

@@ -153,20 +153,22 @@ def run(source: Source) -> Summary:
     log.info("loading the model %s", settings.model.name)
     started = time.monotonic()
     model = load_model(settings.model)
-    if settings.features is not None:
-        job = Job.build(model, settings, settings.classes)
-        log.info("model ready after %.1fs", time.monotonic() - started)
-        with open_features(settings.features, settings.labels, job.explainer.classes, settings.category) as features:
-            return job.run(features)
-    if source.fetch is None:
+    if source.fetch is None and settings.features is None:
         with open_dataset(settings.dataset, settings.category) as dataset:
             job = Job.build(model, settings, settings.classes or dataset.labels or None)
             log.info("model ready after %.1fs", time.monotonic() - started)
             return job.run(dataset)
-    job = Job.build(model, settings, settings.classes)  # checked before the export's long wait
+    job = Job.build(model, settings, settings.classes)  # checked before a remote dataset's long wait
     log.info("model ready after %.1fs", time.monotonic() - started)
-    with open_dataset(source.fetch(), settings.category) as dataset:
+    with _opened(source, settings, job.explainer.classes) as dataset:
         return job.run(dataset)
+
+
+def _opened(source: Source, settings: Settings, classes: list[str]) -> Dataset | FeatureSet:
+    """The remote dataset, fetched, or the local features (their labels are the model's class indices)."""
+    if source.fetch is not None:
+        return source.fetch(classes)
+    return open_features(settings.features, settings.labels, classes, settings.category)
 
 
 def explain_dataset(model: str | Path, dataset: str | Path, out: str | Path = "output", **options) -> Summary:
