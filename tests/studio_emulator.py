@@ -54,6 +54,7 @@ class AudioProject:
     increase_ms: int = 500
     frequency: int = 16000
     feeding: int = 1  # DSP blocks feeding the learn block (more than one is refused)
+    wavs: dict = field(default_factory=dict)  # sample id -> its audio as WAV (others: 404)
 
 
 @dataclass
@@ -121,7 +122,7 @@ class Emulator:
             return 200, projects(), {}
         if method == "GET" and path == f"{p}/impulse":
             return 200, audio_impulse(self.audio) if self.audio else impulse(self.image, self.learn_type), {}
-        if self.audio and method == "GET" and path.startswith(f"{p}/dsp"):
+        if self.audio and method == "GET" and path.startswith((f"{p}/dsp", f"{p}/raw-data/")):
             return self._audio_route(path)
         if method == "GET" and path == f"{p}/dsp/{DSP_ID}":
             return 200, dsp_config(self.channels), {}
@@ -149,6 +150,9 @@ class Emulator:
             return 200, audio.labels, npy
         if path == f"{p}/dsp/{DSP_ID}/metadata":
             return 200, dsp_metadata(audio), {}
+        match = re.fullmatch(rf"{p}/raw-data/(\d+)/wav", path)
+        if match and int(match.group(1)) in audio.wavs:
+            return 200, audio.wavs[int(match.group(1))], {"Content-Type": "audio/wav"}
         return 404, {"success": False, "error": f"no route GET {path}"}, {}
 
     def _start_job(self) -> dict:

@@ -37,9 +37,11 @@ def _model_zip(kind: str) -> bytes:
 
 
 def _project(keywords, labels: np.ndarray | None = None, **options) -> emu.AudioProject:
-    """24 windows, two per sample (ids 500, 501, ...), labels one-hot unless given."""
+    """24 windows, two per sample (ids 500, 501, ...), labels one-hot unless given; each sample's
+    audio its first window's clip, but for sample 503, which Studio does not serve."""
     data, x = keywords
     samples = [(500 + i, WINDOWS_PER_SAMPLE) for i in range(len(x) // WINDOWS_PER_SAMPLE)]
+    wavs = {sample: audio.wav_bytes(data.audio[2 * i]) for i, (sample, _) in enumerate(samples) if sample != 503}
     y = audio.labels_onehot(data) if labels is None else labels
     return emu.AudioProject(
         audio.npy_bytes(x),
@@ -49,6 +51,7 @@ def _project(keywords, labels: np.ndarray | None = None, **options) -> emu.Audio
         audio.FRAMES,
         audio.FILTERS,
         increase_ms=INCREASE_MS,
+        wavs=wavs,
         **options,
     )
 
@@ -107,9 +110,49 @@ def test_an_audio_project_with_an_api_key(keywords, tmp_path):
     assert "the model reads the features of MFE (mfe, id 31)" in result.stdout
     assert "downloading the testing features of MFE (mfe)" in result.stdout
     assert "explaining: 1/24 windows" in result.stdout
-    _check_windows(_rows(zip_path), keywords[0])
+    assert result.stdout.count("HTTP 404") == 1, "one line for the sample whose audio Studio does not serve"
+    rows = _rows(zip_path)
+    _check_windows(rows, keywords[0])
+    assert {row["audio"] for row in rows if row["sample_id"] == "503"} == {""}
+    assert rows[0]["audio"] == rows[1]["audio"] == "audio/sample-500.wav"
     with zipfile.ZipFile(zip_path) as archive:
         assert json.loads(archive.read("results.json"))["run"]["method"] == "hirescam"
+        assert archive.read("audio/sample-501.wav") == audio.wav_bytes(keywords[0].audio[2])
+        assert sorted(n for n in archive.namelist() if n.startswith("audio/")) == [
+            f"audio/sample-{500 + i}.wav" for i in range(12) if i != 3
+        ]
+
+
+def test_the_report_plays_each_window_and_marks_its_peak(keywords, tmp_path, browser):
+    with _studio(keywords) as studio:
+        args = ["--api-key", studio.api_key, "--host", studio.host, "--out", str(tmp_path)]
+        assert main([*args, "--work-dir", str(tmp_path / "work")]) == 0
+    page, problems = helpers.open_report(browser, tmp_path / "deploy.zip", tmp_path / "unzipped")
+    cards = page.locator("#gallery figure")
+    assert cards.count() == 24
+    rows = {row["overlay"]: row for row in _rows(tmp_path / "deploy.zip")}
+    checked = 0
+    for i in range(cards.count()):
+        card = cards.nth(i)
+        row = rows[card.locator("img").get_attribute("src")]
+        start, end, peak = (int(row[k]) for k in ("start_ms", "end_ms", "peak_ms"))
+        assert f"{start}–{end} ms · peak at {peak} ms" in card.inner_text()
+        box = card.locator(".spectrogram").bounding_box()
+        mark = card.locator(".mark").bounding_box()
+        assert mark["x"] - box["x"] == pytest.approx((peak - start) / (end - start) * box["width"], abs=1.5)
+        player = card.locator("audio")
+        if row["audio"]:
+            assert player.get_attribute("src") == f"{row['audio']}#t={start / 1000:g},{end / 1000:g}"
+            checked += 1
+        else:
+            assert player.count() == 0
+    assert checked == 22, "every window whose sample's audio Studio served"
+    duration = page.evaluate(
+        "async () => { const a = document.querySelector('#gallery audio'); a.preload = 'auto'; a.load();"
+        " await new Promise((ok) => a.addEventListener('loadedmetadata', ok, {once: true})); return a.duration; }"
+    )
+    assert duration == pytest.approx(1.0, abs=0.01), "the WAV in deploy.zip loads in the page"
+    assert problems == []
 
 
 def test_an_audio_project_as_studio_runs_the_block(keywords, tmp_path, capsys):

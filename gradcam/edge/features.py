@@ -14,6 +14,7 @@ from (`includedSamples`, in row order) and the window size and step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class FeatureSet:
     windows: dict[str, Window]  # by sample path
     grey_range: tuple[float, float]  # the feature values drawn black and white
     band_centres: list[float] | None = None  # Hz per column (MFE, spectrogram); None: not known
+    sound: Callable[[int], bytes] | None = None  # a sample's audio as WAV, by sample id; None: not available
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def row(self, sample: Sample) -> np.ndarray:

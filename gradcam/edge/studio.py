@@ -181,9 +181,16 @@ class StudioClient:
         names = (f"the {category} features of {block.name}", f"the {category} labels of {block.name}")
         centres = band_centres(block.type, meta.dsp_config, meta.frequency)
         source = Path(f"{block.name}-{category}")
-        return feature_set(
+        found = feature_set(
             x, y, classes, source=source, category=category, timing=timing, band_centres=centres, names=names
         )
+        return dataclasses.replace(found, sound=functools.partial(self.sample_wav, project_id))
+
+    def sample_wav(self, project_id: int, sample_id: int) -> bytes:
+        """One sample's audio as WAV (the report's player)."""
+        api = ei.RawDataApi(self._client)
+        what = f"downloading the audio of sample {sample_id}"
+        return self._call(what, api.get_sample_as_audio, project_id, sample_id, 0, _preload_content=False).data
 
     def _npy(self, what: str, fn: Callable, *args) -> np.ndarray:
         """An npy body, read as bytes (the client would decode it as text)."""

@@ -9,6 +9,8 @@ pixels; the pictures are then turned a quarter for people: time left to right, l
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import replace
 
 import cv2
@@ -22,7 +24,9 @@ from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
 from gradcam.job.classify import ClassifyStages
 from gradcam.job.inputs import Prepared
-from gradcam.job.records import SampleRecord, WindowFacts
+from gradcam.job.records import Rendered, SampleRecord, WindowFacts
+
+log = logging.getLogger("gradcam")
 
 # A window's picture is at least this many pixels along time and across frequency.
 MIN_TIME_PX, MIN_BAND_PX = 512, 256
@@ -80,7 +84,35 @@ class FeatureStages(ClassifyStages):
     def __init__(self, explainer: Explainer, features: FeatureSet, *args, **kwargs):
         """As ClassifyStages, the inputs read from `features`."""
         self.features = features
+        self._sounds: dict[int, bool] = {}  # sample id -> whether its audio was fetched
+        self._lock = threading.Lock()
         super().__init__(explainer, FeatureInputs(features, explainer), *args, **kwargs)
+
+    def render(self, prepared: Prepared, output: tuple) -> Rendered:
+        """As ClassifyStages; a window with a picture also gets its sample's audio (for the report's
+        player), fetched once per sample."""
+        rendered = super().render(prepared, output)
+        sample_id = self.features.windows[prepared.sample.path].sample_id
+        if rendered.pictures.overlay is None or sample_id is None or self.features.sound is None:
+            return rendered
+        return replace(rendered, pictures=replace(rendered.pictures, sound=self._sound(sample_id)))
+
+    def _sound(self, sample_id: int) -> tuple[str, bytes | None] | None:
+        """(name, WAV) the first time a sample is met, (name, None) after; None: it could not be had.
+        Fetched under the lock, so that a sample's other windows know how it went."""
+        name = f"audio/sample-{sample_id}.wav"
+        with self._lock:
+            if sample_id in self._sounds:
+                return (name, None) if self._sounds[sample_id] else None
+            try:
+                sound = self.features.sound(sample_id)
+            except GradcamError as exc:
+                if all(self._sounds.values()):
+                    log.warning("warning: %s: its windows get no player (later failures are not logged)", exc)
+                self._sounds[sample_id] = False
+                return None
+            self._sounds[sample_id] = True
+            return name, sound
 
     def _shown(self, explanation: Explanation) -> Explanation:
         return turned(explanation)

@@ -98,10 +98,12 @@ class SampleRecord:
 @dataclass(frozen=True)
 class Pictures:
     """A sample's encoded pictures: its overlay (or panel; None: not wanted, --overlays mistakes),
-    and a mistake's contrast overlay (the map of its true class, in blend layout)."""
+    a mistake's contrast overlay (the map of its true class, in blend layout), and for an audio
+    window the sound of its sample, stored once for all the sample's windows."""
 
     overlay: bytes | None
     contrast: bytes | None = None
+    sound: tuple[str, bytes | None] | None = None  # an audio window's sample as WAV: (name, bytes; None: stored)
 
 
 @dataclass(frozen=True)

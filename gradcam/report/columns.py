@@ -41,7 +41,7 @@ RESULT_FIELDS = (
     "agrees",
 )  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
 # Audio (feature) runs add each window's origin and the map's peak along it.
-WINDOW_FIELDS = ("sample_id", "start_ms", "end_ms", "peak_frame", "peak_ms", "peak_filter", "peak_hz")
+WINDOW_FIELDS = ("sample_id", "start_ms", "end_ms", "peak_frame", "peak_ms", "peak_filter", "peak_hz", "audio")
 # Object detection runs add per image counts and rates, and write every object to objects.csv.
 DETECTION_FIELDS = ("true_positives", "false_positives", "false_negatives", "precision", "recall", "f1")
 OBJECT_FIELDS = (
@@ -103,8 +103,9 @@ def object_row(o: ObjectRecord) -> dict:
     }
 
 
-def result_row(record: SampleRecord, overlay: str, true_class_overlay: str = "") -> dict:
-    """One sample, as results.json lists it (results.csv takes its columns from it)."""
+def result_row(record: SampleRecord, overlay: str, true_class_overlay: str = "", audio: str = "") -> dict:
+    """One sample, as results.json lists it (results.csv takes its columns from it); audio: an audio
+    window's sound in deploy.zip."""
     answer, tflite, facts = record.answer, record.tflite, record.map
     peak = facts.peak or (None, None)
     detection = record.detection
@@ -130,14 +131,14 @@ def result_row(record: SampleRecord, overlay: str, true_class_overlay: str = "")
         "objects": [object_row(o) for o in detection.objects] if detection else [],
         "overlay": overlay,
         "true_class_overlay": true_class_overlay,
-        **_window(record.window),
+        **_window(record.window, audio),
     }
 
 
-def _window(facts: WindowFacts | None) -> dict:
+def _window(facts: WindowFacts | None, audio: str) -> dict:
     if facts is None:
         return {}
-    return asdict(facts) | {"peak_hz": None if facts.peak_hz is None else round(facts.peak_hz, 1)}
+    return asdict(facts) | {"peak_hz": None if facts.peak_hz is None else round(facts.peak_hz, 1), "audio": audio}
 
 
 def csv_row(row: dict, fields: list[str]) -> dict:

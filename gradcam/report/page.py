@@ -44,6 +44,7 @@ INDEX_FIELDS = (
     "agrees",
 )
 DETECTION_INDEX_FIELDS = ("true_positives", "false_positives", "false_negatives", "objects")
+WINDOW_INDEX_FIELDS = ("start_ms", "end_ms", "peak_ms", "audio")  # audio: a card's time line, mark and player
 MAX_PREDICTED = 200  # distinct answers offered as a filter (classes; more only with unknown labels)
 
 
@@ -78,11 +79,12 @@ class Chunks:
 class PageData:
     """The report's rows, chunked as they come, and the figures the page shows, summed as they come."""
 
-    def __init__(self, store: Callable[[str, str], None], classifies: bool, detection: bool):
+    def __init__(self, store: Callable[[str, str], None], classifies: bool, detection: bool, windows: bool = False):
         """store(name, text): writes one file into deploy.zip. classifies: the answers are classes
-        (a confusion matrix applies); detection: the rows carry objects."""
+        (a confusion matrix applies); detection: the rows carry objects; windows: audio windows."""
         self.classifies, self.detection = classifies, detection
-        self.fields = INDEX_FIELDS + (DETECTION_INDEX_FIELDS if detection else ())
+        extra = (DETECTION_INDEX_FIELDS if detection else ()) + (WINDOW_INDEX_FIELDS if windows else ())
+        self.fields = INDEX_FIELDS + extra
         self.index = Chunks("index", INDEX_CHUNK, store)
         self.rows = Chunks("rows", ROWS_CHUNK, store)
         self.samples = 0

@@ -61,7 +61,7 @@ class DeployZip:
         # file that the system removes however the job ends.
         self._rows = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed in close or abort)
         self._scores: dict[str, None] = {}  # results.csv's score columns, in the order met
-        self.page = PageData(self._zip.writestr, classifies=by_label, detection=detection)
+        self.page = PageData(self._zip.writestr, classifies=by_label, detection=detection, windows=windows)
 
     def _unique(self, folder: str, stem: str, suffix: str) -> str:
         """A name not yet in the zip (whose own index of entries is the record of names taken)."""
@@ -96,7 +96,10 @@ class DeployZip:
             overlay = self._store(folder, _safe(f"{stem}.{tag}"), pictures.overlay)
         if pictures.contrast is not None:
             contrast = self._store(folder, _safe(f"{stem}.true-{record.true_label}"), pictures.contrast)
-        row = result_row(record, overlay, contrast)
+        sound, data = pictures.sound or ("", None)
+        if data is not None:
+            self._zip.writestr(sound, data)
+        row = result_row(record, overlay, contrast, sound)
         self._rows.write(json.dumps(row, allow_nan=False, default=str) + "\n")
         self._scores.update(dict.fromkeys(row["scores"]))
         self.page.add(row)
