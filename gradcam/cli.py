@@ -222,8 +222,6 @@ def _missing(args: argparse.Namespace) -> str | None:
         path = getattr(args, flag)
         if path is not None and not path.is_file():
             return not_found(path, what, "an .npy file")
-    if args.features is not None and args.dataset is not None:
-        return "give --features (windows of DSP features) or --dataset (an export of images), not both"
     if args.labels is not None and args.features is None:
         return "--labels goes with --features (the labels of its windows)"
     if args.tflite is not None and not args.tflite.is_file():

@@ -156,3 +156,24 @@ def test_faithfulness_trusts_the_trained_models_maps_and_not_a_re_initialised_on
     assert share[0] >= 0.8 and trained.mean() >= 0.7
     assert abs(confident.mean() - trained.mean()) <= 0.1 and abs(share[1] - share[0]) <= 0.1
     assert share[2] <= 0.3 and random.mean() <= 0.4  # as for images (tests/test_faithfulness.py)
+
+
+def test_a_coarse_1d_model_fuses_finer_layers_along_time_as_the_reference_does():
+    """MFCC's 40 frames pooled three times leave 5 cells: the auto rule fuses the stage above, by
+    resolution along time as for images."""
+    k = tf_keras.layers
+    tf_keras.utils.set_random_seed(1)
+    convs = [k.Conv1D(n, 3, padding="same", activation="relu") for n in (8, 16, 16, 16)]
+    pools = [k.MaxPooling1D(2, padding="same") for _ in range(3)]
+    body = [layer for pair in zip(convs, pools, strict=False) for layer in pair] + [convs[-1]]
+    net = tf_keras.Sequential(
+        [k.InputLayer(input_shape=(520,)), k.Reshape((40, 13)), *body, k.Flatten(), k.Dense(3, activation="softmax")]
+    )
+    adapter = ModelAdapter(net)
+    assert [(layer.kind, layer.size) for layer in adapter.layers] == [("Conv1D", "5x1"), ("Conv1D", "10x1")]
+    x = np.random.default_rng(0).normal(size=(3, 40, 13, 1)).astype(np.float32)
+    maps = make_cam(adapter, "hirescam")(x).maps
+    paths = [layer.name.split("/") for layer in adapter.layers]
+    for i in range(len(x)):
+        expected = helpers.reference_cam(net, paths, x[i].reshape(-1), None, "hirescam", "classification")
+        np.testing.assert_allclose(maps[i] / maps[i].max(), expected.reshape(maps[i].shape), atol=1e-4)

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 import zipfile
 
 import cv2
@@ -196,7 +198,6 @@ def test_features_that_do_not_fit_the_model_are_refused_in_one_line(tmp_path, ca
         ),
         (["--features", "{tmp}/X.npy", "--labels", "{tmp}/nope.npy"], "error: {tmp}/nope.npy: labels file not found"),
         (["--labels", "{tmp}/X.npy"], "error: --labels goes with --features (the labels of its windows)"),
-        (["--features", "{tmp}/X.npy", "--dataset", "{tmp}"], "error: give --features (windows of DSP features)"),
         (["--features", "{tmp}/text.npy"], "error: {tmp}/text.npy: not an .npy file"),
     ],
 )
@@ -207,3 +208,24 @@ def test_bad_feature_flags_are_refused_in_one_line(tmp_path, capsys, flags, mess
     args = [flag.format(tmp=tmp_path) for flag in ["--model", str(model), *flags, "--out", "{tmp}/out"]]
     assert main(args) == 2
     assert capsys.readouterr().err.startswith(message.format(tmp=tmp_path))
+
+
+def test_an_export_given_offline_is_not_matched_to_windows_by_guessing(keywords, tmp_path):
+    folder, _ = keywords
+    args = ["--model", FIXTURES / "keywords_1d.h5", "--features", folder / "X_testing.npy", "--dataset", folder]
+    result = subprocess.run(
+        [sys.executable, "main.py", *map(str, args), "--classes", ",".join(CLASSES), "--out", tmp_path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if "without guessing" in line]
+    assert warnings == [
+        f"warning: {folder}: its audio cannot be matched to the windows without guessing (the export's "
+        "file names carry no sample ids): the report shows spectrograms without players; Studio and "
+        "--api-key runs fetch each sample's audio by id"
+    ]
+    rows, _, archive = _results(tmp_path / "deploy.zip")
+    assert {row["audio"] for row in rows} == {""} and not [n for n in archive.namelist() if n.startswith("audio/")]

@@ -33,6 +33,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("gradcam")
 
 
+# Export file names carry no sample ids (contract, section 4), and the features' labels know samples only
+# by id: matching the two would be a guess.
+NO_PLAYER_OFFLINE = (
+    "{dataset}: its audio cannot be matched to the windows without guessing (the export's file names carry no "
+    "sample ids): the report shows spectrograms without players; Studio and --api-key runs fetch each sample's "
+    "audio by id"
+)
+
+
 @dataclass
 class Summary:
     """What a run produced."""
@@ -168,6 +177,8 @@ def _opened(source: Source, settings: Settings, classes: list[str]) -> Dataset |
     """The remote dataset, fetched, or the local features (their labels are the model's class indices)."""
     if source.fetch is not None:
         return source.fetch(classes)
+    if settings.dataset is not None:
+        log.warning("warning: %s", NO_PLAYER_OFFLINE.format(dataset=settings.dataset))
     return open_features(settings.features, settings.labels, classes, settings.category)
 
 
