@@ -24,6 +24,7 @@ from tests.helpers import ROOT
 FIXTURES = ROOT / "tests" / "fixtures"
 CLASSES = audio.CLASSES
 FRAME_MS = 1000 / audio.FRAMES  # a frame's share of the window
+FRAME_PX, BAND_PX = 4, 4  # a feature's block in the picture: 99 frames x 40 filters -> 396 x 160
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_the_job_on_keyword_features_finds_each_burst_in_time(keywords, tmp_path
             hits.append(first - FRAME_MS <= int(row["peak_ms"]) <= last + FRAME_MS)
     assert len(hits) >= 54 and np.mean(hits) >= 0.85, np.mean(hits)
     picture = cv2.imdecode(np.frombuffer(archive.read(rows[0]["overlay"]), np.uint8), cv2.IMREAD_COLOR)
-    assert picture.shape[:2] == (audio.FILTERS * 7, audio.FRAMES * 6), "turned: time across, frequency up"
+    assert picture.shape[:2] == (audio.FILTERS * BAND_PX, audio.FRAMES * FRAME_PX), "turned: time across, frequency up"
     assert rows[0]["overlay"].startswith(f"correct/{rows[0]['true_label']}/sample-")
     if kind == "1d":
         assert all(row["peak_filter"] == "" for row in rows), "a 1-D map says nothing of frequency"
@@ -149,8 +150,8 @@ def test_the_picture_puts_time_across_and_low_frequencies_at_the_bottom(tmp_path
     assert [row["source"] for row in rows] == ["window-00000", "window-00001"]
     grey = cv2.imdecode(np.frombuffer(archive.read(rows[0]["overlay"]), np.uint8), cv2.IMREAD_GRAYSCALE)
     bright = np.argwhere(grey > 128)
-    assert bright[:, 0].min() >= grey.shape[0] - 5 * 7 - 2, "the low filters at the bottom"
-    assert (bright[:, 1].min(), bright[:, 1].max()) == pytest.approx((30 * 6, 40 * 6 - 1), abs=2)
+    assert bright[:, 0].min() >= grey.shape[0] - 5 * BAND_PX - 2, "the low filters at the bottom"
+    assert (bright[:, 1].min(), bright[:, 1].max()) == pytest.approx((30 * FRAME_PX, 40 * FRAME_PX - 1), abs=2)
 
 
 def test_one_hot_labels_give_windows_by_row(keywords, tmp_path):

@@ -104,6 +104,9 @@ class ClassifyStages:
         confidence = None if math.isnan(answer.confidence) else answer.confidence
         return Outcome(answer.label, confidence, correct, error, scores)
 
+    def close(self) -> None:
+        """Nothing held."""
+
     def running_totals(self) -> totals.RunningTotals:
         trust = totals.TrustSums(TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
         return totals.RunningTotals(totals.map_scores, trust, self.tflite)

@@ -83,6 +83,9 @@ class DetectStages:
         tflite = Outcome(", ".join(labels) or "nothing", max((d.confidence for d in found), default=None))
         return replace(record, tflite=tflite, agrees=fomo.same_objects(keras, found))
 
+    def close(self) -> None:
+        """Nothing held."""
+
     def running_totals(self) -> totals.RunningTotals:
         trust = totals.TrustSums(TRUST_THRESHOLD, per_class=True)
         return totals.RunningTotals(totals.object_scores, trust, self.tflite, totals.DetectionSums(self.threshold))

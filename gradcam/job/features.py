@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 import cv2
@@ -28,8 +29,9 @@ from gradcam.job.records import Rendered, SampleRecord, WindowFacts
 
 log = logging.getLogger("gradcam")
 
+FETCHERS = 4  # sounds downloaded at a time
 # A window's picture is at least this many pixels along time and across frequency.
-MIN_TIME_PX, MIN_BAND_PX = 512, 256
+MIN_TIME_PX, MIN_BAND_PX = 384, 160
 
 
 def spectrogram(features: np.ndarray, grey_range: tuple[float, float], scale: tuple[int, int]) -> np.ndarray:
@@ -84,35 +86,52 @@ class FeatureStages(ClassifyStages):
     def __init__(self, explainer: Explainer, features: FeatureSet, *args, **kwargs):
         """As ClassifyStages, the inputs read from `features`."""
         self.features = features
-        self._sounds: dict[int, bool] = {}  # sample id -> whether its audio was fetched
+        # Each sample's sound, fetched (FETCHERS at a time) from when its first window is prepared:
+        # its download's future until a window takes the bytes, then whether it came.
+        self._sounds: dict[int, Future | bool] = {}
         self._lock = threading.Lock()
+        self._fetching = ThreadPoolExecutor(FETCHERS, thread_name_prefix="sound") if features.sound else None
         super().__init__(explainer, FeatureInputs(features, explainer), *args, **kwargs)
 
+    def prepare(self, sample: Sample) -> Prepared:
+        """As ClassifyStages; the sample's sound starts downloading (for the report's player)."""
+        sample_id = self.features.windows[sample.path].sample_id
+        if self._fetching is not None and sample_id is not None:
+            with self._lock:
+                if sample_id not in self._sounds:
+                    self._sounds[sample_id] = self._fetching.submit(self.features.sound, sample_id)
+        return super().prepare(sample)
+
     def render(self, prepared: Prepared, output: tuple) -> Rendered:
-        """As ClassifyStages; a window with a picture also gets its sample's audio (for the report's
-        player), fetched once per sample."""
+        """As ClassifyStages; a window with a picture also gets its sample's sound: the bytes for the
+        first such window (stored once), the name for the others."""
         rendered = super().render(prepared, output)
         sample_id = self.features.windows[prepared.sample.path].sample_id
-        if rendered.pictures.overlay is None or sample_id is None or self.features.sound is None:
+        if rendered.pictures.overlay is None or sample_id not in self._sounds:
             return rendered
         return replace(rendered, pictures=replace(rendered.pictures, sound=self._sound(sample_id)))
 
     def _sound(self, sample_id: int) -> tuple[str, bytes | None] | None:
-        """(name, WAV) the first time a sample is met, (name, None) after; None: it could not be had.
-        Fetched under the lock, so that a sample's other windows know how it went."""
+        """(name, WAV) for the first window that takes it, (name, None) after; None: it did not come."""
         name = f"audio/sample-{sample_id}.wav"
-        with self._lock:
-            if sample_id in self._sounds:
-                return (name, None) if self._sounds[sample_id] else None
+        with self._lock:  # held while the download ends (it began when the window was prepared)
+            fetched = self._sounds[sample_id]
+            if isinstance(fetched, bool):
+                return (name, None) if fetched else None
             try:
-                sound = self.features.sound(sample_id)
+                sound = fetched.result()
             except GradcamError as exc:
-                if all(self._sounds.values()):
+                if all(ok is not False for ok in self._sounds.values()):
                     log.warning("warning: %s: its windows get no player (later failures are not logged)", exc)
                 self._sounds[sample_id] = False
                 return None
-            self._sounds[sample_id] = True
+            self._sounds[sample_id] = True  # taken: its bytes are let go once written
             return name, sound
+
+    def close(self) -> None:
+        """Stop fetching sounds (the job ended, or was stopped)."""
+        if self._fetching is not None:
+            self._fetching.shutdown(wait=False, cancel_futures=True)
 
     def _shown(self, explanation: Explanation) -> Explanation:
         return turned(explanation)

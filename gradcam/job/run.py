@@ -89,6 +89,8 @@ class Job:
         except BaseException:
             output.abort()
             raise
+        finally:
+            stages.close()
 
     def _announce(self, dataset: Dataset, stages: Stages) -> None:
         """The log's first lines: what is explained, and what the dataset holds that should be known."""

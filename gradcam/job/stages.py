@@ -47,6 +47,9 @@ class Stages(Protocol):
     def running_totals(self) -> RunningTotals:
         """The run's totals, to be fed every record: what this kind of model sums."""
 
+    def close(self) -> None:
+        """Let go of what the stages hold (threads, downloads) once the job ends, however it ends."""
+
 
 def stages_for(
     explainer: Explainer, dataset: Dataset | FeatureSet, settings: Settings, tflite: Comparison | None = None

@@ -176,9 +176,16 @@ def named_warning(named: int, images: int) -> str | None:
 
 
 def coarse_warning(resolution: tuple[int, int], layer: str) -> str | None:
+    """Maps too coarse to point at anything small; a 1-D map (frames x 1) is judged along time."""
     height, width = resolution
-    if min(height, width) >= MIN_RESOLUTION:
+    if (height if width == 1 else min(height, width)) >= MIN_RESOLUTION:
         return None
+    if width == 1:
+        return (
+            f"the heatmaps are only {height} cells along time ({layer}): each covers a large part of the "
+            "window, so they cannot point at short sounds; --layer auto explains finer layers "
+            "(--list-layers shows them)"
+        )
     return (
         f"the heatmaps are only {height}x{width} cells ({layer}): each cell covers a large part of "
         "the image, so they cannot point at small objects; --layer auto explains finer layers "
