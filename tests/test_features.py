@@ -14,6 +14,7 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
+import tf_keras
 
 from gradcam.cli import main
 from gradcam.edge.features import Timing, Window, feature_set, label_rows
@@ -24,6 +25,7 @@ from tests.helpers import ROOT
 FIXTURES = ROOT / "tests" / "fixtures"
 CLASSES = audio.CLASSES
 FRAME_MS = 1000 / audio.FRAMES  # a frame's share of the window
+SHAPE = (audio.FRAMES, audio.FILTERS)
 FRAME_PX, BAND_PX = 4, 4  # a feature's block in the picture: 99 frames x 40 filters -> 396 x 160
 
 
@@ -230,3 +232,68 @@ def test_an_export_given_offline_is_not_matched_to_windows_by_guessing(keywords,
     ]
     rows, _, archive = _results(tmp_path / "deploy.zip")
     assert {row["audio"] for row in rows} == {""} and not [n for n in archive.namelist() if n.startswith("audio/")]
+
+
+def _small_model(path, activation: str | None, dense: bool = False):
+    """A 1-D conv audio model with one output (binary: sigmoid; regression: linear), untrained; or
+    (dense) spectral features into Dense layers, with no convolution."""
+    k = tf_keras.layers
+    tf_keras.utils.set_random_seed(3)
+    body = (
+        [k.Dense(8, activation="relu")] if dense else [k.Reshape(SHAPE), k.Conv1D(4, 3, activation="relu"), k.Flatten()]
+    )
+    model = tf_keras.Sequential(
+        [k.InputLayer(input_shape=(SHAPE[0] * SHAPE[1],)), *body, k.Dense(1, activation=activation)]
+    )
+    model.save(path)
+    return path
+
+
+def test_binary_and_regression_audio_models_are_judged_as_for_images(keywords, tmp_path):
+    folder, data = keywords
+    binary = _small_model(tmp_path / "binary.h5", "sigmoid")
+    np.save(tmp_path / "y2.npy", np.eye(2, dtype=np.float32)[data.labels % 2])
+    args = ["--model", binary, "--features", folder / "X_testing.npy", "--labels", tmp_path / "y2.npy"]
+    assert main([*map(str, args), "--classes", "quiet,word", "--out", str(tmp_path / "binary")]) == 0
+    rows, document, _ = _results(tmp_path / "binary" / "deploy.zip")
+    assert document["run"]["task"] == "binary" and len(rows) == 60
+    assert [row["true_label"] for row in rows] == [["quiet", "word"][label % 2] for label in data.labels]
+    assert all(row["overlay"].startswith(f"{'correct' if row['correct'] == 'True' else 'incorrect'}/") for row in rows)
+
+    regression = _small_model(tmp_path / "regression.h5", None)
+    values = data.bursts[:, 0] / audio.RATE  # the burst's start in s, say
+    np.save(tmp_path / "y.npy", values[:, None])
+    args = ["--model", regression, "--features", folder / "X_testing.npy", "--labels", tmp_path / "y.npy"]
+    assert main([*map(str, args), "--regression-threshold", "0.2", "--out", str(tmp_path / "regression")]) == 0
+    rows, document, _ = _results(tmp_path / "regression" / "deploy.zip")
+    assert document["run"]["task"] == "regression"
+    errors = [abs(float(row["score:value"]) - float(row["true_label"])) for row in rows]
+    assert [float(row["true_label"]) for row in rows] == pytest.approx(values, abs=1e-5)
+    assert [float(row["error"]) for row in rows] == pytest.approx(errors, abs=1e-5)
+    assert [row["correct"] == "True" for row in rows] == [e <= 0.2 for e in errors]
+
+
+def test_a_mistaken_window_also_gets_the_map_of_its_true_class(keywords, tmp_path):
+    data = keywords[1]
+    labels = audio.labels_4col(data)
+    labels[:5, 0] = labels[:5, 0] % 3 + 1  # the first five windows labelled with another class
+    np.save(tmp_path / "y.npy", labels)
+    rows, _, archive = _job(keywords, tmp_path / "out", "1d", "--labels", str(tmp_path / "y.npy"))
+    wrong = [row for row in rows if row["correct"] == "False"]
+    assert [row["source"] for row in wrong] == [row["source"] for row in rows[:5]]
+    for row in wrong:
+        assert (
+            row["true_class_overlay"].startswith(f"incorrect/{row['true_label']}/") and row["true_class_faithfulness"]
+        )
+        picture = cv2.imdecode(np.frombuffer(archive.read(row["true_class_overlay"]), np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape[:2] == (audio.FILTERS * BAND_PX, audio.FRAMES * FRAME_PX)
+
+
+def test_a_model_without_a_convolution_is_refused_in_one_line(keywords, tmp_path, capsys):
+    folder, _ = keywords
+    model = _small_model(tmp_path / "dense.h5", "sigmoid", dense=True)
+    args = ["--model", str(model), "--features", str(folder / "X_testing.npy"), "--out", str(tmp_path)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        "error: the model has no convolution layer to explain (it has no layer with a 1-D or 2-D output)\n"
+    )

@@ -93,7 +93,10 @@ def load_npy(path: Path, what: str) -> np.ndarray:
 
 
 def label_rows(labels: np.ndarray, classes: list[str], name: str) -> list[tuple[str, Window | None]]:
-    """Each row's label (a class name) and, in the 4-column layout, its sample and time range."""
+    """Each row's label (a class name; a regression model, with no classes: the value) and, in the
+    4-column layout, its sample and time range."""
+    if not classes:
+        return _values(np.asarray(labels), name)
     if labels.ndim != 2 or not len(labels):
         raise GradcamError(f"{name}: expected {LAYOUTS}; got an array of shape {labels.shape}")
     values = np.asarray(labels)
@@ -102,6 +105,15 @@ def label_rows(labels: np.ndarray, classes: list[str], name: str) -> list[tuple[
     if values.shape[1] == 4 and np.array_equal(values, np.round(values)):
         return _four_columns(values.astype(np.int64), classes, name)
     raise GradcamError(f"{name}: expected {LAYOUTS}; its {values.shape[1]} columns are neither")
+
+
+def _values(labels: np.ndarray, name: str) -> list[tuple[str, None]]:
+    """A regression model's labels: one number per window ((windows,) or (windows, 1))."""
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.number) or not np.isfinite(labels).all():
+        raise GradcamError(f"{name}: expected one number per window for a regression model; got {labels.shape}")
+    return [(str(float(value)), None) for value in labels]
 
 
 def _one_hot(values: np.ndarray, classes: list[str], name: str) -> list[tuple[str, None]]:
