@@ -116,14 +116,14 @@ class Emulator:
 
     # -- API responses (JSON shaped as the edgeimpulse-api models) ---------------------------
 
-    def route(self, method: str, path: str) -> tuple[int, dict | bytes, dict]:
+    def route(self, method: str, path: str, query: str = "") -> tuple[int, dict | bytes, dict]:
         p = f"/v1/api/{PROJECT_ID}"
         if method == "GET" and path == "/v1/api/projects":
             return 200, projects(), {}
         if method == "GET" and path == f"{p}/impulse":
             return 200, audio_impulse(self.audio) if self.audio else impulse(self.image, self.learn_type), {}
         if self.audio and method == "GET" and path.startswith((f"{p}/dsp", f"{p}/raw-data/")):
-            return self._audio_route(path)
+            return self._audio_route(path, query)
         if method == "GET" and path == f"{p}/dsp/{DSP_ID}":
             return 200, dsp_config(self.channels), {}
         if method == "GET" and path == f"{p}/training/keras/{LEARN_ID}/metadata":
@@ -142,14 +142,15 @@ class Emulator:
             return 200, self._export_url(), {}
         return 404, {"success": False, "error": f"no route {method} {path}"}, {}
 
-    def _audio_route(self, path: str) -> tuple[int, dict | bytes, dict]:
+    def _audio_route(self, path: str, query: str) -> tuple[int, dict | bytes, dict]:
+        """The DSP block's output for training and testing (the same windows; the training samples'
+        ids 10000 higher), and the samples' audio."""
         p, audio, npy = f"/v1/api/{PROJECT_ID}", self.audio, {"Content-Type": "application/octet-stream"}
-        if path == f"{p}/dsp-data/{DSP_ID}/x/testing":
-            return 200, audio.features, npy
-        if path == f"{p}/dsp-data/{DSP_ID}/y/testing":
-            return 200, audio.labels, npy
+        data = re.fullmatch(rf"{p}/dsp-data/{DSP_ID}/([xy])/(training|testing)", path)
+        if data:
+            return 200, audio.features if data.group(1) == "x" else audio.labels, npy
         if path == f"{p}/dsp/{DSP_ID}/metadata":
-            return 200, dsp_metadata(audio), {}
+            return 200, dsp_metadata(audio, 10000 if "category=training" in query else 0), {}
         match = re.fullmatch(rf"{p}/raw-data/(\d+)/wav", path)
         if match and int(match.group(1)) in audio.wavs:
             return 200, audio.wavs[int(match.group(1))], {"Content-Type": "audio/wav"}
@@ -237,7 +238,8 @@ def _handler(emulator: Emulator, server: str):
                     return self._send(503, {"success": False, "error": "Service unavailable"})
                 if emulator._take("rate_limited"):
                     return self._send(429, {"success": False, "error": "Too many requests"}, {"Retry-After": "1"})
-            self._send(*emulator.route(self.command, self.path.split("?")[0]))
+            path, _, query = self.path.partition("?")
+            self._send(*emulator.route(self.command, path, query))
 
         def _download(self):
             if not self.path.startswith(f"/exports/{PROJECT_ID}.zip") or "X-Amz-Signature" not in self.path:
@@ -354,7 +356,7 @@ def audio_impulse(audio: AudioProject) -> dict:
     }
 
 
-def dsp_metadata(audio: AudioProject) -> dict:
+def dsp_metadata(audio: AudioProject, id_offset: int = 0) -> dict:
     """GET /api/{projectId}/dsp/{dspId}/metadata: the rows' samples, the windows, the output's shape."""
     windows = sum(count for _, count in audio.samples)
     return {
@@ -365,7 +367,7 @@ def dsp_metadata(audio: AudioProject) -> dict:
         "labels": [],
         "windowCount": windows,
         "featureCount": audio.frames * audio.columns,
-        "includedSamples": [{"id": sample, "windowCount": count} for sample, count in audio.samples],
+        "includedSamples": [{"id": sample + id_offset, "windowCount": count} for sample, count in audio.samples],
         "windowSizeMs": audio.window_ms,
         "windowIncreaseMs": audio.increase_ms,
         "padZeros": True,

@@ -297,3 +297,15 @@ def test_a_model_without_a_convolution_is_refused_in_one_line(keywords, tmp_path
     assert capsys.readouterr().err == (
         "error: the model has no convolution layer to explain (it has no layer with a 1-D or 2-D output)\n"
     )
+
+
+def test_the_python_api_explains_windows_of_features(keywords, tmp_path):
+    from gradcam import explain_dataset
+
+    folder, data = keywords
+    model = FIXTURES / "keywords_2d.h5"
+    features, labels = folder / "X_testing.npy", str(folder / "y_testing.npy")
+    summary = explain_dataset(model, out=tmp_path, features=features, labels=labels, classes=CLASSES)
+    assert summary.info.method == "hirescam" and summary.info.tally.correct + summary.info.tally.incorrect == 60
+    rows, _, _ = _results(summary.zip_path)
+    assert [row["true_label"] for row in rows] == [CLASSES[label] for label in data.labels]

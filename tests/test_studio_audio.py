@@ -209,3 +209,18 @@ def test_what_an_audio_project_cannot_give_is_one_line(keywords, tmp_path, capsy
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "deploy.zip").exists()
+
+
+def test_all_categories_are_the_training_then_the_testing_windows(keywords, tmp_path):
+    with _studio(keywords, "1d") as studio:
+        args = ["--api-key", studio.api_key, "--host", studio.host, "--out", str(tmp_path), "--category", "all"]
+        assert main([*args, "--work-dir", str(tmp_path / "work")]) == 0
+        paths = [r.path.split("?")[0] for r in studio.requests if "/dsp-data/" in r.path]
+    rows = _rows(tmp_path / "deploy.zip")
+    assert [row["category"] for row in rows] == ["training"] * 24 + ["testing"] * 24
+    assert [row["sample_id"] for row in rows[::2]] == [str(10500 + i) for i in range(12)] + [
+        str(500 + i) for i in range(12)
+    ]
+    assert paths == [
+        f"/v1/api/{emu.PROJECT_ID}/dsp-data/{emu.DSP_ID}/{xy}/{c}" for c in ("training", "testing") for xy in "xy"
+    ]

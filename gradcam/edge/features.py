@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,25 @@ class FeatureSet:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def joined(parts: list[FeatureSet]) -> FeatureSet:
+    """Several categories' windows as one set (their features side by side in memory)."""
+    features = np.concatenate([np.asarray(part.features) for part in parts])
+    samples, windows, offset = [], {}, 0
+    for part in parts:
+        for sample in part.samples:
+            window = part.windows[sample.path]
+            if sample.path in windows:  # the same name in two categories
+                sample = replace(sample, path=f"{sample.path}.{sample.category}")
+            samples.append(sample)
+            windows[sample.path] = replace(window, row=window.row + offset)
+        offset += len(part.features)
+    first = parts[0]
+    source = Path("+".join(part.source.name for part in parts))
+    return replace(
+        first, source=source, features=features, samples=samples, windows=windows, grey_range=grey_range(features)
+    )
 
 
 def load_npy(path: Path, what: str) -> np.ndarray:

@@ -25,7 +25,7 @@ import urllib3
 
 from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.download import download, retry_policy
-from gradcam.edge.features import FeatureSet, Timing, band_centres, feature_set
+from gradcam.edge.features import FeatureSet, Timing, band_centres, feature_set, joined
 from gradcam.edge.impulse import (
     FeatureBlock,
     ImpulseInfo,
@@ -168,8 +168,11 @@ class StudioClient:
     # -- downloads -------------------------------------------------------------------------
 
     def feature_set(self, project_id: int, block: FeatureBlock, category: str, classes: list[str]) -> FeatureSet:
-        """The windows of features the DSP block computed for a category, their labels, and its
-        metadata (each row's sample and window; the columns' frequencies)."""
+        """The windows of features the DSP block computed for a category (all: training, then
+        testing), their labels, and its metadata (each row's sample and window; the columns'
+        frequencies)."""
+        if category == "all":
+            return joined([self.feature_set(project_id, block, part, classes) for part in ("training", "testing")])
         dsp = ei.DSPApi(self._client)
         log.info("downloading the %s features of %s (%s)", category, block.name, block.type)
         x = self._npy("downloading the features", dsp.download_dsp_data, project_id, block.id, category)

@@ -184,17 +184,22 @@ def _opened(source: Source, settings: Settings, classes: list[str]) -> Dataset |
     return open_features(settings.features, settings.labels, classes, settings.category)
 
 
-def explain_dataset(model: str | Path, dataset: str | Path, out: str | Path = "output", **options) -> Summary:
+def explain_dataset(
+    model: str | Path, dataset: str | Path | None = None, out: str | Path = "output", **options
+) -> Summary:
     """The whole offline job from Python, as `main.py --model M --dataset D --out O`: deploy.zip in
     `out`. options: the settings by their field names (gradcam.settings.Settings), e.g.
-    `overlays="mistakes"`, `layout="panel"`, `resize_mode="fit-short"`."""
+    `overlays="mistakes"`, `layout="panel"`, `resize_mode="fit-short"`; an audio model's windows
+    instead of a dataset: `features="X_testing.npy", labels="y_testing.npy", classes=[...]`."""
     from gradcam.edge.sources import Source
 
     known = {f.name for f in fields(Settings)} - {"model", "dataset", "out"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise GradcamError(f"unknown option {', '.join(unknown)}: expected some of {', '.join(sorted(known))}")
-    return run(Source(Settings(model=Path(model), dataset=Path(dataset), out=Path(out), **options)))
+    paths = {name: Path(options.pop(name)) for name in ("features", "labels") if options.get(name) is not None}
+    dataset = None if dataset is None else Path(dataset)
+    return run(Source(Settings(model=Path(model), dataset=dataset, out=Path(out), **paths, **options)))
 
 
 def _share(x: float | None) -> str:
