@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import subprocess
 import sys
 import weakref
 import zipfile
@@ -266,6 +267,18 @@ def closing_warnings(log: str) -> list[str]:
     wrote = max(i for i, line in enumerate(lines) if line.startswith("wrote "))
     assert all(line.startswith("WARNING: ") for line in lines[wrote + 1 :]), lines[wrote + 1 :]
     return [line.removeprefix("WARNING: ") for line in lines[wrote + 1 :]]
+
+
+def run_with_key(studio, *args) -> subprocess.CompletedProcess:
+    """main.py in a fresh process, the API key in EI_API_KEY, against the emulator."""
+    return subprocess.run(
+        [sys.executable, "main.py", "--host", studio.host, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"EI_API_KEY": studio.api_key, "PATH": "/usr/bin:/bin"},
+    )
 
 
 def assert_key_kept_secret(studio, output: str, zip_path, exported: bool = True):

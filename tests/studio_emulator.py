@@ -286,50 +286,48 @@ def projects() -> dict:
     return {"success": True, "projects": [project]}
 
 
+def _impulse(input_block: dict, dsp_blocks: list[dict], learn_blocks: list[dict]) -> dict:
+    """GET /api/{projectId}/impulse around its blocks."""
+    blocks = {"inputBlocks": [input_block], "dspBlocks": dsp_blocks, "learnBlocks": learn_blocks}
+    impulse = {"id": IMPULSE_ID, "name": "Impulse #1", "type": "default", **blocks, "postProcessingBlocks": []}
+    return {"success": True, "impulse": impulse}
+
+
 def impulse(image: dict, learn_type: str = "keras-transfer-image") -> dict:
-    return {
-        "success": True,
-        "impulse": {
-            "id": IMPULSE_ID,
-            "name": "Impulse #1",
-            "type": "default",
-            "inputBlocks": [
-                {
-                    "id": 1,
-                    "type": "image",
-                    "name": "Image data",
-                    "title": "Image data",
-                    "imageWidth": image["width"],
-                    "imageHeight": image["height"],
-                    "resizeMode": image["resizeMode"],
-                    "resizeMethod": "lanczos3",
-                    "cropAnchor": "middle-center",
-                }
-            ],
-            "dspBlocks": [
-                {
-                    "id": DSP_ID,
-                    "type": "image",
-                    "name": "Image",
-                    "title": "Image",
-                    "axes": ["image"],
-                    "input": 1,
-                    "implementationVersion": 1,
-                }
-            ],
-            "learnBlocks": [
-                {"id": 7, "type": "anomaly", "name": "Anomaly", "title": "Anomaly detection", "dsp": [DSP_ID]},
-                {
-                    "id": LEARN_ID,
-                    "type": learn_type,
-                    "name": "Transfer learning",
-                    "title": "Transfer learning",
-                    "dsp": [DSP_ID],
-                },
-            ],
-            "postProcessingBlocks": [],
+    return _impulse(
+        {
+            "id": 1,
+            "type": "image",
+            "name": "Image data",
+            "title": "Image data",
+            "imageWidth": image["width"],
+            "imageHeight": image["height"],
+            "resizeMode": image["resizeMode"],
+            "resizeMethod": "lanczos3",
+            "cropAnchor": "middle-center",
         },
-    }
+        [
+            {
+                "id": DSP_ID,
+                "type": "image",
+                "name": "Image",
+                "title": "Image",
+                "axes": ["image"],
+                "input": 1,
+                "implementationVersion": 1,
+            }
+        ],
+        [
+            {"id": 7, "type": "anomaly", "name": "Anomaly", "title": "Anomaly detection", "dsp": [DSP_ID]},
+            {
+                "id": LEARN_ID,
+                "type": learn_type,
+                "name": "Transfer learning",
+                "title": "Transfer learning",
+                "dsp": [DSP_ID],
+            },
+        ],
+    )
 
 
 def audio_impulse(audio: AudioProject) -> dict:
@@ -342,18 +340,7 @@ def audio_impulse(audio: AudioProject) -> dict:
     window = {"windowSizeMs": audio.window_ms, "windowIncreaseMs": audio.increase_ms, "frequencyHz": audio.frequency}
     source = {"id": 1, "type": "time-series", "name": "Time series", "title": "Time series data", "axes": ["audio"]}
     learn = {"id": LEARN_ID, "type": "keras", "name": "Classifier", "title": "Classification"}
-    return {
-        "success": True,
-        "impulse": {
-            "id": IMPULSE_ID,
-            "name": "Impulse #1",
-            "type": "default",
-            "inputBlocks": [source | window | {"padZeros": True}],
-            "dspBlocks": dsp,
-            "learnBlocks": [learn | {"dsp": [block["id"] for block in dsp]}],
-            "postProcessingBlocks": [],
-        },
-    }
+    return _impulse(source | window | {"padZeros": True}, dsp, [learn | {"dsp": [block["id"] for block in dsp]}])
 
 
 def dsp_metadata(audio: AudioProject, id_offset: int = 0) -> dict:

@@ -2,8 +2,6 @@
 
 import io
 import itertools
-import subprocess
-import sys
 import time
 import zipfile
 
@@ -18,7 +16,7 @@ from gradcam.edge.studio import StudioClient
 from gradcam.errors import GradcamError
 from tests import helpers
 from tests import studio_emulator as emu
-from tests.helpers import OUTPUT_ORDER, ROOT
+from tests.helpers import OUTPUT_ORDER
 
 
 def _api_get(studio, path):
@@ -44,14 +42,7 @@ def test_emulator_responses_parse_with_the_official_models(studio):
 
 
 def test_local_run_with_an_api_key(studio, export_zip, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "main.py", "--host", studio.host, "--out", tmp_path / "out", "--work-dir", tmp_path / "work"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"EI_API_KEY": studio.api_key, "PATH": "/usr/bin:/bin"},
-    )
+    result = helpers.run_with_key(studio, "--out", tmp_path / "out", "--work-dir", tmp_path / "work")
     assert result.returncode == 0, result.stderr
     helpers.check_deploy_zip(tmp_path / "out" / "deploy.zip", export_zip)
     assert "learn block Transfer learning (keras-transfer-image, id 19)" in result.stdout

@@ -5,8 +5,6 @@ Studio runs the block (--metadata)."""
 import csv
 import io
 import json
-import subprocess
-import sys
 import zipfile
 
 import edgeimpulse_api as ei
@@ -95,15 +93,7 @@ def _check_windows(rows: list[dict], data: audio.Clips) -> None:
 
 def test_an_audio_project_with_an_api_key(keywords, tmp_path):
     with _studio(keywords) as studio:
-        args = ["--host", studio.host, "--out", tmp_path / "out", "--work-dir", tmp_path / "work"]
-        result = subprocess.run(
-            [sys.executable, "main.py", *map(str, args)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={"EI_API_KEY": studio.api_key, "PATH": "/usr/bin:/bin"},
-        )
+        result = helpers.run_with_key(studio, "--out", tmp_path / "out", "--work-dir", tmp_path / "work")
         assert result.returncode == 0, result.stderr
         zip_path = tmp_path / "out" / "deploy.zip"
         helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, zip_path, exported=False)
