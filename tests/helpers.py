@@ -218,6 +218,26 @@ def write_export(
     return path
 
 
+def boxed_export(path: Path, images: list[np.ndarray], labels: list[str], boxes: list[tuple]) -> Path:
+    """A testing export of RGB images, each with its label and its object's box (x0, y0, x1, y1)."""
+    files = []
+    with zipfile.ZipFile(path, "w") as archive:
+        for i, (image, label, (x0, y0, x1, y1)) in enumerate(zip(images, labels, boxes, strict=True)):
+            name = f"testing/{i:04d}.jpg"
+            archive.writestr(name, jpeg(image))
+            box = {"label": label, "x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0}
+            files.append(
+                {
+                    "path": name,
+                    "category": "testing",
+                    "label": {"type": "label", "label": label},
+                    "boundingBoxes": [box],
+                }
+            )
+        archive.writestr("info.labels", json.dumps({"version": 1, "files": files}))
+    return path
+
+
 # --- Checks shared by the end-to-end tests. ---
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from gradcam.edge.dataset import Sample
@@ -18,7 +19,8 @@ from gradcam.engine.tflite import Comparison
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation, SampleMaps
 from gradcam.job import totals
-from gradcam.job.inputs import ImageInputs, Prepared, in_original
+from gradcam.job.inputs import FrameMap, ImageInputs, Prepared, in_original
+from gradcam.job.looks import SIDE, ClassLooks, View
 from gradcam.job.pictures import PictureOptions, caption, draw, tflite_kind
 from gradcam.job.records import MapFacts, Outcome, Pictures, Rendered, SampleRecord
 
@@ -71,14 +73,39 @@ class ClassifyStages:
         maps, tflite_outputs = output
         explanation = self.explainer.finish(prepared.image, prepared.geometry, maps)
         record = self._record(prepared, explanation, tflite_outputs)
+        view = self._view(prepared, explanation)
         if not self.pictures.wanted(record):
-            return Rendered(record, Pictures(None))
+            return Rendered(record, Pictures(None), view)
         shown = self._shown(explanation)
         overlay = draw(shown, self.pictures, caption(record, tflite_kind(self.tflite)))
         contrast = shown.contrast
         if contrast is None or self.pictures.layout == "panel":
-            return Rendered(record, Pictures(overlay))
-        return Rendered(record, Pictures(overlay, draw(contrast, self.pictures)))
+            return Rendered(record, Pictures(overlay), view)
+        return Rendered(record, Pictures(overlay, draw(contrast, self.pictures)), view)
+
+    def _frame(self) -> tuple[int, int] | None:
+        """The class summaries' frame (height, width): the model's input, at most looks.SIDE pixels on
+        its long side; None: no summaries."""
+        spec = self.explainer.spec
+        factor = min(1.0, SIDE / max(spec.width, spec.height))
+        return max(1, round(spec.height * factor)), max(1, round(spec.width * factor))
+
+    def _view(self, prepared: Prepared, explanation: Explanation) -> View | None:
+        """The sample's map (and a mistake's true-class map), image and boxes in the summaries' frame."""
+        frame = self._frame()
+        if frame is None:
+            return None
+        spec, (height, width) = self.explainer.spec, frame
+        to_frame = FrameMap(prepared.geometry, (spec.width, spec.height), (width, height))
+        contrast = explanation.contrast
+        return View(
+            explanation.explained,
+            cv2.resize(explanation.cam, (width, height), interpolation=cv2.INTER_LINEAR),
+            to_frame.image(prepared.image),
+            contrast and contrast.explained,
+            contrast and cv2.resize(contrast.cam, (width, height), interpolation=cv2.INTER_LINEAR),
+            to_frame.boxes(prepared.sample.boxes, prepared.original, prepared.image.shape),
+        )
 
     def _shown(self, explanation: Explanation) -> Explanation:
         """The explanation as its pictures show it: as it is, for an image."""
@@ -109,4 +136,7 @@ class ClassifyStages:
 
     def running_totals(self) -> totals.RunningTotals:
         trust = totals.TrustSums(TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
-        return totals.RunningTotals(totals.map_scores, trust, self.tflite)
+        frame = self._frame()
+        spec = self.explainer.spec
+        looks = ClassLooks(frame, (spec.width, spec.height)) if frame else None
+        return totals.RunningTotals(totals.map_scores, trust, self.tflite, looks=looks)

@@ -136,6 +136,10 @@ class FeatureStages(ClassifyStages):
     def _shown(self, explanation: Explanation) -> Explanation:
         return turned(explanation)
 
+    def _frame(self) -> None:
+        """No class summaries for windows of features (yet)."""
+        return None
+
     def _record(self, prepared: Prepared, explanation: Explanation, tflite_outputs: np.ndarray | None) -> SampleRecord:
         record = super()._record(prepared, explanation, tflite_outputs)
         facts = self._window_facts(prepared, explanation)

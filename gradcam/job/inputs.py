@@ -71,6 +71,42 @@ def enlarged(image: np.ndarray, max_side: int = 0) -> np.ndarray:
     return cv2.resize(image, (image.shape[1] * factor, image.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
 
 
+class FrameMap:
+    """The picture of a sample as shown -> the model's input frame, resized to `frame` (width, height):
+    for the class summaries (gradcam.job.looks)."""
+
+    def __init__(self, geometry: Geometry, model_size: tuple[int, int], frame: tuple[int, int]):
+        self.geometry, self.frame = geometry, frame
+        self.kx, self.ky = model_size[0] / frame[0], model_size[1] / frame[1]  # model pixels per frame pixel
+
+    def image(self, shown: np.ndarray) -> np.ndarray:
+        """What the model saw, at the frame's size (black where a letterbox padded it)."""
+        g, kx, ky = self.geometry, self.kx, self.ky
+        # frame pixel centre (u + 0.5) -> model (u + 0.5) * kx -> shown pixel index (that * scale + offset - 0.5)
+        inverse = np.array(
+            [
+                [kx * g.scale_x, 0, 0.5 * kx * g.scale_x + g.offset_x - 0.5],
+                [0, ky * g.scale_y, 0.5 * ky * g.scale_y + g.offset_y - 0.5],
+            ]
+        )
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        return cv2.warpAffine(shown, inverse, self.frame, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+
+    def boxes(
+        self, boxes, original: tuple[int, int], shown: tuple[int, ...]
+    ) -> tuple[tuple[float, float, float, float], ...] | None:
+        """Boxes in the file's pixels -> (x0, y0, x1, y1) in the frame; None when there are none."""
+        if not boxes:
+            return None
+        sx, sy = shown[1] / original[0], shown[0] / original[1]
+
+        def point(x: float, y: float) -> tuple[float, float]:
+            mx, my = self.geometry.to_model((x * sx, y * sy))
+            return mx / self.kx, my / self.ky
+
+        return tuple((*point(b.x, b.y), *point(b.x + b.width, b.y + b.height)) for b in boxes)
+
+
 def in_original(point: tuple[int, int], shown: tuple[int, ...], original: tuple[int, int]) -> tuple[int, int]:
     """A pixel of the image as shown -> the pixel of the image in the file under its centre."""
     (x, y), (height, width) = point, shown[:2]

@@ -80,7 +80,7 @@ def run_batches(
         for future in futures:
             rendered: Rendered = future.result()
             add(rendered.record, rendered.pictures)
-            running.add(rendered.record)
+            running.add(rendered.record, rendered.view)
             progress.update()
             stopping.check()
 

@@ -10,8 +10,11 @@ import numpy as np
 
 from gradcam.choices import LAYOUTS, OVERLAYS
 from gradcam.engine.faithfulness import TRUST_THRESHOLD
+from gradcam.engine.overlay import blend
 from gradcam.engine.tflite import Comparison
 from gradcam.errors import GradcamError
+from gradcam.job.inputs import enlarged
+from gradcam.job.looks import ClassLook
 from gradcam.job.records import Outcome, SampleRecord
 
 JPEG_QUALITY = 90
@@ -49,6 +52,25 @@ def draw(explanation: Drawable, options: PictureOptions, caption: str = "") -> b
         picture = explanation.panel(options.alpha, caption)
     else:
         picture = explanation.overlay(options.alpha)
+    return _jpeg(picture)
+
+
+def class_tile(look: ClassLook, alpha: float) -> bytes:
+    """A class's mean map over its mean image, enlarged to be read (as images are), with the region
+    its maps keep landing on boxed in red when it is flagged; JPEG."""
+    image = enlarged(look.image)
+    height, width = image.shape[:2]
+    top = float(look.heat.max())
+    heat = cv2.resize(look.heat / top if top > 0 else look.heat, (width, height), interpolation=cv2.INTER_LINEAR)
+    picture = blend(image, heat, alpha)
+    if look.flagged and look.candidate is not None:
+        scale = width / look.image.shape[1]
+        x0, y0, x1, y1 = (round(v * scale) for v in look.candidate.region.box)
+        cv2.rectangle(picture, (x0, y0), (x1 - 1, y1 - 1), (255, 0, 0), 2)
+    return _jpeg(picture)
+
+
+def _jpeg(picture: np.ndarray) -> bytes:
     bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
     _ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     return encoded.tobytes()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from gradcam.engine.fomo import Box, Counts
+from gradcam.job.looks import Looks, View
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,12 @@ class Pictures:
 
 @dataclass(frozen=True)
 class Rendered:
-    """A sample's record and pictures, ready for deploy.zip."""
+    """A sample's record and pictures, ready for deploy.zip, and its map and image for the run's
+    class summaries (gradcam.job.looks; None: not summed)."""
 
     record: SampleRecord
     pictures: Pictures
+    view: View | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ class Totals:
     trust: Trust | None = None
     detection: DetectionTotals | None = None
     tflite: TfliteTotals | None = None
+    looks: Looks | None = None  # where each class looks, and the shortcuts found
 
 
 @dataclass(frozen=True)

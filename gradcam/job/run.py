@@ -20,6 +20,7 @@ from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job import totals
 from gradcam.job.loop import StageTimes, run_batches
+from gradcam.job.pictures import class_tile
 from gradcam.job.progress import IMAGES, WINDOWS, Progress
 from gradcam.job.records import RunInfo, Skipped
 from gradcam.job.stages import Stages, open_tflite, stages_for
@@ -84,7 +85,7 @@ class Job:
             info = self._info(stages, samples, running, skipped + failed)
             summary = Summary(settings.zip_path, info, dict(times.seconds, total=progress.close()))
             stopping.check()
-            output.close(info)
+            output.close(info, output.add_tiles(_tiles(info, settings.alpha)))
             return summary
         except BaseException:
             output.abort()
@@ -120,6 +121,7 @@ class Job:
             totals.coarse_warning(explainer.resolution, explainer.layer_name),
             totals.blank_warning(tally, running.explained, settings.target_class),
             totals.trust_warning(kind_totals.trust),
+            *totals.shortcut_warnings(kind_totals.looks),
         )
         return RunInfo(
             model=settings.model.name if settings.model else "",
@@ -136,6 +138,15 @@ class Job:
             warnings=warnings,
             totals=kind_totals,
         )
+
+
+def _tiles(info: RunInfo, alpha: float) -> dict[tuple[str, str], bytes]:
+    """The class summaries' tiles, keyed by (group, class)."""
+    looks = info.totals.looks
+    if looks is None:
+        return {}
+    groups = (("explained", looks.classes), ("mistakes", looks.mistakes))
+    return {(group, look.name): class_tile(look, alpha) for group, items in groups for look in items}
 
 
 def _usable(dataset: Dataset, stages: Stages) -> tuple[list[Sample], list[Skipped]]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from gradcam.engine.fomo import Counts
+from gradcam.job.looks import ClassLooks, Looks, View
 from gradcam.job.records import (
     DetectionRow,
     DetectionTotals,
@@ -103,8 +104,10 @@ class RunningTotals:
         trust: TrustSums,
         tflite: Comparison | None = None,
         detection: DetectionSums | None = None,
+        looks: ClassLooks | None = None,
     ):
         self.scores, self.trust, self.tflite, self.detection = scores, trust, tflite, detection
+        self.looks = looks
         self.folders: Counter[str] = Counter()
         self.blank = self.compared = self.disagreements = 0
 
@@ -112,7 +115,10 @@ class RunningTotals:
     def explained(self) -> int:
         return sum(self.folders.values())
 
-    def add(self, record: SampleRecord) -> None:
+    def add(self, record: SampleRecord, view: View | None = None) -> None:
+        """One sample's record, and its map and image for the class summaries (if they are summed)."""
+        if self.looks is not None and view is not None:
+            self.looks.add(view)
         self.folders[record.folder] += 1
         self.blank += record.map.blank
         for name, value in self.scores(record):
@@ -130,7 +136,8 @@ class RunningTotals:
 
     def totals(self) -> Totals:
         detection = self.detection and self.detection.result()
-        return Totals(self.trust.result(), detection, self._tflite())
+        looks = self.looks and self.looks.result()
+        return Totals(self.trust.result(), detection, self._tflite(), looks)
 
     def _tflite(self) -> TfliteTotals | None:
         """The TFLite model's agreement with the Keras model over the samples it ran on, or why it
@@ -191,6 +198,37 @@ def coarse_warning(resolution: tuple[int, int], layer: str) -> str | None:
         "the image, so they cannot point at small objects; --layer auto explains finer layers "
         "(--list-layers shows them)"
     )
+
+
+def _where(box: tuple[int, int, int, int], size: tuple[int, int]) -> str:
+    """Where a box sits in a frame of this (width, height), in words: top-left, centre, ..."""
+    x, y, w, h = box
+    column = min(2, int(3 * (x + w / 2) / size[0]))
+    row = min(2, int(3 * (y + h / 2) / size[1]))
+    words = [["top-left", "top", "top-right"], ["left", "centre", "right"], ["bottom-left", "bottom", "bottom-right"]]
+    return words[row][column]
+
+
+def shortcut_warnings(looks: Looks | None) -> list[str]:
+    """One line per class whose maps keep landing on a patch whose pixels hardly change."""
+    if looks is None:
+        return []
+    lines = []
+    for look in looks.shortcuts:
+        box = looks.in_input(look.candidate.region)
+        lines.append(
+            f"class {look.name!r}: in {look.candidate.share:.0%} of its images the map sits on the same "
+            f"{box[2]}x{box[3]} patch at the {_where(box, looks.input_size)} (x {box[0]}, y {box[1]} of the "
+            f"{looks.input_size[0]}x{looks.input_size[1]} input), whose pixels are nearly identical in every image: "
+            "the model may be reading an artefact, not the object"
+        )
+    for look in looks.outside:
+        lines.append(
+            f"class {look.name!r}: its maps put {look.heat_in_boxes:.0%} of their heat inside the objects' boxes, "
+            f"which cover {look.box_area:.0%} of the images ({look.boxed} images with boxes): no more than a map "
+            "spread evenly would; the model may be looking at the background, not the object"
+        )
+    return lines
 
 
 def blank_warning(counts: Tally, explained: int, target_class: str | None) -> str | None:

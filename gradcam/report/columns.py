@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from gradcam.engine.fomo import Counts
+from gradcam.job.looks import ClassLook, Looks
 from gradcam.job.records import (
     DetectionRow,
     ObjectRecord,
@@ -184,8 +185,46 @@ def _tflite(totals: TfliteTotals | None) -> dict:
     }
 
 
-def run_document(info: RunInfo) -> dict:
-    """The run, as results.json's `run` gives it."""
+def _look(look: ClassLook, tile: str) -> dict:
+    return {"class": look.name, "images": look.images, "tile": tile}
+
+
+def _looks(looks: Looks | None, tiles: dict[tuple[str, str], str]) -> dict:
+    """Where each class looks (its tile, the region its maps land on most, the share of its images
+    there, the stillness of its pixels, whether it is flagged, the heat inside its boxes), the same for
+    the mistakes by true class, and the flagged classes."""
+    if looks is None:
+        return {}
+
+    def explained(look: ClassLook) -> dict:
+        candidate = look.candidate
+        region = (
+            None
+            if candidate is None
+            else dict(zip(("x", "y", "width", "height"), looks.in_input(candidate.region), strict=True))
+        )
+        return _look(look, tiles.get(("explained", look.name), "")) | {
+            "region": region,
+            "share": candidate and rounded(candidate.share),
+            "stillness": candidate and rounded(candidate.stillness),
+            "shortcut": look.flagged,
+            "heat_in_boxes": rounded(look.heat_in_boxes),
+            "box_area": rounded(look.box_area),
+            "images_with_boxes": look.boxed,
+        }
+
+    classes = [explained(look) for look in looks.classes]
+    return {
+        "input": list(looks.input_size),
+        "classes": classes,
+        "mistakes": [_look(look, tiles.get(("mistakes", look.name), "")) for look in looks.mistakes],
+        "shortcuts": [c for c in classes if c["shortcut"]],
+        "outside_boxes": [look.name for look in looks.outside],
+    }
+
+
+def run_document(info: RunInfo, tiles: dict[tuple[str, str], str] | None = None) -> dict:
+    """The run, as results.json's `run` gives it; tiles: the class summaries' tiles' names."""
     return {
         "model": info.model,
         "layer": info.layer,
@@ -202,4 +241,5 @@ def run_document(info: RunInfo) -> dict:
         "tflite": _tflite(info.totals.tflite),
         "detection": _per_class(info.totals.detection, _detection_row),
         "faithfulness": _per_class(info.totals.trust, _trust_row),
+        **({"looks": _looks(info.totals.looks, tiles or {})} if info.totals.looks else {}),
     }

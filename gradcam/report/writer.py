@@ -134,14 +134,19 @@ class DeployZip:
                 separator = ",\n  "
             out.write("[]\n}" if separator.startswith("[") else "\n ]\n}")
 
-    def close(self, info: RunInfo) -> Path:
+    def add_tiles(self, tiles: dict[tuple[str, str], bytes]) -> dict[tuple[str, str], str]:
+        """Store the class summaries' tiles, keyed by (group, class): their names in the zip."""
+        return {key: self._store(f"classes/{key[0]}", _safe(key[1]), tile) for key, tile in tiles.items()}
+
+    def close(self, info: RunInfo, tiles: dict[tuple[str, str], str] | None = None) -> Path:
+        """tiles: the class summaries' tiles' names (add_tiles)."""
         extra = (*(DETECTION_FIELDS if self.detection else ()), *(WINDOW_FIELDS if self.windows else ()))
         fields = [*RESULT_FIELDS, *extra, *(f"score:{c}" for c in self._scores)]
         self._write_csv("results.csv", fields, (csv_row(row, fields) for row in self._each_row()))
         if self.detection:
             objects = (o for row in self._each_row() for o in object_csv_rows(row))
             self._write_csv("objects.csv", list(OBJECT_FIELDS), objects)
-        run = run_document(info)
+        run = run_document(info, tiles or {})
         self._write_json(run)
         self._zip.writestr("index.html", render_html(run, self.page.close()))
         self._zip.close()
