@@ -34,7 +34,9 @@ def _looks(summary) -> dict:
 def shortcut_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shortcut")
     export = make_shortcut.write_export(tmp / "export.zip", "shortcut")
-    return explain_dataset(FIXTURES / "shortcut_64.h5", export, tmp / "out", resize_mode="fit-short")
+    return explain_dataset(
+        FIXTURES / "shortcut_64.h5", export, tmp / "out", resize_mode="fit-short", faithfulness=False
+    )
 
 
 def test_the_shortcut_model_relies_on_the_logo():
@@ -86,7 +88,8 @@ def test_models_without_a_shortcut_flag_nothing(name, tmp_path):
         export = make_shortcut.write_export(tmp_path / "export.zip", "centred")
     else:
         export = helpers.boxed_export(tmp_path / "export.zip", *helpers.shapes_test_set(**test_set))
-    summary = explain_dataset(model, export, tmp_path / "out", resize_mode="fit-short", faithfulness=False)
+    options = {"resize_mode": "fit-short", "faithfulness": False, "overlays": "mistakes"}  # the sums need no pictures
+    summary = explain_dataset(model, export, tmp_path / "out", **options)
     looks = _looks(summary)
     print(name, [(c["class"], c["share"], c["stillness"], c["heat_in_boxes"], c["box_area"]) for c in looks["classes"]])
     assert looks["shortcuts"] == [] and looks["outside_boxes"] == []
