@@ -54,8 +54,11 @@ def looks_of(model: Path, export: Path, out: Path) -> dict:
 
 
 def main() -> None:
-    print("| model | class | images | share on its region | stillness there | heat in boxes | boxes' area | flagged |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| model | class | images | share on its region | stillness there | heat in boxes | boxes' area "
+        "| lift | flagged |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, (model, export) in cases(Path(tmp)).items():
             found = looks_of(model, export, Path(tmp) / name)
@@ -63,7 +66,8 @@ def main() -> None:
                 flags = ["shortcut"] * c["shortcut"] + ["outside its boxes"] * (c["class"] in found["outside_boxes"])
                 print(
                     f"| {name} | {c['class']} | {c['images']} | {c['share']:.2f} | {c['stillness']:.2f} "
-                    f"| {c['heat_in_boxes']:.2f} | {c['box_area']:.2f} | {', '.join(flags) or '-'} |"
+                    f"| {c['heat_in_boxes']:.2f} | {c['box_area']:.2f} | {c['heat_in_boxes'] / c['box_area']:.1f}x "
+                    f"| {', '.join(flags) or '-'} |"
                 )
 
 
