@@ -252,16 +252,22 @@ def independent_predictions(samples):
     return model.predict(np.stack(batch), verbose=0)
 
 
+def sample_pictures(names: list[str]) -> list[str]:
+    """The samples' pictures in deploy.zip: its JPEGs but the class tiles (classes/)."""
+    return [n for n in names if n.endswith(".jpg") and not n.startswith("classes/")]
+
+
 def _overlays(zip_path):
+    """results.json, the samples' pictures, and the tiles of the classes the maps explain."""
     with zipfile.ZipFile(zip_path) as archive:
         results = json.loads(archive.read("results.json"))
-        names = [n for n in archive.namelist() if n.endswith(".jpg")]
-    return results, names
+        names = archive.namelist()
+    return results, sample_pictures(names), [n for n in names if n.startswith("classes/explained/")]
 
 
 def check_deploy_zip(zip_path, export_zip):
     """One overlay per test sample, split as the model's own predictions say, classes in output order."""
-    results, names = _overlays(zip_path)
+    results, names, tiles = _overlays(zip_path)
     with zipfile.ZipFile(io.BytesIO(export_zip)) as export:
         info = json.loads(export.read("info.labels"))
         samples = [
@@ -274,6 +280,8 @@ def check_deploy_zip(zip_path, export_zip):
     assert sorted(names) == sorted(overlays + mistakes), "an overlay per sample, and the true class's map per mistake"
     assert len(overlays) == len(samples) == len(results["results"])
     assert results["run"]["classes"] == OUTPUT_ORDER
+    explained = {r["predicted"] for r in results["results"]}
+    assert sorted(tiles) == sorted(f"classes/explained/{c}.jpg" for c in explained), "a tile per explained class"
     rows = {r["source"]: r for r in results["results"]}
     for (path, label, _), p in zip(samples, independent_predictions(samples), strict=True):
         predicted = SHAPE_CLASSES[int(np.argmax(p))]

@@ -73,7 +73,7 @@ def test_every_sample_is_in_the_zip_or_skipped_with_its_reason(job):
         names = archive.namelist()
         results = json.loads(archive.read("results.json"))
         rows = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
-        pictures = [n for n in names if n.endswith(".jpg")]
+        pictures = helpers.sample_pictures(names)
         overlays = [r["overlay"] for r in rows]
         mistakes = [r["true_class_overlay"] for r in rows if r["correct"] == "False"]
         assert mistakes, "the 24 shapes hold a mistake"

@@ -139,23 +139,21 @@ def region_size(frame: tuple[int, int]) -> int:
     return max(2, round(max(frame) * REGION_SHARE))
 
 
+def _box_means(values: np.ndarray, size: int) -> np.ndarray:
+    """The mean of every size x size square of a 2-D array, by its top-left corner."""
+    table = np.pad(values, ((1, 0), (1, 0))).cumsum(axis=0).cumsum(axis=1)
+    return (table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]) / size**2
+
+
 def hottest_region(heat: np.ndarray, size: int) -> tuple[int, int] | None:
     """(x, y) of the size x size square, on a grid of half its side, that holds the most heat; None for
     a blank map."""
     if not heat.max() > 0:
         return None
     step = max(1, size // 2)
-    table = np.pad(heat, ((1, 0), (1, 0))).cumsum(axis=0).cumsum(axis=1)
-    ys = np.arange(0, heat.shape[0] - size + 1, step)
-    xs = np.arange(0, heat.shape[1] - size + 1, step)
-    sums = (
-        table[ys[:, None] + size, xs + size]
-        - table[ys[:, None], xs + size]
-        - table[ys[:, None] + size, xs]
-        + table[ys[:, None], xs]
-    )
-    row, column = np.unravel_index(int(np.argmax(sums)), sums.shape)
-    return int(xs[column]), int(ys[row])
+    means = _box_means(heat, size)[::step, ::step]
+    row, column = np.unravel_index(int(np.argmax(means)), means.shape)
+    return int(column) * step, int(row) * step
 
 
 def heat_inside(heat: np.ndarray, boxes: tuple[tuple[float, float, float, float], ...]) -> tuple[float, float] | None:
@@ -224,12 +222,6 @@ class ClassLooks:
         share = sum(n for other, n in sums.hottest.items() if near(best, other)) / sums.n
         region, stillness = _still_patch(sums, Region(best[0], best[1], self.size))
         return Shortcut(region, share, stillness)
-
-
-def _box_means(values: np.ndarray, size: int) -> np.ndarray:
-    """The mean of every size x size square of a 2-D array, by its top-left corner."""
-    table = np.pad(values, ((1, 0), (1, 0))).cumsum(axis=0).cumsum(axis=1)
-    return (table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]) / size**2
 
 
 def _still_patch(sums: _Sums, region: Region) -> tuple[Region, float]:
