@@ -18,7 +18,7 @@ with at least MIN_IMAGES images. The thresholds are measured (tests/test_looks.p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,7 +36,8 @@ OUTSIDE_LIFT = 1.5
 class View:
     """One sample in the summaries' frame: the class its map explains, the map (0..1), the image
     (uint8 RGB), and for a mistake the true class and its map; boxes: the objects' (x0, y0, x1, y1)
-    in the frame, when the sample lists them."""
+    in the frame, when the sample lists them. Its hottest region and the heat inside its boxes are
+    measured when it is made (in the job's render threads), so that summing it is cheap."""
 
     explained: str
     heat: np.ndarray
@@ -44,6 +45,12 @@ class View:
     truth: str | None = None
     truth_heat: np.ndarray | None = None
     boxes: tuple[tuple[float, float, float, float], ...] | None = None
+    hottest: tuple[int, int] | None = field(init=False)  # (x, y) of its hottest region; None: blank
+    inside: tuple[float, float] | None = field(init=False)  # heat_inside its boxes; None: no boxes, or blank
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hottest", hottest_region(self.heat, region_size(self.heat.shape)))
+        object.__setattr__(self, "inside", heat_inside(self.heat, self.boxes) if self.boxes else None)
 
 
 @dataclass(frozen=True)
@@ -117,18 +124,19 @@ class _Sums:
         height, width = frame
         self.n = 0
         self.heat = np.zeros(frame, np.float64)
-        self.image = np.zeros((height, width, 3), np.float64)
-        self.squares = np.zeros((height, width, 3), np.float64) if spread else None
+        self.image = np.zeros((height, width, 3), np.uint64)  # exact integer sums of the uint8 pixels
+        self.squares = np.zeros((height, width, 3), np.uint64) if spread else None
         self.hottest: dict[tuple[int, int], int] = {}
         self.inside = [0, 0.0, 0.0]  # images with boxes, sums of their heat shares and areas inside the boxes
 
     def add(self, heat: np.ndarray, image: np.ndarray) -> None:
-        pixels = image.astype(np.float64)
         self.n += 1
         self.heat += heat
-        self.image += pixels
+        self.image += image
         if self.squares is not None:
-            self.squares += pixels**2
+            pixels = image.astype(np.uint32)
+            pixels *= pixels
+            self.squares += pixels
 
     def mean(self, name: str) -> ClassLook:
         image = np.clip(np.rint(self.image / self.n), 0, 255).astype(np.uint8)
@@ -182,15 +190,12 @@ class ClassLooks:
     def add(self, view: View) -> None:
         sums = self._classes.setdefault(view.explained, _Sums(self.frame, spread=True))
         sums.add(view.heat, view.image)
-        hottest = hottest_region(view.heat, self.size)
-        if hottest is not None:
-            sums.hottest[hottest] = sums.hottest.get(hottest, 0) + 1
-        if view.boxes:
-            shares = heat_inside(view.heat, view.boxes)
-            if shares is not None:
-                sums.inside[0] += 1
-                sums.inside[1] += shares[0]
-                sums.inside[2] += shares[1]
+        if view.hottest is not None:
+            sums.hottest[view.hottest] = sums.hottest.get(view.hottest, 0) + 1
+        if view.inside is not None:
+            sums.inside[0] += 1
+            sums.inside[1] += view.inside[0]
+            sums.inside[2] += view.inside[1]
         if view.truth is not None and view.truth_heat is not None:
             self._mistakes.setdefault(view.truth, _Sums(self.frame, spread=False)).add(view.truth_heat, view.image)
 
@@ -231,7 +236,7 @@ def _still_patch(sums: _Sums, region: Region) -> tuple[Region, float]:
     frame. The maps of a coarse layer spread around what they land on, so the region of the
     hottest heat may hold more than the artefact."""
     mean = sums.image / sums.n
-    spread = np.sqrt(np.maximum(sums.squares / sums.n - mean**2, 0)).mean(axis=2)
+    spread = np.sqrt(np.maximum(sums.squares / sums.n - mean**2, 0)).mean(axis=2)  # float64 from here
     size = region.size
     x0, y0 = max(0, region.x - size), max(0, region.y - size)
     window = (slice(y0, region.y + 2 * size), slice(x0, region.x + 2 * size))
