@@ -119,3 +119,16 @@ def test_the_class_tiles_in_the_report(shortcut_run, browser, tmp_path):
             assert "shortcut?" not in text and red.sum() < 20
     assert page.locator("#looks-mistakes figure").count() >= 1
     assert problems == []
+
+
+def test_a_re_initialised_copy_of_the_shortcut_model_flags_nothing(tmp_path):
+    """The sanity check: with its weights re-initialised, the model no longer reads the logo, and the
+    same test images flag nothing."""
+    data = make_shortcut.images("shortcut", 40, seed=12)
+    x = np.stack([preprocess(image, make_shortcut.make_shapes.SPEC)[0] for image, _, _ in data])
+    helpers.randomised(load_model(FIXTURES / "shortcut_64.h5"), x.reshape(len(x), -1)).save(tmp_path / "random.h5")
+    export = make_shortcut.write_export(tmp_path / "export.zip", "shortcut")
+    options = {"resize_mode": "fit-short", "faithfulness": False, "overlays": "mistakes"}
+    looks = _looks(explain_dataset(tmp_path / "random.h5", export, tmp_path / "out", **options))
+    print([(c["class"], c["images"], c["share"], c["stillness"]) for c in looks["classes"]])
+    assert looks["shortcuts"] == []
