@@ -177,3 +177,16 @@ def test_a_coarse_1d_model_fuses_finer_layers_along_time_as_the_reference_does()
     for i in range(len(x)):
         expected = helpers.reference_cam(net, paths, x[i].reshape(-1), None, "hirescam", "classification")
         np.testing.assert_allclose(maps[i] / maps[i].max(), expected.reshape(maps[i].shape), atol=1e-4)
+
+
+def test_a_model_that_adds_noise_before_its_reshape_is_read_as_edge_impulse_builds_it():
+    """Edge Impulse's audio models begin with GaussianNoise (augmentation, an identity at inference)."""
+    k = tf_keras.layers
+    noisy = tf_keras.Sequential(
+        [k.InputLayer(input_shape=(SHAPE[0] * SHAPE[1],)), k.GaussianNoise(0.45), *model("1d").layers]
+    )
+    adapter = ModelAdapter(noisy)
+    assert adapter.image_shape == (*SHAPE, 1) and adapter.flat_input
+    x = keyword_windows()[1][:4].reshape(4, *SHAPE, 1)
+    maps = make_cam(adapter, "hirescam")(x).maps
+    np.testing.assert_allclose(maps, make_cam(ModelAdapter(model("1d")), "hirescam")(x).maps, rtol=1e-5, atol=1e-6)

@@ -142,6 +142,11 @@ def _linear_twin(keras, layer):
     return twin
 
 
+# Layers that pass their input through unchanged at inference: Edge Impulse's audio models start with
+# GaussianNoise (data augmentation) before their Reshape.
+_INFERENCE_IDENTITY = ("GaussianNoise", "GaussianDropout", "Dropout", "InputLayer")
+
+
 def input_image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tuple[tuple[int, int, int], bool]:
     """(height, width, channels) the model sees, and whether its input is a flat vector. Audio
     models reshape their flat features to (frames, columns): seen as (frames, columns, 1)."""
@@ -149,7 +154,7 @@ def input_image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tupl
     if len(shape) == 3 and None not in shape:
         return tuple(int(s) for s in shape), False
     if len(shape) == 1:
-        first = children(model)[0]
+        first = next(layer for layer in children(model) if type(layer).__name__ not in _INFERENCE_IDENTITY)
         if type(first).__name__ == "Reshape" and len(first.target_shape) == 3:
             return tuple(int(s) for s in first.target_shape), True
         if type(first).__name__ == "Reshape" and len(first.target_shape) == 2:  # features: (frames, columns)
