@@ -113,3 +113,22 @@ def test_a_class_whose_maps_miss_its_boxes_is_flagged_outside():
     expected = np.mean([heat_inside(view.heat, box)[0] for view in on])
     assert by_name["on"].heat_in_boxes == pytest.approx(expected) and by_name["on"].box_area == pytest.approx(0.0625)
     assert by_name["on"].boxed == 12
+
+
+def test_a_letterboxs_padding_is_no_artefact():
+    """fit-long pads with the same black in every image: maps that keep landing on its edge are not a
+    shortcut, as the padding is no part of any image; a logo inside the picture still is."""
+    rng = np.random.default_rng(6)
+    seen = np.zeros(FRAME, bool)
+    seen[12:52] = True  # a wide picture letterboxed: black bars above and below
+
+    def padded(image: np.ndarray) -> np.ndarray:
+        image[~seen] = 0
+        return image
+
+    edge = [View("edge", _blob(32, 10), padded(_image(rng)), seen=seen) for _ in range(20)]
+    logo = [View("logo", _blob(8, 20), padded(_image(rng, (4, 16, 12, 24))), seen=seen) for _ in range(20)]
+    found = _run(edge + logo)
+    by_name = {look.name: look for look in found.classes}
+    assert by_name["edge"].candidate.share == 1.0 and by_name["edge"].candidate.stillness > 0.9
+    assert [look.name for look in found.shortcuts] == ["logo"]

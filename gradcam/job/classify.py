@@ -105,6 +105,7 @@ class ClassifyStages:
             contrast and contrast.explained,
             contrast and cv2.resize(contrast.cam, (width, height), interpolation=cv2.INTER_LINEAR),
             to_frame.boxes(prepared.sample.boxes, prepared.original, prepared.image.shape),
+            to_frame.seen(prepared.image.shape),
         )
 
     def _shown(self, explanation: Explanation) -> Explanation:

@@ -81,16 +81,24 @@ class FrameMap:
 
     def image(self, shown: np.ndarray) -> np.ndarray:
         """What the model saw, at the frame's size (black where a letterbox padded it)."""
+        return cv2.warpAffine(shown, self._inverse(), self.frame, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+    def seen(self, shown: tuple[int, ...]) -> np.ndarray | None:
+        """The frame's pixels the picture covers (bool); None when it covers them all."""
+        flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+        covered = cv2.warpAffine(np.ones(shown[:2], np.uint8), self._inverse(), self.frame, flags=flags) > 0
+        return None if covered.all() else covered
+
+    def _inverse(self) -> np.ndarray:
+        """The affine map from a frame pixel to the shown picture's: centre (u + 0.5) -> model
+        (u + 0.5) * k -> shown pixel index (that * scale + offset - 0.5)."""
         g, kx, ky = self.geometry, self.kx, self.ky
-        # frame pixel centre (u + 0.5) -> model (u + 0.5) * kx -> shown pixel index (that * scale + offset - 0.5)
-        inverse = np.array(
+        return np.array(
             [
                 [kx * g.scale_x, 0, 0.5 * kx * g.scale_x + g.offset_x - 0.5],
                 [0, ky * g.scale_y, 0.5 * ky * g.scale_y + g.offset_y - 0.5],
             ]
         )
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        return cv2.warpAffine(shown, inverse, self.frame, flags=flags, borderMode=cv2.BORDER_CONSTANT)
 
     def boxes(
         self, boxes, original: tuple[int, int], shown: tuple[int, ...]

@@ -45,6 +45,7 @@ class View:
     truth: str | None = None
     truth_heat: np.ndarray | None = None
     boxes: tuple[tuple[float, float, float, float], ...] | None = None
+    seen: np.ndarray | None = None  # bool: the frame's pixels the image covers (fit-long pads the rest); None: all
     hottest: tuple[int, int] | None = field(init=False)  # (x, y) of its hottest region; None: blank
     inside: tuple[float, float] | None = field(init=False)  # heat_inside its boxes; None: no boxes, or blank
 
@@ -126,13 +127,15 @@ class _Sums:
         self.heat = np.zeros(frame, np.float64)
         self.image = np.zeros((height, width, 3), np.uint64)  # exact integer sums of the uint8 pixels
         self.squares = np.zeros((height, width, 3), np.uint64) if spread else None
+        self.seen = np.zeros(frame, np.uint32)  # images that cover each pixel
         self.hottest: dict[tuple[int, int], int] = {}
         self.inside = [0, 0.0, 0.0]  # images with boxes, sums of their heat shares and areas inside the boxes
 
-    def add(self, heat: np.ndarray, image: np.ndarray) -> None:
+    def add(self, heat: np.ndarray, image: np.ndarray, seen: np.ndarray | None = None) -> None:
         self.n += 1
         self.heat += heat
         self.image += image
+        self.seen += True if seen is None else seen
         if self.squares is not None:
             pixels = image.astype(np.uint32)
             pixels *= pixels
@@ -189,7 +192,7 @@ class ClassLooks:
 
     def add(self, view: View) -> None:
         sums = self._classes.setdefault(view.explained, _Sums(self.frame, spread=True))
-        sums.add(view.heat, view.image)
+        sums.add(view.heat, view.image, view.seen)
         if view.hottest is not None:
             sums.hottest[view.hottest] = sums.hottest.get(view.hottest, 0) + 1
         if view.inside is not None:
@@ -234,15 +237,19 @@ def _still_patch(sums: _Sums, region: Region) -> tuple[Region, float]:
     region of it; hot: at least half the mean map's heat of the hottest square there), and its
     stillness: the pixels' spread across the class's images there, over their spread in the whole
     frame. The maps of a coarse layer spread around what they land on, so the region of the
-    hottest heat may hold more than the artefact."""
+    hottest heat may hold more than the artefact. Only pixels every image covers count: a letterbox's
+    padding is the same black in every image, but no artefact of a class."""
     mean = sums.image / sums.n
     spread = np.sqrt(np.maximum(sums.squares / sums.n - mean**2, 0)).mean(axis=2)  # float64 from here
+    covered = sums.seen == sums.n
     size = region.size
     x0, y0 = max(0, region.x - size), max(0, region.y - size)
     window = (slice(y0, region.y + 2 * size), slice(x0, region.x + 2 * size))
     heat, still = _box_means(sums.heat[window], size), _box_means(spread[window], size)
-    hot = heat >= 0.5 * heat.max()
-    row, column = np.unravel_index(int(np.argmin(np.where(hot, still, np.inf))), still.shape)
-    everywhere = float(spread.mean())
+    eligible = (heat >= 0.5 * heat.max()) & (_box_means(covered[window].astype(np.float64), size) > 1 - 1e-9)
+    if not eligible.any() or not covered.any():
+        return region, 1.0
+    row, column = np.unravel_index(int(np.argmin(np.where(eligible, still, np.inf))), still.shape)
+    everywhere = float(spread[covered].mean())
     stillness = float(still[row, column]) / everywhere if everywhere > 0 else 1.0
     return Region(x0 + int(column), y0 + int(row), size), stillness
