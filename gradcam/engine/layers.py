@@ -64,8 +64,12 @@ class Layer:
 
     @property
     def cells(self) -> int:
-        """Its map's cells on the short side; along time for a 1-D layer."""
-        return self.height if self.width == 1 else min(self.height, self.width)
+        return cells(self.height, self.width)
+
+
+def cells(height: int, width: int) -> int:
+    """A map's cells on its short side; along time for a 1-D layer's (frames x 1)."""
+    return height if width == 1 else min(height, width)
 
 
 def path_name(path: tuple) -> str:

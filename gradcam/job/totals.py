@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from gradcam.engine.fomo import Counts
+from gradcam.engine.layers import cells
 from gradcam.job.looks import ClassLooks, Looks, View
 from gradcam.job.records import (
     DetectionRow,
@@ -185,7 +186,7 @@ def named_warning(named: int, images: int) -> str | None:
 def coarse_warning(resolution: tuple[int, int], layer: str) -> str | None:
     """Maps too coarse to point at anything small; a 1-D map (frames x 1) is judged along time."""
     height, width = resolution
-    if (height if width == 1 else min(height, width)) >= MIN_RESOLUTION:
+    if cells(height, width) >= MIN_RESOLUTION:
         return None
     if width == 1:
         return (
