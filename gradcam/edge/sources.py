@@ -75,10 +75,11 @@ def from_block(settings: Settings, work: Path) -> Source:
     if meta.learn_blocks and meta.image_shape:
         learn_id, learn_type, _ = choose_learn_block(meta.learn_blocks)
         keras = client.keras_metadata(meta.project_id, learn_id, learn_type)
-    else:  # the impulse says which DSP block a time-series model reads
+        scaling, threshold = keras.input_scaling, keras.detection_threshold
+    else:  # the impulse says which DSP block a time-series model reads (and has read the Keras metadata)
         info = client.impulse(meta.project_id)
-        learn_id, learn_type, features = info.learn_id, info.learn_type, info.features
-        keras = client.keras_metadata(meta.project_id, learn_id, learn_type)
+        learn_id, features = info.learn_id, info.features
+        scaling, threshold = info.input_scaling, info.detection_threshold
     if not model.is_file():
         log.info("%s is missing: downloading the model", model)
         model = client.download_model(meta.project_id, learn_id, work / "trained.h5.zip")
@@ -87,8 +88,8 @@ def from_block(settings: Settings, work: Path) -> Source:
         meta.classes,
         meta.image_shape,
         meta.resize_mode,
-        keras.input_scaling,
-        keras.detection_threshold,
+        scaling,
+        threshold,
         model=model,
         tflite=settings.tflite or meta.tflite,
         tflite_required=settings.tflite is not None,
