@@ -49,6 +49,7 @@ class ClassifyStages:
         self.threshold = threshold
         self.tflite = tflite
         self.by_label = explainer.task.classifies  # a folder per true label
+        self.frame = self._frame()  # the class summaries' (height, width); None: none
 
     def problem(self, sample: Sample) -> str | None:
         """Why a sample cannot be judged (a regression label that is not a number); None: it can."""
@@ -92,10 +93,9 @@ class ClassifyStages:
 
     def _view(self, prepared: Prepared, explanation: Explanation) -> View | None:
         """The sample's map (and a mistake's true-class map), image and boxes in the summaries' frame."""
-        frame = self._frame()
-        if frame is None:
+        if self.frame is None:
             return None
-        spec, (height, width) = self.explainer.spec, frame
+        spec, (height, width) = self.explainer.spec, self.frame
         to_frame = FrameMap(prepared.geometry, (spec.width, spec.height), (width, height))
         contrast = explanation.contrast
         return View(
@@ -137,7 +137,6 @@ class ClassifyStages:
 
     def running_totals(self) -> totals.RunningTotals:
         trust = totals.TrustSums(TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
-        frame = self._frame()
         spec = self.explainer.spec
-        looks = ClassLooks(frame, (spec.width, spec.height)) if frame else None
+        looks = ClassLooks(self.frame, (spec.width, spec.height)) if self.frame else None
         return totals.RunningTotals(totals.map_scores, trust, self.tflite, looks=looks)
