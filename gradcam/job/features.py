@@ -90,6 +90,7 @@ class FeatureStages(ClassifyStages):
         # its download's future until a window takes the bytes, then whether it came.
         self._sounds: dict[int, Future | bool] = {}
         self._lock = threading.Lock()
+        self._failed = False  # a sound did not come (said once)
         self._fetching = ThreadPoolExecutor(FETCHERS, thread_name_prefix="sound") if features.sound else None
         super().__init__(explainer, FeatureInputs(features, explainer), *args, **kwargs)
 
@@ -121,9 +122,9 @@ class FeatureStages(ClassifyStages):
             try:
                 sound = fetched.result()
             except GradcamError as exc:
-                if all(ok is not False for ok in self._sounds.values()):
+                if not self._failed:
                     log.warning("warning: %s: its windows get no player (later failures are not logged)", exc)
-                self._sounds[sample_id] = False
+                self._sounds[sample_id], self._failed = False, True
                 return None
             self._sounds[sample_id] = True  # taken: its bytes are let go once written
             return name, sound
