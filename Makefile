@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-container lint format bench clean
+.PHONY: venv demo test test-install test-container lint format bench clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest
+
+# `pip install .` into a new venv, as a user installs it: the newest versions pyproject.toml allows.
+test-install: $(STAMP)
+	$(PY) -m pytest -m fresh_install -n 0 tests/test_fresh_install.py
+	@cat test-artifacts/fresh-install.txt
 
 # The real image, built and run as Studio runs it; needs a Docker daemon (skips, saying why, without).
 test-container: $(STAMP)

@@ -33,12 +33,26 @@ def native_stderr_captured() -> Iterator[None]:
 def import_quietly() -> None:
     """Import TensorFlow and Keras with their C++ start-up chatter kept off stderr (once, however
     often called), and keep OpenCV's warnings (a truncated PNG's) off it too: such an image is
-    skipped with its reason."""
+    skipped with its reason. The devices are listed inside the capture: the `tensorflow` build
+    (not `tensorflow-cpu`, what `pip install .` gets) logs a failed CUDA start there on a machine
+    without a GPU."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_stderr_captured():
         import cv2
         import keras  # noqa: F401
-        import tensorflow  # noqa: F401
+        import tensorflow
         import tf_keras  # noqa: F401
 
-    cv2.setLogLevel(2)  # errors only
+        tensorflow.config.list_physical_devices()
+
+    _opencv_errors_only(cv2)
+
+
+def _opencv_errors_only(cv2) -> None:
+    """OpenCV 4 has `cv2.setLogLevel`; OpenCV 5 moved it to `cv2.utils.logging` (level 2 is ERROR in both)."""
+    if hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(2)
+    else:
+        import cv2.utils.logging
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import re
 import subprocess
 import sys
 import weakref
@@ -250,6 +251,11 @@ def independent_predictions(samples):
         square = image[:, 20:140]  # 160x120 -> centre 120x120
         batch.append(cv2.resize(square, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1) / 255)
     return model.predict(np.stack(batch), verbose=0)
+
+
+def readme_python_example() -> str:
+    """The first Python example of the README's "Python API" section."""
+    return re.search(r"## Python API\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
 
 
 def sample_pictures(names: list[str]) -> list[str]:

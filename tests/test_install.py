@@ -1,7 +1,6 @@
 """The package as a user installs it: `pip install .` gives `gradcam` and the `gradcam-block` command."""
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 from gradcam import Explainer
 from gradcam.errors import GradcamError
-from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, shapes_test_set
+from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, readme_python_example, shapes_test_set
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def test_the_command_does_what_main_py_does(installed, tmp_path):
 
 
 def test_the_readme_python_example_runs_from_any_folder(installed, tmp_path):
-    code = re.search(r"## Python API\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    code = readme_python_example()
     shutil.copy(SHAPES / "model.h5", tmp_path / "model.h5")
     images, labels, _boxes = shapes_test_set(grey=True)
     cv2.imwrite(str(tmp_path / "photo.jpg"), cv2.cvtColor(images[0], cv2.COLOR_RGB2BGR))
