@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gradcam.edge import sources  # noqa: E402
-from gradcam.engine.model import load_model  # noqa: E402
+from gradcam.engine.formats import load_model  # noqa: E402
 from gradcam.engine.tasks import PREDICTED  # noqa: E402
 from gradcam.explainer import Explainer  # noqa: E402
 from gradcam.job.run import Job  # noqa: E402

@@ -42,7 +42,8 @@ from scale import scale_lines  # noqa: E402
 
 from gradcam.edge.dataset import open_dataset  # noqa: E402
 from gradcam.engine.cam import make_cam  # noqa: E402
-from gradcam.engine.model import ModelAdapter, load_model  # noqa: E402
+from gradcam.engine.formats import load_model  # noqa: E402
+from gradcam.engine.model import ModelAdapter  # noqa: E402
 from gradcam.engine.tasks import Detection  # noqa: E402
 from gradcam.engine.tflite import Comparison, TfliteModel  # noqa: E402
 from gradcam.explainer import Explainer  # noqa: E402

@@ -20,7 +20,7 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gradcam.engine import faithfulness
-from gradcam.engine.model import load_model
+from gradcam.engine.formats import load_model
 from gradcam.explainer import Explainer
 from tests import helpers
 

@@ -15,7 +15,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gradcam.engine.model import load_model  # noqa: E402
+from gradcam.engine.formats import load_model  # noqa: E402
 from gradcam.engine.overlay import CAPTION_HEIGHT  # noqa: E402
 from gradcam.explainer import Explainer  # noqa: E402
 from tests.helpers import SHAPE_CLASSES, shapes_test_set  # noqa: E402

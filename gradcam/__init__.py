@@ -14,7 +14,7 @@ _PUBLIC = {
     "Explainer": ("gradcam.explainer", True),
     "Explanation": ("gradcam.explanation", True),
     "explain_dataset": ("gradcam.job.run", True),
-    "load_model": ("gradcam.engine.model", True),
+    "load_model": ("gradcam.engine.formats", True),
     "Box": ("gradcam.engine.fomo", False),
     "GradcamError": ("gradcam.errors", False),
 }

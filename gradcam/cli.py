@@ -30,7 +30,7 @@ from gradcam.choices import (
     POOLINGS,
     RESIZE_MODES,
 )
-from gradcam.errors import DATASET_EXPECTED, GradcamError, not_found, tflite_as_model
+from gradcam.errors import DATASET_EXPECTED, GradcamError, not_found
 from gradcam.quiet import import_quietly
 from gradcam.settings import Settings
 
@@ -86,7 +86,11 @@ def parser() -> argparse.ArgumentParser:
         description="Grad-CAM for Edge Impulse image models: explain every test image, write deploy.zip.",
     )
     src = p.add_argument_group("offline job (no network)")
-    src.add_argument("--model", type=Path, help="Keras model: .h5, .keras, or a zip holding model.h5")
+    src.add_argument(
+        "--model",
+        type=Path,
+        help="the model: Keras .h5 or .keras, TFLite (int8 or float32), a SavedModel folder, or a zip of one",
+    )
     src.add_argument("--dataset", type=Path, help="Edge Impulse export zip, or its extracted folder")
     src.add_argument(
         "--features",
@@ -210,12 +214,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _missing(args: argparse.Namespace) -> str | None:
-    """A file a flag names that is not there, or a TFLite model given as --model: found before
-    TensorFlow loads (the modules say the same to Python API users)."""
-    if args.model is not None and not args.model.is_file():
+    """A file a flag names that is not there: found before TensorFlow loads (the modules say the
+    same to Python API users)."""
+    if args.model is not None and not args.model.exists():
         return not_found(args.model, "model file")
-    if args.model is not None and args.model.suffix.lower() == ".tflite":
-        return tflite_as_model(args.model)
     if args.dataset is not None and not args.dataset.exists():
         return not_found(args.dataset, "dataset", DATASET_EXPECTED)
     for flag, what in (("features", "features file"), ("labels", "labels file")):
@@ -269,7 +271,7 @@ def list_layers(settings: Settings) -> str:
     """The table that --list-layers prints: for --model, or the model mounted beside --metadata."""
     from gradcam.edge.block import read_metadata
     from gradcam.engine import layers
-    from gradcam.engine.model import has_grid_output, input_image_shape, load_model
+    from gradcam.engine.formats import adapter_for, load_model
 
     path, impulse_shape = settings.model, settings.image_shape
     if path is None and settings.metadata:
@@ -277,10 +279,9 @@ def list_layers(settings: Settings) -> str:
         path, impulse_shape = meta.model_zip, meta.image_shape
     if path is None:
         raise GradcamError("--list-layers needs --model (or --metadata with the model in its input folder)")
-    model = load_model(path)
-    height = input_image_shape(model, impulse_shape)[0][0]
+    adapter = adapter_for(load_model(path), "auto", impulse_shape)
     return f"{path}: layers with a 1-D or 2-D output (* = explained by --layer auto)\n" + layers.describe(
-        model, height, dense=has_grid_output(model)
+        adapter.candidates, adapter.image_shape[0], dense=len(adapter.output_shape) == 3
     )
 
 

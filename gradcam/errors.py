@@ -12,9 +12,3 @@ def not_found(path, what: str, expected: str = "") -> str:
     """What to say when a file the user named is not there (the command line says it before
     TensorFlow loads, the module that opens the file to Python API users)."""
     return f"{path}: {what} not found" + (f" (expected {expected})" if expected else "")
-
-
-def tflite_as_model(path) -> str:
-    """What to say when a TFLite model is given where the Keras model goes (the command line says it
-    before TensorFlow loads, the model loader to Python API users)."""
-    return f"{path} is a TFLite model: pass the Keras .h5 as --model and this file as --tflite"

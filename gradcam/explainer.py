@@ -27,7 +27,7 @@ from gradcam.engine import detection, faithfulness
 from gradcam.engine.cam import CamBatch, layer_methods, make_cam, normalize, peak
 from gradcam.engine.faithfulness import scorer as faithfulness_scorer
 from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
-from gradcam.engine.model import ModelAdapter, load_model
+from gradcam.engine.formats import adapter_for, load_model
 from gradcam.engine.objects import ObjectMaps, explain_objects
 from gradcam.engine.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
 from gradcam.engine.tasks import Answer, Detection, Task
@@ -57,7 +57,7 @@ class Explainer:
         """faithfulness: score every map (two more forward passes per map, gradcam.engine.faithfulness);
         a FOMO model's every object. fill: what the score's deletions put in place of a region: blur
         (images), background (windows of audio features: each column's median over the frames)."""
-        self.adapter = ModelAdapter(model, layer, impulse_shape)
+        self.adapter = adapter_for(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
             grayscale = channels == 1

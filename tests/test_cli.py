@@ -72,7 +72,7 @@ def test_labels_taken_from_file_names_are_a_warning(tmp_path):
     assert result.stdout.splitlines()[-1] == f"WARNING: {warning}", "and again last"
 
 
-def test_a_tflite_model_given_as_the_model_says_where_it_goes(tmp_path):
+def test_a_tflite_model_is_the_model_by_its_content_whatever_its_name(tmp_path):
     import tf_keras
 
     from tests.test_tflite import to_tflite
@@ -81,13 +81,17 @@ def test_a_tflite_model_given_as_the_model_says_where_it_goes(tmp_path):
     tflite = tmp_path / "trained.tflite"
     tflite.write_bytes(to_tflite(model, None))
     line = _refused(_run("--model", tflite, "--dataset", SHAPES / "export.zip", "--out", tmp_path / "out"))
-    assert line == f"error: {tflite} is a TFLite model: pass the Keras .h5 as --model and this file as --tflite"
+    assert line == (
+        f"error: {tflite}: the model takes a flat input of 4 values and does not reshape it; "
+        "give the image size (the impulse's width, height and colour depth)"
+    )
     renamed = tmp_path / "model.h5"  # the same bytes under a Keras name: found by their identifier
     renamed.write_bytes(tflite.read_bytes())
-    from gradcam.engine.model import load_model
+    from gradcam.engine.formats import load_model
+    from gradcam.engine.tflite_graph import Graph
 
-    with pytest.raises(GradcamError, match="model.h5 is a TFLite model: pass the Keras .h5 as --model"):
-        load_model(renamed)
+    loaded = load_model(renamed)
+    assert isinstance(loaded, Graph) and [op.op for op in loaded.operators] == ["FULLY_CONNECTED"]
 
 
 @pytest.mark.parametrize(

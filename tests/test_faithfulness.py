@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from gradcam.engine import faithfulness
-from gradcam.engine.model import load_model
+from gradcam.engine.formats import load_model
 from gradcam.engine.tasks import PREDICTED
 from gradcam.explainer import Explainer
 from tests import helpers

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tf_keras
 
-from gradcam.engine.model import ModelAdapter, load_model
+from gradcam.engine.formats import load_model
+from gradcam.engine.model import ModelAdapter
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from tests import helpers

@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from gradcam.engine.model import load_model
+from gradcam.engine.formats import load_model
 from gradcam.explainer import Explainer
 from tests import helpers
 from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES

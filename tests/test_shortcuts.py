@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gradcam.engine.model import load_model
+from gradcam.engine.formats import load_model
 from gradcam.engine.preprocess import preprocess
 from gradcam.job.run import explain_dataset
 from tests import helpers

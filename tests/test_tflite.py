@@ -15,7 +15,7 @@ import tensorflow as tf
 import tf_keras
 
 from gradcam.cli import main
-from gradcam.engine.model import load_model
+from gradcam.engine.formats import load_model
 from gradcam.explainer import Explainer
 from gradcam.job.pictures import caption
 from gradcam.job.records import MapFacts, Outcome, SampleRecord

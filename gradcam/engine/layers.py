@@ -42,6 +42,16 @@ FUSED_STAGES = 3  # the class-specific stage and the two below it
 
 
 @dataclass(frozen=True)
+class Node:
+    """A layer of a graph that is not a Keras model (a TFLite file's operator): its name, its kind
+    in Keras' terms (Conv2D, Add, ...), and whether it works on each cell alone (a FOMO head's)."""
+
+    name: str
+    kind: str
+    pointwise: bool = False
+
+
+@dataclass(frozen=True)
 class Layer:
     """A layer that can be explained: its path from the outer model, and its output's size."""
 
@@ -56,7 +66,8 @@ class Layer:
 
     @property
     def kind(self) -> str:
-        return type(self.path[-1]).__name__
+        node = self.path[-1]
+        return node.kind if isinstance(node, Node) else type(node).__name__
 
     @property
     def size(self) -> str:
@@ -136,6 +147,8 @@ def stages(layers: list[Layer], end: Layer | None = None) -> list[Layer]:
 
 def _pointwise(layer: Layer) -> bool:
     """A layer that works on each cell alone: a 1x1 convolution or an activation."""
+    if isinstance(layer.path[-1], Node):
+        return layer.path[-1].pointwise
     kernel = getattr(layer.path[-1], "kernel_size", None)
     return (layer.kind == "Conv2D" and tuple(kernel) == (1, 1)) or layer.kind in ("Softmax", "Activation")
 
@@ -193,26 +206,38 @@ def _named(layers: list[Layer], all_paths: list[tuple], name: str) -> Layer:
     raise GradcamError(f"layer {name!r} has no 1-D or 2-D spatial output (its output shape is {shape})")
 
 
-def choose(model, spec: str | None, input_height: int, dense: bool = False) -> list[Layer]:
+@dataclass(frozen=True)
+class Candidates:
+    """What a model offers to explain: its layers with a spatial output, in model order, and the
+    paths of all its layers (to tell a name that is not explainable from one that does not exist)."""
+
+    layers: list[Layer]
+    paths: list[tuple]
+
+
+def keras_candidates(model) -> Candidates:
+    return Candidates(spatial_layers(model), _walk(model))
+
+
+def choose(candidates: Candidates, spec: str | None, input_height: int, dense: bool = False) -> list[Layer]:
     """The layers to explain, deepest first. spec: `auto` (None), `last-conv`, or names `a,b,c` to fuse.
     dense: the model's output is spatial (FOMO)."""
-    layers = spatial_layers(model)
+    layers = candidates.layers
     spec = (spec or AUTO).strip()
     if spec == AUTO:
         return auto_layers(layers, input_height, dense)
     if spec == LAST_CONV:
         return [last_conv(layers)]
-    paths = _walk(model)
-    chosen = [_named(layers, paths, name.strip()) for name in spec.split(",") if name.strip()]
+    chosen = [_named(layers, candidates.paths, name.strip()) for name in spec.split(",") if name.strip()]
     if len({layer.path for layer in chosen}) != len(chosen):
         raise GradcamError(f"layer {spec!r}: a layer is named twice")
     order = {layer.path: i for i, layer in enumerate(layers)}
     return sorted(chosen, key=lambda layer: order[layer.path], reverse=True)
 
 
-def describe(model, input_height: int, dense: bool = False) -> str:
+def describe(candidates: Candidates, input_height: int, dense: bool = False) -> str:
     """The table `--list-layers` prints: every explainable layer, with the default's marked."""
-    layers = spatial_layers(model)
+    layers = candidates.layers
     default = {layer.path for layer in auto_layers(layers, input_height, dense)}
     last = last_conv(layers).path
     width = max(len(layer.name) for layer in layers)

@@ -1,75 +1,27 @@
-"""The model adapter: load a Keras model, tap the layers to explain, expose scores before softmax.
+"""The model adapter: tap a Keras model's layers to explain, expose scores before softmax.
 
-Edge Impulse writes Keras 2 `.h5` files; Keras 3 cannot load all of them (a MobileNetV2 nested in a
-Sequential fails on BatchNormalization), so `.h5` goes through `tf_keras` first. The adapter never
+Models are loaded by gradcam.engine.formats (a TFLite model is explained through its twin,
+gradcam.engine.twin_model, behind the same `Forward` interface). The adapter never
 changes the loaded model: it runs the same layers in a different order of evaluation, taps the
 target layers' outputs on the way, and computes the last layer's scores with a linear twin of it.
 """
 
 from __future__ import annotations
 
-import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from gradcam.engine.layers import Layer, children, choose, last_conv, path_name, spatial_layers
+from gradcam.engine.formats import keras_modules
+from gradcam.engine.layers import Layer, children, choose, keras_candidates, last_conv, path_name
 from gradcam.engine.tasks import Task, task_for
-from gradcam.errors import GradcamError, not_found, tflite_as_model
-
-
-def _keras_modules() -> list:
-    import keras
-    import tf_keras
-
-    return [tf_keras, keras]
-
-
-def _load_file(path: Path):
-    loaders = _keras_modules() if path.suffix.lower() in (".h5", ".hdf5") else _keras_modules()[::-1]
-    errors = []
-    for module in loaders:
-        try:
-            return module.models.load_model(str(path), compile=False)
-        except Exception as exc:
-            errors.append(f"{module.__name__}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-    raise GradcamError(f"{path}: cannot load the Keras model ({'; '.join(errors)})")
-
-
-def _is_tflite(path: Path) -> bool:
-    """A TFLite flatbuffer: its identifier, TFL3, follows the 4-byte root offset."""
-    with open(path, "rb") as f:
-        return f.read(8)[4:8] == b"TFL3"
-
-
-def load_model(path: str | Path):
-    """Load a `.h5`, `.keras`, or a zip holding `model.h5` (Studio's download) without compiling it."""
-    path = Path(path)
-    if not path.is_file():
-        raise GradcamError(not_found(path, "model file"))
-    if path.suffix.lower() == ".tflite" or _is_tflite(path):
-        raise GradcamError(tflite_as_model(path))
-    if path.suffix.lower() != ".zip":
-        return _load_file(path)
-    try:
-        with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
-            names = [n for n in archive.namelist() if n.lower().endswith((".h5", ".keras"))]
-            if not names:
-                raise GradcamError(f"{path}: the zip holds no model.h5 (found {', '.join(archive.namelist())})")
-            name = "model.h5" if "model.h5" in names else names[0]
-            target = Path(tmp) / Path(name).name
-            target.write_bytes(archive.read(name))
-            return _load_file(target)
-    except zipfile.BadZipFile as exc:
-        raise GradcamError(f"{path}: not a readable zip file ({exc})") from None
+from gradcam.errors import GradcamError
 
 
 def _framework(model):
-    for module in _keras_modules():
+    for module in keras_modules():
         if isinstance(model, module.Model):
             return module
     raise GradcamError(f"not a Keras model: {type(model).__name__}")
@@ -217,10 +169,11 @@ class ModelAdapter(Forward):
             )
         keras = _framework(model)
         self.model = model
-        self.last_conv: Layer = last_conv(spatial_layers(model))
+        self.candidates = keras_candidates(model)
+        self.last_conv: Layer = last_conv(self.candidates.layers)
         self.image_shape, self.flat_input = input_image_shape(model, impulse_shape)
         grid = has_grid_output(model)
-        self.layers: list[Layer] = choose(model, layer, self.image_shape[0], dense=grid)
+        self.layers: list[Layer] = choose(self.candidates, layer, self.image_shape[0], dense=grid)
         last = children(model)[-1]
         self.task: Task = task_for(_activation_name(last), self.num_outputs, last.name, grid)
         self._tap = _tap(keras, model, [layer.path for layer in self.layers], drop_last=True)

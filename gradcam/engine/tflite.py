@@ -22,20 +22,23 @@ from gradcam.quiet import native_stderr_captured
 
 if TYPE_CHECKING:
     from gradcam.engine.model import ModelAdapter
+    from gradcam.engine.tflite_graph import Graph
 
 
 class TfliteModel:
     """One interpreter; a batch is one invocation when the model accepts a batch dimension, else
     one invocation per image."""
 
-    def __init__(self, path: str | Path, input_size: int, outputs: int):
-        """Open `path` and check it against the Keras model: `input_size` values in, `outputs` out."""
+    def __init__(self, path: str | Path, input_size: int, outputs: int, content: bytes | None = None):
+        """Open `path` (or the flatbuffer `content` read from it) and check it against the Keras
+        model: `input_size` values in, `outputs` out."""
         self.path = Path(path)
-        if not self.path.is_file():
+        if content is None and not self.path.is_file():
             raise GradcamError(not_found(self.path, "TFLite model"))
+        source = {"model_path": str(self.path)} if content is None else {"model_content": content}
         try:
             with native_stderr_captured():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                self._interpreter = Interpreter(model_path=str(self.path), num_threads=os.cpu_count())
+                self._interpreter = Interpreter(**source, num_threads=os.cpu_count())
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise GradcamError(f"{self.path}: not a readable TFLite model ({str(exc).splitlines()[0]})") from None
@@ -55,6 +58,13 @@ class TfliteModel:
     def beside(cls, path: str | Path, adapter: ModelAdapter) -> TfliteModel:
         """`path` opened and checked against the Keras model that `adapter` wraps."""
         return cls(path, math.prod(adapter.image_shape), math.prod(adapter.output_shape))
+
+    @classmethod
+    def of(cls, graph: Graph) -> TfliteModel:
+        """LiteRT on a twin's own flatbuffer: what the twin is checked against."""
+        tensors = graph.tensors
+        sizes = (math.prod(tensors[graph.input].shape[1:]), math.prod(tensors[graph.output].shape[1:]))
+        return cls(graph.path, *sizes, content=graph.content)
 
     @property
     def kind(self) -> str:
@@ -112,3 +122,4 @@ class Comparison:
     name: str
     model: TfliteModel | None = None
     problem: str = ""
+    against: str = "the Keras model"  # what its answers are compared with

@@ -185,6 +185,7 @@ class TfliteTotals:
     compared: int = 0
     disagreements: int = 0
     problem: str = ""  # why its columns are empty
+    against: str = "the Keras model"  # what its answers were compared with
 
     @property
     def agreement(self) -> float | None:

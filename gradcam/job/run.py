@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from gradcam import stopping
 from gradcam.edge.dataset import Dataset, Sample, open_dataset
 from gradcam.edge.features import FeatureSet, open_features
-from gradcam.engine.model import load_model
+from gradcam.engine.formats import load_model
 from gradcam.engine.tflite import Comparison
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
@@ -255,9 +255,10 @@ def log_summary(summary: Summary) -> None:
     tflite = kind.tflite
     if tflite and tflite.compared:
         log.info(
-            "%s (%s): agrees with the Keras model on %d of %d images; %d disagreements",
+            "%s (%s): agrees with %s on %d of %d images; %d disagreements",
             tflite.model,
             tflite.kind,
+            tflite.against,
             tflite.compared - tflite.disagreements,
             tflite.compared,
             tflite.disagreements,

@@ -10,6 +10,7 @@ from gradcam.edge.dataset import Dataset, Sample
 from gradcam.edge.features import FeatureSet
 from gradcam.engine.tasks import Detection
 from gradcam.engine.tflite import Comparison, TfliteModel
+from gradcam.engine.twin_model import TwinAdapter
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job.classify import ClassifyStages
@@ -69,7 +70,13 @@ def stages_for(
 
 def open_tflite(settings: Settings, explainer: Explainer) -> Comparison | None:
     """The TFLite model to compare with, checked against the Keras model: an error when --tflite
-    named it, a warning with Studio's own trained.tflite (its columns then stay empty)."""
+    named it, a warning with Studio's own trained.tflite (its columns then stay empty). A TFLite
+    model explained through its twin is run on LiteRT beside it: the device's answers, on every
+    image, against the twin's."""
+    adapter = explainer.adapter
+    if isinstance(adapter, TwinAdapter) and settings.tflite is None:
+        log.info("checking the TFLite twin (%s) against LiteRT on every image", adapter.kind)
+        return Comparison("LiteRT", TfliteModel.of(adapter.graph), against="the twin whose maps are shown")
     if settings.tflite is None or settings.no_tflite:
         return None
     name = settings.tflite.name

@@ -148,7 +148,8 @@ class RunningTotals:
             return None
         if comparison.model is None:
             return TfliteTotals(comparison.name, problem=comparison.problem)
-        return TfliteTotals(comparison.name, comparison.model.kind, self.compared, self.disagreements)
+        kind = comparison.model.kind
+        return TfliteTotals(comparison.name, kind, self.compared, self.disagreements, against=comparison.against)
 
 
 # --- Warnings: what a person reading the results should know before trusting the maps ---
