@@ -121,7 +121,7 @@ def test_a_mistyped_layer_gets_the_closest_names():
 
     model = tf_keras.models.load_model(ROOT / "tests" / "fixtures" / "mobilenetv2_96.h5", compile=False)
     with pytest.raises(GradcamError) as error:
-        layers.choose(model, "model/block_6_expand_rel", 96)
+        layers.choose(layers.keras_candidates(model), "model/block_6_expand_rel", 96)
     message = str(error.value)
     assert message.startswith(
         "layer 'model/block_6_expand_rel': no such layer in the model; did you mean 'model/block_6_expand_relu' or "

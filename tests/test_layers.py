@@ -21,7 +21,7 @@ def _built(name: str):
 
 def _names(model, spec="auto", height=None):
     height = height or model.inputs[0].shape[1]
-    return [(layer.name, layer.size) for layer in layers.choose(model, spec, height)]
+    return [(layer.name, layer.size) for layer in layers.choose(layers.keras_candidates(model), spec, height)]
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,9 @@ def test_default_keeps_a_fine_last_conv_alone():
 
 def test_any_spatial_layer_can_be_named_by_path_or_unique_name_and_is_explained():
     model = _built("mobilenetv2_96")
-    chosen = layers.choose(model, "block_13_expand_relu, model/block_2_add,model/block_6_pad", 96)
+    chosen = layers.choose(
+        layers.keras_candidates(model), "block_13_expand_relu, model/block_2_add,model/block_6_pad", 96
+    )
     assert [(layer.name, layer.kind) for layer in chosen] == [
         ("model/block_13_expand_relu", "ReLU"),
         ("model/block_6_pad", "ZeroPadding2D"),
@@ -85,7 +87,7 @@ def test_bad_layer_names_are_one_line_errors(spec, message):
     model = _built("mobilenetv2_96")
     flatten = model.layers[4].name  # flatten, flatten_1, ... as Keras numbers them
     with pytest.raises(GradcamError, match=f"^{re.escape(message.format(flatten=flatten))}$"):
-        layers.choose(model, spec.format(flatten=flatten), 96)
+        layers.choose(layers.keras_candidates(model), spec.format(flatten=flatten), 96)
 
 
 def test_list_layers_prints_every_spatial_layer_and_marks_the_default(tmp_path, capsys):
