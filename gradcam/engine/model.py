@@ -8,6 +8,7 @@ target layers' outputs on the way, and computes the last layer's scores with a l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -107,19 +108,27 @@ def input_image_shape(model, impulse_shape: tuple[int, int, int] | None) -> tupl
         return tuple(int(s) for s in shape), False
     if len(shape) == 1:
         first = next(layer for layer in children(model) if type(layer).__name__ not in _INFERENCE_IDENTITY)
-        if type(first).__name__ == "Reshape" and len(first.target_shape) == 3:
-            return tuple(int(s) for s in first.target_shape), True
-        if type(first).__name__ == "Reshape" and len(first.target_shape) == 2:  # features: (frames, columns)
-            return (*(int(s) for s in first.target_shape), 1), True
-        if impulse_shape and shape[0] == impulse_shape[0] * impulse_shape[1] * impulse_shape[2]:
-            return impulse_shape, True
-        raise GradcamError(
-            f"the model takes a flat input of {shape[0]} values and does not reshape it; "
-            "give the image size (the impulse's width, height and colour depth)"
-        )
+        target = tuple(int(s) for s in first.target_shape) if type(first).__name__ == "Reshape" else None
+        return flat_input_shape(int(shape[0]), target, impulse_shape), True
     if len(shape) == 3 and impulse_shape:
         return impulse_shape, False
     raise GradcamError(f"model input shape {shape} is not an image (expected height, width, channels)")
+
+
+def flat_input_shape(
+    values: int, target: tuple[int, ...] | None, impulse_shape: tuple[int, int, int] | None
+) -> tuple[int, int, int]:
+    """What a flat input of `values` is seen as, from the target of the Reshape that first takes
+    it (None: none does): an image's (height, width, channels), or features' (frames, columns) as
+    (frames, columns, 1); without one, the impulse's image size."""
+    if target is not None and len(target) in (2, 3):
+        return (*target, 1) if len(target) == 2 else target
+    if impulse_shape and values == math.prod(impulse_shape):
+        return impulse_shape
+    raise GradcamError(
+        f"the model takes a flat input of {values} values and does not reshape it; "
+        "give the image size (the impulse's width, height and colour depth)"
+    )
 
 
 def has_grid_output(model) -> bool:

@@ -232,9 +232,10 @@ class Twin:
         values = {source: fake_quant(_batched(x, tensors[source].shape), tensors[source])}
         before, found = {}, {}
 
-        def kept(value: tf.Tensor, found: dict, tensor: int) -> tf.Tensor:
-            found[tensor] = view(value) if view else value
-            return tf.reshape(found[tensor], tf.shape(value)) if view else value
+        def kept(value: tf.Tensor, into: dict, tensor: int) -> tf.Tensor:
+            """Record the value (in the view) in `into`; what the rest of the graph reads from."""
+            into[tensor] = view(value) if view else value
+            return tf.reshape(into[tensor], tf.shape(value)) if view else value
 
         for op in self.graph.operators:
             if op.index in self.skipped:

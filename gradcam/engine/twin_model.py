@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
 
 from gradcam.engine.layers import AUTO, Candidates, Layer, Node, choose, last_conv
-from gradcam.engine.model import Forward, Scores
+from gradcam.engine.model import Forward, Scores, flat_input_shape
 from gradcam.engine.tasks import Task, task_for
 from gradcam.engine.tflite_graph import Graph, Operator
 from gradcam.engine.twin import FINAL, LAYOUT, Twin
@@ -30,8 +31,8 @@ KINDS = {
     "CONCATENATION": "Concatenate",
     "SOFTMAX": "Softmax",
 }
-RELU6 = 3  # schema.ActivationFunctionType
-ACTIVATION_KINDS = {1: "ReLU", 2: "ReLU", RELU6: "ReLU", 4: "Activation"}  # fused RELU, RELU_N1_TO_1, RELU6, TANH
+_ACT = schema.ActivationFunctionType
+ACTIVATION_KINDS = {_ACT.RELU: "ReLU", _ACT.RELU_N1_TO_1: "ReLU", _ACT.RELU6: "ReLU", _ACT.TANH: "Activation"}
 
 
 def _scope(part: str) -> str:
@@ -61,8 +62,8 @@ def _nodes(graph: Graph, op: Operator) -> list[tuple[Node, bool]]:
     head stops.)"""
     names = graph.tensors[op.outputs[0]].name.split(";")
     kind = KINDS.get(op.op, op.op)
-    fused = getattr(op.options, "fusedActivationFunction", 0)
-    one, relu6 = _one_by_one(graph, op), fused == RELU6
+    fused = getattr(op.options, "fusedActivationFunction", _ACT.NONE)
+    one, relu6 = _one_by_one(graph, op), fused == _ACT.RELU6
     if fused and len(names) > 1 and _scope(names[0]) != _scope(names[1]):
         activation = ACTIVATION_KINDS.get(fused, "Activation")
         return [
@@ -82,17 +83,14 @@ def _input(graph: Graph, impulse_shape) -> tuple[tuple[int, int, int], bool, boo
     if len(shape) != 1:
         raise GradcamError(f"{graph.path}: input shape {list(shape)} is not an image or a feature vector")
     reshape = next((op for op in graph.consumers(graph.input) if op.op in ("RESHAPE", "EXPAND_DIMS")), None)
-    target = graph.tensors[reshape.outputs[0]].shape[1:] if reshape else ()
-    if len(target) == 2 or (len(target) == 3 and target[0] == 1):  # (frames, columns), or one row of them
-        return (*target[-2:], 1), True, True
-    if len(target) == 3:
-        return tuple(target), True, False
-    if impulse_shape and shape[0] == int(np.prod(impulse_shape)):
-        return tuple(impulse_shape), True, False
-    raise GradcamError(
-        f"{graph.path}: the model takes a flat input of {shape[0]} values and does not reshape it; "
-        "give the image size (the impulse's width, height and colour depth)"
-    )
+    target = graph.tensors[reshape.outputs[0]].shape[1:] if reshape else None
+    one_d = target is not None and (len(target) == 2 or (len(target) == 3 and target[0] == 1))
+    if one_d:
+        target = target[-2:]  # (frames, columns), or one row of them
+    try:
+        return flat_input_shape(shape[0], target, impulse_shape), True, one_d
+    except GradcamError as exc:
+        raise GradcamError(f"{graph.path}: {exc}") from None
 
 
 def _candidates(graph: Graph, one_d: bool) -> tuple[Candidates, dict]:
