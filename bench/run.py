@@ -45,8 +45,9 @@ from gradcam.engine.cam import make_cam  # noqa: E402
 from gradcam.engine.formats import load_model  # noqa: E402
 from gradcam.engine.model import ModelAdapter  # noqa: E402
 from gradcam.engine.tasks import Detection  # noqa: E402
-from gradcam.engine.tflite import Comparison, TfliteModel  # noqa: E402
+from gradcam.engine.tflite import TfliteModel  # noqa: E402
 from gradcam.explainer import Explainer  # noqa: E402
+from gradcam.job.beside import Comparison  # noqa: E402
 from gradcam.job.run import Job  # noqa: E402
 from gradcam.settings import Settings  # noqa: E402
 from tests.fixtures import make_fomo, make_models  # noqa: E402

@@ -13,3 +13,4 @@ CATEGORIES = ("testing", "training", "all")
 LAYOUTS = ("blend", "panel")
 OVERLAYS = ("all", "mistakes")  # which samples get overlays in deploy.zip (results cover every sample)
 MAX_BATCH = 1024
+EXPLAIN = ("both", "keras", "tflite")  # which models' maps, where a Keras and a TFLite model are both given

@@ -162,10 +162,12 @@ class Explainer:
         frames: Sequence[detection.Frame],
         boxes: Sequence[Sequence[Box] | None],
         threshold: float = DEFAULT_THRESHOLD,
+        plans: Sequence[detection.Plan] | None = None,
     ) -> list[ObjectMaps]:
-        """FOMO: a preprocessed batch -> per sample, its detections and missed boxes (the plan), their
-        normalised maps and faithfulness: a forward pass to decode, then one CAM pass for all objects."""
-        return explain_objects(self, inputs, frames, boxes, threshold)
+        """FOMO: a preprocessed batch -> per sample, its detections and missed boxes (the plan; or
+        those of `plans`, another model's), their normalised maps and faithfulness: a forward pass
+        to decode, then one CAM pass for all objects."""
+        return explain_objects(self, inputs, frames, boxes, threshold, plans)
 
     def detect(
         self,

@@ -40,6 +40,7 @@ class Settings:
     tflite: Path | None = None  # Studio: the mounted trained.tflite
     no_tflite: bool = False
     tflite_required: bool = True  # False in Studio mode: a bad trained.tflite is a warning, not an error
+    explain: str = "both"  # both: each model's own maps; keras: the TFLite model's answers only; tflite: its maps alone
     # Preprocessing, as Edge Impulse's image block; None: from the impulse, else the default.
     resize_mode: str | None = None  # default squash
     color: str | None = None  # RGB / Grayscale; default: from the model's input channels
@@ -108,6 +109,7 @@ class Settings:
             "regression_threshold",
             "detection_threshold",
             "faithfulness",
+            "explain",
             "resize_mode",
             "color",
             "input_scaling",

@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from gradcam.engine import tflite_graph
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 import make_shapes  # noqa: E402
@@ -406,6 +408,22 @@ def randomised(model, images: np.ndarray, seed: int = 0):
         for start in range(0, len(flat), 32):
             random(flat[start : start + 32], training=True)
     return random
+
+
+def converted(model, calibration: np.ndarray | None = None) -> tflite_graph.Graph:
+    """The model converted as Edge Impulse converts it (batch 1): float32, or full-integer int8
+    calibrated on `calibration` (model inputs)."""
+    shape = tuple(model.inputs[0].shape[1:])
+    run = tf.function(lambda x: model(x, training=False))
+    concrete = run.get_concrete_function(tf.TensorSpec((1, *shape), tf.float32))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    if calibration is not None:
+        flat = calibration.reshape(len(calibration), *shape)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in flat)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+    return tflite_graph.parse(converter.convert(), Path("converted.tflite"))
 
 
 # --- Studio's deployment layout: /home/input/deployment-metadata.json, /home/output ---

@@ -155,9 +155,9 @@ def test_each_object_map_is_its_class_logits_summed_over_its_cells_batched_as_on
     explainer, inputs, frames = _prepared(images)
     # A high threshold leaves some boxes missed: their maps explain the box's cells.
     results = explainer.run_objects(inputs, frames, boxes, threshold=0.99)
-    kinds = {t.detection is None for plan, _, _ in results for t in plan.targets}
+    kinds = {t.detection is None for plan, *_ in results for t in plan.targets}
     assert kinds == {True, False}, "the batch has both detections and missed boxes"
-    for i, (plan, cams, _) in enumerate(results):
+    for i, (plan, cams, *_) in enumerate(results):
         for target in plan.targets:
             raw = explainer.cam(explainer.start(inputs[i : i + 1]), target.mask(4)[None]).maps[0]
             reference = _reference_object_map(fomo(), inputs[i], target.mask(4))
@@ -198,7 +198,7 @@ def test_maps_of_found_objects_peak_inside_their_box_and_random_weights_do_not()
     random_explainer = Explainer(randomised(fomo(), inputs), CLASSES)
     frames = [explainer.frame((im.shape[1], im.shape[0]), explainer.prepare(im)[1]) for im in images]
     random_peaks = []
-    for i, (plan, _, _) in enumerate(explainer.run_objects(inputs, frames, boxes)):
+    for i, (plan, *_) in enumerate(explainer.run_objects(inputs, frames, boxes)):
         found = [t for t in plan.targets if t.detection is not None and t.box is not None]
         if found:
             cams = random_explainer.run(
@@ -216,7 +216,7 @@ def _peaks(frame, cams, targets):
     from gradcam.engine import detection
     from gradcam.engine.objects import ObjectMaps
 
-    found = ObjectMaps(detection.Plan(targets, None, None), list(cams), [None] * len(targets))
+    found = ObjectMaps(detection.Plan(targets, None, None), list(cams), [None] * len(targets), np.zeros((1, 1, 2)))
     finished = detection.finish(np.zeros((frame.shown[1], frame.shown[0], 3), np.uint8), frame, found)
     return [(t, o.peak) for t, o in zip(targets, finished.objects, strict=True)]
 

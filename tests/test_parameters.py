@@ -195,6 +195,7 @@ BAD_VALUES = {
     "regression-threshold": ("-0.5", "argument --regression-threshold: -0.5 is out of range: expected a number >= 0"),
     "category": ("validation", "argument --category: invalid choice: 'validation'"),
     "layer": ("no_such_layer", "layer 'no_such_layer': no such layer in the model"),
+    "explain": ("device", "argument --explain: invalid choice: 'device'"),
 }
 
 # Flags that are not in parameters.json, at bad values.

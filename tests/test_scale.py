@@ -24,9 +24,9 @@ from gradcam.job.records import (
     Pictures,
     RunInfo,
     SampleRecord,
+    ScoreRow,
     Tally,
     Totals,
-    TrustRow,
 )
 from gradcam.report.columns import DETECTION_FIELDS, RESULT_FIELDS, csv_row, result_row, run_document
 from gradcam.report.page import INDEX_CHUNK, ROWS_CHUNK
@@ -56,7 +56,7 @@ def _records(n: int, seed: int = 0) -> list[SampleRecord]:
 
 
 def _info(task: str = "classification") -> RunInfo:
-    trust = PerClass(0.5, TrustRow(10, 5, 0.1), {})  # the page offers faithfulness filters with a threshold
+    trust = PerClass(0.5, ScoreRow(10, 5, 0.1), {})  # the page offers faithfulness filters with a threshold
     parameters = {"regression_threshold": 0.1}
     return RunInfo("model.h5", "conv", task, "gradcam", CLASSES, parameters, tally=Tally(1, 2, 3), totals=Totals(trust))
 

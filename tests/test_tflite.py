@@ -104,6 +104,8 @@ def test_int8_answers_equal_an_independent_interpreter_run(models, tmp_path):
         "compared": 120,
         "disagreements": disagreements,
         "agreement": round(1 - disagreements / 120, 6),
+        "maps": run["tflite"]["maps"],  # the int8 model's own maps: tested below
+        "withheld": sum(row["tflite_map_withheld"] != "" for row in rows),
     }
     assert disagreements <= 6, "a well calibrated int8 model answers as the float one nearly always"
     assert f"int8.tflite (int8): agrees with the Keras model on {120 - disagreements} of 120 images" in result.stdout
@@ -260,3 +262,118 @@ def test_regression_and_binary_models_are_compared_too(activation, tmp_path):
         else:
             assert row["tflite_predicted"] == row["predicted"]
             assert float(row["tflite_confidence"]) == pytest.approx(float(row["confidence"]), abs=1e-4)
+
+
+# --- The TFLite model's own maps beside the Keras model's (--explain both, the default) ---
+
+
+def _results(zip_path) -> tuple[dict, list[dict]]:
+    """results.json's run and rows (numbers as numbers)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        results = json.loads(archive.read("results.json"))
+    return results["run"], results["results"]
+
+
+def test_each_image_gets_the_int8_model_s_own_map_beside_the_keras_map(models, tmp_path):
+    result = _run(*JOB, "--tflite", models["int8"], "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    run, rows = _results(tmp_path / "deploy.zip")
+    drawn = [row for row in rows if not row["tflite_map_withheld"]]
+    assert len(drawn) >= 114, "the int8 twin gives LiteRT's outputs on nearly every image"
+    with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
+        for row in drawn:
+            keras = cv2.imdecode(np.frombuffer(archive.read(row["overlay"]), np.uint8), cv2.IMREAD_COLOR)
+            int8 = cv2.imdecode(np.frombuffer(archive.read(row["tflite_overlay"]), np.uint8), cv2.IMREAD_COLOR)
+            assert int8.shape == keras.shape, "the same layout and size as the Keras picture"
+            assert row["tflite_overlay"].startswith(row["overlay"].rsplit("/", 1)[0] + "/")
+    # Each map is the int8 model's own: recomputed with the Python API on its twin, and the agreement
+    # recomputed from the two maps by the reference measure.
+    from tests.test_agreement import _reference
+
+    keras = Explainer(load_model(SHAPES / "model.h5"), SHAPE_CLASSES, resize_mode="fit-short")
+    twin = Explainer(load_model(models["int8"]), SHAPE_CLASSES, resize_mode="fit-short")
+    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
+        for row in drawn[:6]:
+            image = cv2.imdecode(np.frombuffer(archive.read(row["source"]), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+            a, b = keras.explain([np.ascontiguousarray(image)])[0], twin.explain([np.ascontiguousarray(image)])[0]
+            assert [row["tflite_peak_x"], row["tflite_peak_y"]] == list(b.peak)
+            assert row["tflite_faithfulness"] == pytest.approx(b.faithfulness, abs=1e-3)
+            assert row["map_agreement"] == pytest.approx(_reference(a.cam, b.cam), abs=1e-5)
+    agreement = run["tflite"]["maps"]
+    scored = [row["map_agreement"] for row in drawn if row["map_agreement"] is not None]
+    assert agreement["total"]["maps"] == len(scored)
+    assert agreement["total"]["elsewhere"] == sum(a < 0.5 for a in scored)
+    assert agreement["total"]["share"] <= 0.15, "a well calibrated int8 model looks where the float one does"
+    assert not any("looks elsewhere" in w for w in run["warnings"])
+    assert f"int8 maps: agree with the Keras maps on {len(scored) - agreement['total']['elsewhere']} of " in (
+        result.stdout
+    )
+
+
+def test_a_badly_calibrated_int8_model_is_caught_looking_elsewhere(models, browser, tmp_path):
+    out = tmp_path / "out"
+    result = _run(*JOB, "--tflite", models["bad"], "--out", out, "--faithfulness", "0")
+    assert result.returncode == 0, result.stderr
+    run, rows = _results(out / "deploy.zip")
+    elsewhere = [row for row in rows if row["map_agreement"] is not None and row["map_agreement"] < 0.5]
+    assert len(elsewhere) / len(rows) >= 0.5, "its maps moved with its answers"
+    assert run["tflite"]["maps"]["total"]["elsewhere"] == len(elsewhere)
+    warning = next(w for w in run["warnings"] if "looks elsewhere" in w)
+    assert warning.startswith(f"the int8 model looks elsewhere than the Keras model on {len(elsewhere)} of ")
+    assert helpers.closing_warnings(result.stdout) == run["warnings"]
+    page, problems = open_report(browser, out / "deploy.zip", tmp_path / "unzipped")
+    table = page.locator("#tflite table").first.inner_text()
+    assert "looks elsewhere" in table and "mean agreement" in table
+    page.select_option("#outcome", "elsewhere")
+    figures = page.locator("#gallery figure")
+    assert figures.count() == len(elsewhere)
+    assert "int8 looks elsewhere" in figures.first.inner_text()
+    figures.first.locator("a").click()
+    maps = page.locator("#detail-maps figure")
+    assert maps.count() >= 2 and "the int8 model's own map: agreement" in maps.last.inner_text()
+    assert "map agreement" in page.locator("#detail-fields").inner_text()
+    assert problems == []
+
+
+def test_explain_keras_draws_no_tflite_maps_and_explain_tflite_explains_it_alone(models, tmp_path):
+    assert (
+        main([*map(str, JOB), "--tflite", str(models["int8"]), "--explain", "keras", "--out", str(tmp_path / "k")]) == 0
+    )
+    run, rows = _rows(tmp_path / "k" / "deploy.zip")
+    assert run["tflite"]["compared"] == 120 and run["tflite"]["maps"] == {}
+    assert all(row["tflite_overlay"] == "" and row["map_agreement"] == "" for row in rows)
+    assert (
+        main([*map(str, JOB), "--tflite", str(models["int8"]), "--explain", "tflite", "--out", str(tmp_path / "t")])
+        == 0
+    )
+    run, rows = _rows(tmp_path / "t" / "deploy.zip")
+    assert run["model"] == "int8.tflite" and run["tflite"]["model"] == "LiteRT"
+    assert run["parameters"]["explain"] == "tflite"
+    withheld = [row for row in rows if row["tflite_map_withheld"]]
+    assert all(row["overlay"] == "" and row["peak_x"] == "" for row in withheld), "no map that is not the device's"
+    assert all(row["overlay"] for row in rows if not row["tflite_map_withheld"])
+
+
+def test_studio_draws_both_maps_and_a_project_without_keras_gets_its_tflite_explained(
+    studio, tmp_path, model_zip, studio_tflite, export_zip
+):
+    for keras in (True, False):
+        root = tmp_path / str(keras)
+        home = helpers.studio_home(
+            root, studio, model_zip if keras else None, studio.api_key, tflite_models=_tflite_metadata(root / "home")
+        )
+        (home / "input" / "trained.tflite").write_bytes(studio_tflite)
+        result = _run_block(home, studio)
+        assert result.returncode == 0, result.stderr
+        helpers.check_deploy_zip(home / "output" / "deploy.zip", export_zip)
+        run, rows = _rows(home / "output" / "deploy.zip")
+        if keras:
+            assert run["model"] == "trained.h5.zip" and run["tflite"]["maps"]["total"]["maps"] >= 10
+            assert all(row["tflite_overlay"] for row in rows if not row["tflite_map_withheld"])
+        else:
+            missing = (
+                f"trained.h5.zip is missing (a project without a Keras model): explaining {home}/input/trained.tflite"
+            )
+            assert missing in result.stdout
+            assert run["model"] == "trained.tflite" and run["tflite"]["model"] == "LiteRT"
+            assert not any("/learn-data/" in r.path for r in studio.requests), "nothing downloaded"

@@ -3,14 +3,16 @@
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
+from gradcam.engine.agreement import ELSEWHERE
 from gradcam.engine.fomo import Box, Counts
-from gradcam.engine.tflite import Comparison
 from gradcam.job import totals
-from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, SampleRecord, Tally, TrustRow
+from gradcam.job.beside import Comparison
+from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, SampleRecord, ScoreRow, Tally, TfliteMap
 from tests.helpers import ROOT
 
 
@@ -23,7 +25,7 @@ def _record(truth, predicted, correct, faithfulness=None, blank=False, agrees=No
 
 
 def _summed(records, threshold=0.2, per_class=True, scores=totals.map_scores, tflite=None, detection=None):
-    running = totals.RunningTotals(scores, totals.TrustSums(threshold, per_class), tflite, detection)
+    running = totals.RunningTotals(scores, totals.ScoreSums(threshold, per_class), tflite, detection)
     for record in records:
         running.add(record)
     return running
@@ -51,11 +53,11 @@ def test_trust_counts_maps_at_or_above_the_threshold_in_all_and_per_explained_cl
     scores = [("cat", 0.5), ("cat", 0.2), ("cat", 0.1999), ("dog", -0.3), ("dog", 0.9)]
     records = [_record(c, c, True, faithfulness=f) for c, f in scores] + [_record("cat", "cat", True)]
     trust = _summed(records).totals().trust
-    assert trust.total == TrustRow(5, 3, pytest.approx((0.5 + 0.2 + 0.1999 - 0.3 + 0.9) / 5))
+    assert trust.total == ScoreRow(5, 3, pytest.approx((0.5 + 0.2 + 0.1999 - 0.3 + 0.9) / 5))
     assert trust.total.share == 0.6
     assert trust.classes == {
-        "cat": TrustRow(3, 2, pytest.approx(0.8999 / 3)),
-        "dog": TrustRow(2, 1, pytest.approx(0.3)),
+        "cat": ScoreRow(3, 2, pytest.approx(0.8999 / 3)),
+        "dog": ScoreRow(2, 1, pytest.approx(0.3)),
     }
     assert _summed(records, per_class=False).totals().trust.classes == {}
     assert _summed([_record("cat", "cat", True)]).totals().trust is None, "not measured"
@@ -68,8 +70,8 @@ def test_a_detection_models_trust_counts_its_objects_maps_per_class():
     objects = Objects(None, (detected("circle", 0.9), detected("circle", 0.1), detected("square", 0.6)))
     image = SampleRecord("a.jpg", "testing", None, Outcome("circle", 0.9), MapFacts("", None, False), detection=objects)
     trust = _summed([image, image], 0.5, scores=totals.object_scores).totals().trust
-    assert trust.total == TrustRow(6, 4, pytest.approx(1.6 / 3))
-    assert trust.classes == {"circle": TrustRow(4, 2, pytest.approx(0.5)), "square": TrustRow(2, 2, pytest.approx(0.6))}
+    assert trust.total == ScoreRow(6, 4, pytest.approx(1.6 / 3))
+    assert trust.classes == {"circle": ScoreRow(4, 2, pytest.approx(0.5)), "square": ScoreRow(2, 2, pytest.approx(0.6))}
 
 
 def test_tflite_agreement_counts_only_the_samples_it_ran_on():
@@ -141,3 +143,50 @@ def test_warnings_name_what_a_reader_should_know():
     assert totals.trust_warning(low).startswith("3 of 4 maps score a faithfulness below 0.2")
     assert totals.trust_warning(None) is None
     assert totals.warnings(None, "a", None, "b") == ["a", "b"]
+
+
+def _beside(explained, agreement, withheld=""):
+    """A record with the TFLite model's own map (None: not drawn)."""
+    record = _record("a", explained, True, agrees=True)
+    found = None if agreement is None else TfliteMap(explained, (1, 1), agreement)
+    return replace(record, tflite_map=found, withheld=withheld)
+
+
+def test_tflite_maps_are_summed_per_explained_class_against_the_elsewhere_threshold():
+    records = [_beside("cat", 0.9), _beside("cat", 0.2), _beside("dog", 0.5), _beside("dog", None, "7 steps")]
+    int8 = Comparison("model.tflite", SimpleNamespace(kind="int8"))
+    found = _summed(records, tflite=int8).totals().tflite
+    assert found.maps.threshold == ELSEWHERE == 0.5
+    assert found.maps.total == ScoreRow(3, 2, pytest.approx(1.6 / 3))
+    assert found.maps.classes == {"cat": ScoreRow(2, 1, pytest.approx(0.55)), "dog": ScoreRow(1, 1, 0.5)}
+    assert found.withheld == 1
+    assert totals.withheld_warning(found) == (
+        "on 1 of 4 samples the TFLite twin's outputs are not LiteRT's: their TFLite maps are withheld "
+        "(column tflite_map_withheld says why)"
+    )
+
+
+def test_objects_tflite_maps_are_summed_per_object_class():
+    box = Box("circle", 0, 0, 10, 10)
+    objects = (
+        replace(_detected("circle", box, True), tflite=TfliteMap("circle", None, 0.1, peak_in_box=False)),
+        replace(_detected("square", None, None), tflite=TfliteMap("square", None, 0.8)),
+        _detected("square", None, None),  # no TFLite map: not counted
+    )
+    record = replace(_record("circle", "circle", True), detection=Objects(Counts(1, 1, 0), objects))
+    found = _summed([record], tflite=Comparison("m.tflite", SimpleNamespace(kind="int8"))).totals().tflite
+    assert found.maps.total == ScoreRow(2, 1, pytest.approx(0.45))
+    assert set(found.maps.classes) == {"circle", "square"}
+
+
+@pytest.mark.parametrize(("elsewhere", "warned"), [(19, False), (20, True)])
+def test_a_warning_when_the_tflite_maps_look_elsewhere_on_a_fifth_of_the_samples(elsewhere, warned):
+    records = [_beside("cat", 0.1)] * elsewhere + [_beside("cat", 0.9)] * (100 - elsewhere)
+    found = _summed(records, tflite=Comparison("m.tflite", SimpleNamespace(kind="int8"))).totals().tflite
+    warning = totals.elsewhere_warning(found)
+    assert (warning is not None) == warned
+    if warned:
+        assert warning.startswith(
+            "the int8 model looks elsewhere than the Keras model on 20 of 100 maps (map agreement below 0.5)"
+        )
+    assert totals.withheld_warning(found) is None

@@ -7,7 +7,6 @@ object; a re-initialised copy's do not), and on real Edge Impulse files from ../
 
 import json
 import zipfile
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,6 +15,7 @@ import tensorflow as tf
 import tf_keras
 
 from gradcam.engine import tflite_graph
+from gradcam.engine.agreement import ELSEWHERE, map_agreement
 from gradcam.engine.formats import adapter_for, load_model
 from gradcam.engine.tflite import TfliteModel
 from gradcam.errors import GradcamError
@@ -26,22 +26,6 @@ from tests.helpers import ROOT, SHAPE_CLASSES
 FIXTURES = ROOT / "tests" / "fixtures"
 REAL = ROOT.parent / "shared" / "real"
 real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real (Edge Impulse's real files) is absent")
-
-
-def converted(model, calibration: np.ndarray | None = None) -> tflite_graph.Graph:
-    """The model converted as Edge Impulse converts it (batch 1): float32, or full-integer int8
-    calibrated on `calibration` (model inputs)."""
-    shape = tuple(model.inputs[0].shape[1:])
-    run = tf.function(lambda x: model(x, training=False))
-    concrete = run.get_concrete_function(tf.TensorSpec((1, *shape), tf.float32))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-    if calibration is not None:
-        flat = calibration.reshape(len(calibration), *shape)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x[None]] for x in flat)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.int8
-    return tflite_graph.parse(converter.convert(), Path("converted.tflite"))
 
 
 def _steps_apart(graph: tflite_graph.Graph, inputs: np.ndarray) -> np.ndarray:
@@ -72,7 +56,7 @@ def _short(name: str) -> str:
 def test_a_float32_twin_explains_what_its_keras_model_explains(name, path):
     model = load_model(path)
     keras = Explainer(model, faithfulness=False)
-    twin = Explainer(converted(model), faithfulness=False)
+    twin = Explainer(helpers.converted(model), faithfulness=False)
     assert _short(twin.layer_name) == keras.layer_name.removeprefix("sequential/")
     if "keywords" in name:
         inputs = np.random.default_rng(0).random((16, *keras.adapter.image_shape), np.float32)
@@ -86,7 +70,7 @@ def test_a_float32_twin_explains_what_its_keras_model_explains(name, path):
 
 def test_a_fomo_twin_explains_each_object_where_its_keras_model_does():
     model = load_model(FIXTURES / "fomo_96.h5")
-    keras, twin = Explainer(model, faithfulness=False), Explainer(converted(model), faithfulness=False)
+    keras, twin = Explainer(model, faithfulness=False), Explainer(helpers.converted(model), faithfulness=False)
     assert _short(twin.layer_name) == keras.layer_name
     images, _labels, _boxes = helpers.shapes_test_set()
     a, b = keras.detect(images[:8]), twin.detect(images[:8])
@@ -104,7 +88,7 @@ def mobilenet():
     keras = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short")
     images, labels, boxes = helpers.shapes_test_set()
     calibration = np.stack([keras.prepare(image)[0] for image in images[:100]])
-    return model, keras, converted(model, calibration), (images, labels, boxes), calibration
+    return model, keras, helpers.converted(model, calibration), (images, labels, boxes), calibration
 
 
 def _pointing(explainer: Explainer, images, labels, boxes) -> tuple[float, float]:
@@ -127,12 +111,31 @@ def test_int8_maps_point_at_the_object_as_the_float_maps_do(mobilenet):
 
 def test_a_re_initialised_int8_model_does_not_point(mobilenet):
     model, _keras, _int8, (images, labels, boxes), calibration = mobilenet
-    random = converted(helpers.randomised(model, calibration), calibration)
+    random = helpers.converted(helpers.randomised(model, calibration), calibration)
     twin = Explainer(random, SHAPE_CLASSES, resize_mode="fit-short")
     results = [twin.explain([image], label)[0] for image, label in zip(images, labels, strict=True)]
     pointing = np.mean([helpers.pointing(r, box) for r, box in zip(results, boxes, strict=True)])
     print(f"re-initialised int8: pointing {pointing:.2f}")
     assert pointing <= 0.45
+
+
+def test_map_agreement_tells_a_broken_quantization_from_a_good_one(mobilenet):
+    """An int8 copy calibrated on four dark noise images answers differently and its maps move; the
+    well calibrated one's maps stay with the float maps (bench/agreement_threshold.py: the family)."""
+    model, _keras, int8, (images, _labels, _boxes), calibration = mobilenet
+    bad = helpers.converted(model, np.random.default_rng(0).random((4, *calibration.shape[1:]), np.float32) * 0.1)
+    keras = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
+    inputs = np.stack([keras.prepare(image)[0] for image in images])
+    reference = keras.run(inputs)
+    shares = {}
+    for name, graph in (("good", int8), ("bad", bad)):
+        found = Explainer(graph, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False).run(inputs)
+        agreements = [map_agreement(a, b) for a, b in zip(reference.maps, found.maps, strict=True)]
+        shares[name] = np.mean([a is None or a < ELSEWHERE for a in agreements])
+        same = np.mean(reference.probabilities.argmax(1) == found.probabilities.argmax(1))
+        print(f"{name}: same answer {same:.0%}, maps elsewhere {shares[name]:.0%}")
+        assert same >= 0.95 if name == "good" else same <= 0.6
+    assert shares["good"] <= 0.05 and shares["bad"] >= 0.5
 
 
 def test_the_int8_twin_gives_litert_s_outputs(mobilenet):
@@ -150,7 +153,7 @@ def _small_cnn(activation):
 
 
 def test_an_operator_the_twin_lacks_is_refused_in_one_line():
-    graph = converted(_small_cnn(tf_keras.layers.LeakyReLU(0.1)))
+    graph = helpers.converted(_small_cnn(tf_keras.layers.LeakyReLU(0.1)))
     with pytest.raises(GradcamError) as error:
         adapter_for(graph)
     message = str(error.value)
@@ -246,3 +249,10 @@ def test_the_job_explains_a_real_int8_fomo_model_and_checks_it_on_litert(tmp_pat
     assert run["tflite"]["compared"] == len(rows) == 63
     found = sum(r["true_positives"] for r in rows)
     assert found >= 15, "the int8 model finds the signs Studio's float model finds (19 of 66 boxes here)"
+    # Where the twin is not LiteRT (two output steps or more, counted here apart), no map is shown.
+    graph = load_model(REAL / "roadsigns-fomo-int8.tflite")
+    steps = _steps_apart(graph, _roadsign_inputs(Explainer(graph, faithfulness=False), 63))
+    withheld = [r for r in rows if r["tflite_map_withheld"]]
+    assert len(withheld) == int((steps >= 1.5).sum()) == run["tflite"]["withheld"] >= 1
+    assert all(r["tflite_map_withheld"].startswith("the twin's outputs lie ") for r in withheld)
+    assert all(r["overlay"] == "" and all(o["peak_x"] is None for o in r["objects"]) for r in withheld)

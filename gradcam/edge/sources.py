@@ -80,7 +80,11 @@ def from_block(settings: Settings, work: Path) -> Source:
         info = client.impulse(meta.project_id)
         learn_id, features = info.learn_id, info.features
         scaling, threshold = info.input_scaling, info.detection_threshold
-    if not model.is_file():
+    tflite = settings.tflite or meta.tflite
+    if not model.is_file() and tflite is not None and tflite.is_file():
+        log.info("%s is missing (a project without a Keras model): explaining %s", model.name, tflite)
+        model, tflite = tflite, None
+    elif not model.is_file():
         log.info("%s is missing: downloading the model", model)
         model = client.download_model(meta.project_id, learn_id, work / "trained.h5.zip")
     settings = _complete(
@@ -91,7 +95,7 @@ def from_block(settings: Settings, work: Path) -> Source:
         scaling,
         threshold,
         model=model,
-        tflite=settings.tflite or meta.tflite,
+        tflite=tflite,
         tflite_required=settings.tflite is not None,
         out=meta.output_dir,
         dsp_block=features and features.type,

@@ -15,24 +15,34 @@ from gradcam.engine.fomo import Box
 
 
 class ObjectMaps(NamedTuple):
-    """One image's objects: its plan (detections and missed boxes), their normalised maps, and each
-    map's faithfulness (None: not measured, or a box of no model class)."""
+    """One image's objects: its plan (detections and missed boxes), their normalised maps, each
+    map's faithfulness (None: not measured, or a box of no model class), and the model's output
+    grid."""
 
     plan: detection.Plan
     cams: list[np.ndarray]
     faithfulness: list[float | None]
+    grid: np.ndarray
 
 
 def explain_objects(
-    explainer, inputs: np.ndarray, frames: Sequence[detection.Frame], boxes: Sequence[Sequence[Box] | None], threshold
+    explainer,
+    inputs: np.ndarray,
+    frames: Sequence[detection.Frame],
+    boxes: Sequence[Sequence[Box] | None],
+    threshold,
+    plans: Sequence[detection.Plan] | None = None,
 ) -> list[ObjectMaps]:
-    """A preprocessed batch -> per image, its objects with their maps (explainer: gradcam.explainer.Explainer)."""
+    """A preprocessed batch -> per image, its objects with their maps (explainer: gradcam.explainer.Explainer).
+    plans: the objects to explain, as another model found them (the TFLite model's maps of the
+    Keras model's objects); None: the objects this model finds."""
     start = explainer.start(inputs)
     grids = explainer.forward.predict(start)
-    plans = [
-        detection.plan(i, grid, frame, explainer.classes, image_boxes, threshold)
-        for i, (grid, frame, image_boxes) in enumerate(zip(grids, frames, boxes, strict=True))
-    ]
+    if plans is None:
+        plans = [
+            detection.plan(i, grid, frame, explainer.classes, image_boxes, threshold)
+            for i, (grid, frame, image_boxes) in enumerate(zip(grids, frames, boxes, strict=True))
+        ]
     targets = [t for p in plans for t in p.targets]
     maps, scores = [], []
     if targets:
@@ -42,9 +52,9 @@ def explain_objects(
         scores = _scores(explainer.score_objects, inputs, owners, batch, masks, targets)
         maps = list(explainer.normalised(batch).maps)
     out, first = [], 0
-    for p in plans:
+    for p, grid in zip(plans, grids, strict=True):
         last = first + len(p.targets)
-        out.append(ObjectMaps(p, maps[first:last], scores[first:last]))
+        out.append(ObjectMaps(p, maps[first:last], scores[first:last], grid))
         first = last
     return out
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,10 @@ from gradcam.quiet import native_stderr_captured
 if TYPE_CHECKING:
     from gradcam.engine.model import ModelAdapter
     from gradcam.engine.tflite_graph import Graph
+
+
+FLOAT_TOLERANCE = 1e-4  # a float32 twin's outputs against LiteRT's, relative to the largest
+STEP_SLACK = 1e-3  # an int8 twin's outputs are on the output grid: float error only, well below a step
 
 
 class TfliteModel:
@@ -80,6 +83,25 @@ class TfliteModel:
         self._interpreter.invoke()
         return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._output).reshape(len(inputs), -1)
 
+    def mismatches(self, twin: np.ndarray, device: np.ndarray) -> list[str]:
+        """Per sample, why the twin's outputs are not this model's ("" where they match): a float
+        model's within FLOAT_TOLERANCE of its largest output, a quantized one's within one output
+        quantization step."""
+        gap = np.abs(twin.reshape(len(twin), -1) - device.reshape(len(device), -1)).max(axis=1)
+        if np.dtype(self._output["dtype"]).kind == "f":
+            relative = gap / np.maximum(np.abs(device.reshape(len(device), -1)).max(axis=1), 1e-12)
+            return [
+                f"the twin's outputs differ from LiteRT's by {r:.1e} of the largest (allowed: {FLOAT_TOLERANCE:.0e})"
+                if r > FLOAT_TOLERANCE
+                else ""
+                for r in relative
+            ]
+        steps = gap / self._output["quantization"][0]
+        return [
+            f"the twin's outputs lie {s:.0f} output steps from LiteRT's (allowed: 1)" if s > 1 + STEP_SLACK else ""
+            for s in steps
+        ]
+
     def _resize(self, batch: int) -> bool:
         """Give the input a batch dimension of `batch`; False if the model cannot take it (a
         reshape to batch 1 inside, say): then it runs image by image."""
@@ -112,14 +134,3 @@ def _dequantize(q: np.ndarray, tensor: dict) -> np.ndarray:
         return q.astype(np.float32)
     scale, zero_point = tensor["quantization"]
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
-
-@dataclass
-class Comparison:
-    """The TFLite model compared with on every sample, or why it could not be (then its columns
-    stay empty)."""
-
-    name: str
-    model: TfliteModel | None = None
-    problem: str = ""
-    against: str = "the Keras model"  # what its answers are compared with

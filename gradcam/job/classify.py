@@ -1,30 +1,33 @@
 """The job's steps for models with one answer per image: classification, binary and regression.
 
 One batch through the model: the CAM pass (with the faithfulness passes, and a mistake's contrast
-map) and the TFLite model beside it. One sample's maps back on its image: its record (the answer
-judged against the label, the TFLite model's, the map's facts) and its pictures.
+map) and the TFLite model beside it (LiteRT, and its twin's maps). One sample's maps back on its
+image: its record (the answer judged against the label, the TFLite model's, the maps' facts and
+how far they agree) and its pictures.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
 from gradcam.edge.dataset import Sample
+from gradcam.engine.agreement import map_agreement
 from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.tasks import Answer
-from gradcam.engine.tflite import Comparison
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation, SampleMaps
 from gradcam.job import totals
+from gradcam.job.beside import Beside, Comparison
 from gradcam.job.inputs import FrameMap, ImageInputs, Prepared, in_original
 from gradcam.job.looks import SIDE, ClassLooks, View
-from gradcam.job.pictures import PictureOptions, caption, draw, tflite_kind
-from gradcam.job.records import MapFacts, Outcome, Pictures, Rendered, SampleRecord
+from gradcam.job.pictures import PictureOptions, caption, draw, tflite_caption
+from gradcam.job.records import MapFacts, Outcome, Pictures, Rendered, SampleRecord, TfliteMap
 
-ModelOutput = tuple[SampleMaps, np.ndarray | None]  # a sample's maps, and the TFLite model's outputs if it ran
+ModelOutput = tuple[SampleMaps, Beside | None]  # a sample's maps, and the TFLite model's if it ran
 
 
 class ClassifyStages:
@@ -63,26 +66,34 @@ class ClassifyStages:
         explainer = self.explainer
         inputs = np.stack([p.inputs for p in batch])
         truths = np.array([explainer.task.truth(p.sample.label, explainer.classes) for p in batch], np.int32)
-        maps = explainer.maps(inputs, np.full(len(batch), self.target, np.int32), truths)
-        model = self.tflite and self.tflite.model
-        outputs = list(model.predict(inputs)) if model else [None] * len(batch)
-        return list(zip(maps, outputs, strict=True))
+        targets = np.full(len(batch), self.target, np.int32)
+        maps = explainer.maps(inputs, targets, truths)
+        beside = self.tflite.run(inputs, targets, maps) if self.tflite else [None] * len(batch)
+        return list(zip(maps, beside, strict=True))
 
     def render(self, prepared: Prepared, output: ModelOutput) -> Rendered:
         """One sample's maps on its image: its record and its pictures (in blend layout, a mistake's
-        contrast map gets a picture of its own; a panel shows both maps)."""
-        maps, tflite_outputs = output
+        contrast map gets a picture of its own; a panel shows both maps), and the TFLite model's
+        own map's picture beside them. A map whose twin is not LiteRT is not shown."""
+        maps, beside = output
         explanation = self.explainer.finish(prepared.image, prepared.geometry, maps)
-        record = self._record(prepared, explanation, tflite_outputs)
+        device = None
+        if beside is not None and beside.maps is not None and not beside.withheld:
+            device = self.tflite.twin.finish(prepared.image, prepared.geometry, beside.maps)
+        record = self._record(prepared, explanation, beside, device)
+        if self.tflite and self.tflite.twin_shown and record.withheld:
+            return Rendered(record, Pictures(None))  # the twin's map is all there is, and it is not the device's
         view = self._view(prepared, explanation)
         if not self.pictures.wanted(record):
             return Rendered(record, Pictures(None), view)
         shown = self._shown(explanation)
-        overlay = draw(shown, self.pictures, caption(record, tflite_kind(self.tflite)))
+        kind = self.tflite.kind if self.tflite else "tflite"
+        overlay = draw(shown, self.pictures, caption(record, kind))
+        tflite = device and draw(self._shown(device), self.pictures, tflite_caption(record, kind))
         contrast = shown.contrast
         if contrast is None or self.pictures.layout == "panel":
-            return Rendered(record, Pictures(overlay), view)
-        return Rendered(record, Pictures(overlay, draw(contrast, self.pictures)), view)
+            return Rendered(record, Pictures(overlay, tflite=tflite), view)
+        return Rendered(record, Pictures(overlay, draw(contrast, self.pictures), tflite), view)
 
     def _frame(self) -> tuple[int, int] | None:
         """The class summaries' frame (height, width): the model's input, at most looks.SIDE pixels on
@@ -112,17 +123,39 @@ class ClassifyStages:
         """The explanation as its pictures show it: as it is, for an image."""
         return explanation
 
-    def _record(self, prepared: Prepared, explanation: Explanation, tflite_outputs: np.ndarray | None) -> SampleRecord:
+    def _record(
+        self, prepared: Prepared, explanation: Explanation, beside: Beside | None, device: Explanation | None
+    ) -> SampleRecord:
+        """The sample's answers judged, its map's facts, and the TFLite model's (device: its twin's
+        explanation, when drawn and not withheld)."""
         sample, answer = prepared.sample, explanation.answer
-        peak = explanation.peak and in_original(explanation.peak, explanation.image.shape, prepared.original)
         contrast = explanation.contrast and explanation.contrast.faithfulness
-        facts = MapFacts(explanation.explained, peak, explanation.blank, explanation.faithfulness, contrast)
-        judged, tflite, agrees = self._judged(answer, sample.label), None, None
-        if tflite_outputs is not None:
-            tflite_answer = self.explainer.answer(tflite_outputs)
-            tflite = self._judged(tflite_answer, sample.label)
-            agrees = self.explainer.task.agrees(answer, tflite_answer, self.threshold)
-        return SampleRecord(sample.path, sample.category, sample.label, judged, facts, tflite, agrees)
+        facts = MapFacts(
+            explanation.explained,
+            self._peak(explanation, prepared),
+            explanation.blank,
+            explanation.faithfulness,
+            contrast,
+        )
+        record = SampleRecord(sample.path, sample.category, sample.label, self._judged(answer, sample.label), facts)
+        if beside is None:
+            return record
+        tflite_answer = self.explainer.answer(beside.outputs)
+        agrees = self.explainer.task.agrees(answer, tflite_answer, self.threshold)
+        tflite_map = device and TfliteMap(
+            device.explained,
+            self._peak(device, prepared),
+            map_agreement(explanation.cam, device.cam),
+            device.faithfulness,
+        )
+        if self.tflite.twin_shown and beside.withheld:
+            facts = MapFacts(explanation.explained, None, explanation.blank)  # the map is not the device's
+        judged = self._judged(tflite_answer, sample.label)
+        return replace(record, map=facts, tflite=judged, agrees=agrees, tflite_map=tflite_map, withheld=beside.withheld)
+
+    def _peak(self, explanation: Explanation, prepared: Prepared) -> tuple[int, int] | None:
+        """The file's pixel under the map's peak."""
+        return explanation.peak and in_original(explanation.peak, explanation.image.shape, prepared.original)
 
     def _judged(self, answer: Answer, label: str | None) -> Outcome:
         task = self.explainer.task
@@ -136,7 +169,7 @@ class ClassifyStages:
         """Nothing held."""
 
     def running_totals(self) -> totals.RunningTotals:
-        trust = totals.TrustSums(TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
+        trust = totals.ScoreSums(TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
         spec = self.explainer.spec
         looks = ClassLooks(self.frame, (spec.width, spec.height)) if self.frame else None
         return totals.RunningTotals(totals.map_scores, trust, self.tflite, looks=looks)

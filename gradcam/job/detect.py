@@ -11,18 +11,28 @@ import numpy as np
 
 from gradcam.edge.dataset import Sample
 from gradcam.engine import detection, fomo
+from gradcam.engine.agreement import map_agreement
 from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.objects import ObjectMaps
 from gradcam.engine.preprocess import display_image
-from gradcam.engine.tflite import Comparison
 from gradcam.explainer import Explainer
 from gradcam.job import totals
+from gradcam.job.beside import Beside, Comparison
 from gradcam.job.inputs import ImageInputs, Prepared
-from gradcam.job.pictures import PictureOptions, draw, object_caption, tflite_kind
-from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, Pictures, Rendered, SampleRecord
+from gradcam.job.pictures import PictureOptions, draw, object_caption, tflite_caption
+from gradcam.job.records import (
+    MapFacts,
+    ObjectRecord,
+    Objects,
+    Outcome,
+    Pictures,
+    Rendered,
+    SampleRecord,
+    TfliteMap,
+)
 
-# A sample's frame, objects with their maps, and the TFLite model's output grid if it ran.
-ModelOutput = tuple[detection.Frame, ObjectMaps, np.ndarray | None]
+# A sample's frame, objects with their maps, and the TFLite model's if it ran.
+ModelOutput = tuple[detection.Frame, ObjectMaps, Beside | None]
 
 
 class DetectStages:
@@ -57,23 +67,28 @@ class DetectStages:
         frames = [explainer.frame((p.image.shape[1], p.image.shape[0]), p.geometry, p.original) for p in batch]
         inputs = np.stack([p.inputs for p in batch])
         explained = explainer.run_objects(inputs, frames, [p.sample.boxes for p in batch], self.threshold)
-        model = self.tflite and self.tflite.model
-        grids = model.predict(inputs).reshape(len(batch), *explainer.adapter.output_shape) if model else None
-        return [
-            (frame, objects, None if grids is None else grids[i])
-            for i, (frame, objects) in enumerate(zip(frames, explained, strict=True))
-        ]
+        beside = self.tflite.run_objects(inputs, frames, explained) if self.tflite else [None] * len(batch)
+        return list(zip(frames, explained, beside, strict=True))
 
     def render(self, prepared: Prepared, output: ModelOutput) -> Rendered:
-        frame, objects, grid = output
-        explanation = detection.finish(display_image(prepared.image, self.explainer.spec), frame, objects)
-        record = _record(prepared.sample, explanation)
-        if grid is not None:
-            record = self._compared(record, objects.plan, grid)
+        frame, objects, beside = output
+        image = display_image(prepared.image, self.explainer.spec)
+        explanation = detection.finish(image, frame, objects)
+        record, device = _record(prepared.sample, explanation), None
+        if beside is not None:
+            record = self._compared(record, objects.plan, beside.outputs.reshape(objects.grid.shape))
+            record = replace(record, withheld=beside.withheld)
+            if beside.maps is not None and not beside.withheld:
+                device = detection.finish(image, frame, beside.maps)
+                record = _with_tflite_maps(record, objects, beside.maps, device)
+        if self.tflite and self.tflite.twin_shown and record.withheld:
+            return Rendered(_without_maps(record), Pictures(None))  # the twin's maps are not the device's
         if not self.pictures.wanted(record):
             return Rendered(record, Pictures(None))
-        kind = tflite_kind(self.tflite)
-        return Rendered(record, Pictures(draw(explanation, self.pictures, object_caption(record, kind))))
+        kind = self.tflite.kind if self.tflite else "tflite"
+        overlay = draw(explanation, self.pictures, object_caption(record, kind))
+        tflite = device and draw(device, self.pictures, tflite_caption(record, kind))
+        return Rendered(record, Pictures(overlay, tflite=tflite))
 
     def _compared(self, record: SampleRecord, plan: detection.Plan, grid: np.ndarray) -> SampleRecord:
         """The record with the TFLite model's detections, and whether they are the Keras model's."""
@@ -87,8 +102,35 @@ class DetectStages:
         """Nothing held."""
 
     def running_totals(self) -> totals.RunningTotals:
-        trust = totals.TrustSums(TRUST_THRESHOLD, per_class=True)
+        trust = totals.ScoreSums(TRUST_THRESHOLD, per_class=True)
         return totals.RunningTotals(totals.object_scores, trust, self.tflite, totals.DetectionSums(self.threshold))
+
+
+def _with_tflite_maps(
+    record: SampleRecord, keras: ObjectMaps, tflite: ObjectMaps, device: detection.DetectionExplanation
+) -> SampleRecord:
+    """The record with the TFLite model's map of each object and of the image (all its objects' maps
+    at once, their maximum), each against the Keras model's."""
+    objects = tuple(
+        replace(o, tflite=TfliteMap(o.label, d.peak, map_agreement(k, d.cam), d.faithfulness, d.peak_in_box))
+        for o, d, k in zip(record.detection.objects, device.objects, keras.cams, strict=True)
+    )
+    agreement = map_agreement(_combined(keras), _combined(tflite)) if keras.cams else None
+    return replace(
+        record, detection=replace(record.detection, objects=objects), tflite_map=TfliteMap("", None, agreement)
+    )
+
+
+def _combined(found: ObjectMaps) -> np.ndarray:
+    return np.max(np.stack(found.cams), axis=0)
+
+
+def _without_maps(record: SampleRecord) -> SampleRecord:
+    """The record with no map facts: its maps were the twin's, whose outputs are not LiteRT's."""
+    objects = tuple(replace(o, peak=None, peak_in_box=None, faithfulness=None) for o in record.detection.objects)
+    return replace(
+        record, map=replace(record.map, faithfulness=None), detection=replace(record.detection, objects=objects)
+    )
 
 
 def _record(sample: Sample, explanation: detection.DetectionExplanation) -> SampleRecord:

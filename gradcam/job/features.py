@@ -141,10 +141,13 @@ class FeatureStages(ClassifyStages):
         """No class summaries for windows of features (yet)."""
         return None
 
-    def _record(self, prepared: Prepared, explanation: Explanation, tflite_outputs: np.ndarray | None) -> SampleRecord:
-        record = super()._record(prepared, explanation, tflite_outputs)
-        facts = self._window_facts(prepared, explanation)
-        return replace(record, map=replace(record.map, peak=None), window=facts)
+    def _peak(self, explanation: Explanation, prepared: Prepared) -> None:
+        """A window's map peaks at a time and band (its WindowFacts), not at a file's pixel."""
+        return None
+
+    def _record(self, prepared: Prepared, explanation: Explanation, *beside) -> SampleRecord:
+        record = super()._record(prepared, explanation, *beside)
+        return replace(record, window=self._window_facts(prepared, explanation))
 
     def _window_facts(self, prepared: Prepared, explanation: Explanation) -> WindowFacts:
         """The window's origin, and the frame (and, for a 2-D map, the column) under the map's peak."""

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 
 from gradcam.choices import LAYOUTS, OVERLAYS
+from gradcam.engine.agreement import ELSEWHERE
 from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.overlay import blend
-from gradcam.engine.tflite import Comparison
 from gradcam.errors import GradcamError
 from gradcam.job.inputs import enlarged
 from gradcam.job.looks import ClassLook
@@ -76,11 +76,6 @@ def _jpeg(picture: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def tflite_kind(comparison: Comparison | None) -> str:
-    """How captions name the TFLite model: its type (int8, uint8, float32), else "tflite"."""
-    return comparison.model.kind if comparison and comparison.model else "tflite"
-
-
 def _answer(outcome: Outcome) -> str:
     confidence = outcome.confidence
     return f"{outcome.predicted}{'' if confidence is None else f' ({confidence:.0%})'}"
@@ -99,6 +94,17 @@ def caption(record: SampleRecord, tflite_kind: str = "tflite") -> str:
     trust = record.map.faithfulness
     if trust is not None:
         text += f"  trust {trust:.2f}{'' if trust >= TRUST_THRESHOLD else ' (low)'}"
+    return text
+
+
+def tflite_caption(record: SampleRecord, tflite_kind: str) -> str:
+    """The caption of the TFLite model's own map's panel: its answer, and how far its map agrees
+    with the Keras model's."""
+    text = f"{tflite_kind} model: {_answer(record.tflite)}"
+    found = record.tflite_map
+    if found and found.agreement is not None:
+        low = " (looks elsewhere)" if found.agreement < ELSEWHERE else ""
+        text += f"  map agreement with Keras {found.agreement:.2f}{low}"
     return text
 
 

@@ -35,6 +35,17 @@ class MapFacts:
 
 
 @dataclass(frozen=True)
+class TfliteMap:
+    """The TFLite model's own map of a sample (its twin's), beside the Keras model's."""
+
+    explained: str  # the class its map explains: the TFLite model's answer, or the target class
+    peak: tuple[int, int] | None  # the file's pixel at the centre of its hottest region; None: blank (or a window)
+    agreement: float | None  # with the Keras map (gradcam.engine.agreement); None: either map has no order
+    faithfulness: float | None = None  # measured against the TFLite model itself
+    peak_in_box: bool | None = None  # an object's map (FOMO); None: no box
+
+
+@dataclass(frozen=True)
 class ObjectRecord:
     """One explained object of a detection model: a detection or a missed box, and its map's peak."""
 
@@ -46,6 +57,7 @@ class ObjectRecord:
     peak: tuple[float, float] | None  # the file's pixels; None: the map is all zero
     peak_in_box: bool | None  # None: there is no box
     faithfulness: float | None = None  # within the object's neighbourhood; None: not measured
+    tflite: TfliteMap | None = None  # the TFLite model's own map of the same object; None: not drawn
 
     @property
     def matched(self) -> bool:
@@ -86,6 +98,8 @@ class SampleRecord:
     map: MapFacts
     tflite: Outcome | None = None  # the TFLite model's answer on the same input; None: not run
     agrees: bool | None = None  # whether it is the Keras model's answer (regression: within the threshold)
+    tflite_map: TfliteMap | None = None  # the TFLite model's own map; None: not drawn, or withheld
+    withheld: str = ""  # why the TFLite twin's map is not shown: its outputs are not LiteRT's ("": shown)
     detection: Objects | None = None  # object detection only
     window: WindowFacts | None = None  # audio (feature) models only
 
@@ -99,11 +113,13 @@ class SampleRecord:
 @dataclass(frozen=True)
 class Pictures:
     """A sample's encoded pictures: its overlay (or panel; None: not wanted, --overlays mistakes),
-    a mistake's contrast overlay (the map of its true class, in blend layout), and for an audio
+    a mistake's contrast overlay (the map of its true class, in blend layout), the TFLite model's
+    own map, and for an audio
     window the sound of its sample, stored once for all the sample's windows."""
 
     overlay: bytes | None
     contrast: bytes | None = None
+    tflite: bytes | None = None  # the TFLite model's own map, in the same layout
     sound: tuple[str, bytes | None] | None = None  # an audio window's sample as WAV: (name, bytes; None: stored)
 
 
@@ -140,16 +156,17 @@ class Tally:
 
 
 @dataclass(frozen=True)
-class TrustRow:
-    """Maps to trust among some maps: how many, their share and the mean faithfulness."""
+class ScoreRow:
+    """A score of each of some maps against a threshold (faithfulness; the TFLite map's agreement):
+    how many maps, how many score at least the threshold, their share and the mean score."""
 
     maps: int
-    trusted: int
+    passed: int
     mean: float
 
     @property
     def share(self) -> float:
-        return self.trusted / self.maps
+        return self.passed / self.maps
 
 
 @dataclass(frozen=True)
@@ -160,7 +177,7 @@ class DetectionRow:
     peak_in_box: float | None  # None: nothing found
 
 
-Row = TypeVar("Row", TrustRow, DetectionRow)
+Row = TypeVar("Row", ScoreRow, DetectionRow)
 
 
 @dataclass(frozen=True)
@@ -172,7 +189,8 @@ class PerClass(Generic[Row]):
     classes: dict[str, Row]  # empty when the task has no classes
 
 
-Trust = PerClass[TrustRow]  # faithfulness, per explained class
+Trust = PerClass[ScoreRow]  # faithfulness, per explained class
+MapAgreement = PerClass[ScoreRow]  # the TFLite maps' agreement with the Keras maps, per explained class
 DetectionTotals = PerClass[DetectionRow]  # object detection, per object class
 
 
@@ -186,6 +204,8 @@ class TfliteTotals:
     disagreements: int = 0
     problem: str = ""  # why its columns are empty
     against: str = "the Keras model"  # what its answers were compared with
+    maps: MapAgreement | None = None  # its own maps' agreement with the Keras maps; None: not drawn
+    withheld: int = 0  # samples whose twin's map was withheld (its outputs are not LiteRT's)
 
     @property
     def agreement(self) -> float | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,10 +15,10 @@ from gradcam import stopping
 from gradcam.edge.dataset import Dataset, Sample, open_dataset
 from gradcam.edge.features import FeatureSet, open_features
 from gradcam.engine.formats import load_model
-from gradcam.engine.tflite import Comparison
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job import totals
+from gradcam.job.beside import Comparison
 from gradcam.job.loop import StageTimes, run_batches
 from gradcam.job.pictures import class_tile
 from gradcam.job.progress import IMAGES, WINDOWS, Progress
@@ -118,6 +118,8 @@ class Job:
             totals.named_warning(sum(s.named for s in used), len(used)),
             self._label_warning(used, stages.detection),
             totals.tflite_warning(kind_totals.tflite),
+            totals.withheld_warning(kind_totals.tflite),
+            totals.elsewhere_warning(kind_totals.tflite),
             totals.coarse_warning(explainer.resolution, explainer.layer_name),
             totals.blank_warning(tally, running.explained, settings.target_class),
             totals.trust_warning(kind_totals.trust),
@@ -169,7 +171,7 @@ def _describe_layers(explainer: Explainer) -> str:
 
 def run(source: Source) -> Summary:
     """The job on a source's model and dataset; the model is loaded once."""
-    settings = source.settings.with_defaults()
+    settings = _explained(source.settings.with_defaults())
     if settings.model is None or (settings.dataset is None and settings.features is None and source.fetch is None):
         raise GradcamError("nothing to explain: give --model and --dataset (or --features), --api-key, or --metadata")
     log.info("loading the model %s", settings.model.name)
@@ -184,6 +186,15 @@ def run(source: Source) -> Summary:
     log.info("model ready after %.1fs", time.monotonic() - started)
     with _opened(source, settings, job.explainer.classes) as dataset:
         return job.run(dataset)
+
+
+def _explained(settings: Settings) -> Settings:
+    """The settings with the model to explain: with --explain tflite, the TFLite model in place of
+    the Keras one (checked on LiteRT as any TFLite model explained alone)."""
+    if settings.explain != "tflite" or settings.tflite is None or settings.no_tflite:
+        return settings
+    log.info("--explain tflite: explaining %s in place of %s", settings.tflite.name, settings.model.name)
+    return replace(settings, model=settings.tflite, tflite=None)
 
 
 def _opened(source: Source, settings: Settings, classes: list[str]) -> Dataset | FeatureSet:
@@ -248,7 +259,7 @@ def log_summary(summary: Summary) -> None:
         log.info(
             "faithfulness: mean %.2f; %d of %d maps to trust (>= %s)",
             total.mean,
-            total.trusted,
+            total.passed,
             total.maps,
             kind.trust.threshold,
         )
@@ -262,6 +273,17 @@ def log_summary(summary: Summary) -> None:
             tflite.compared - tflite.disagreements,
             tflite.compared,
             tflite.disagreements,
+        )
+    if tflite and tflite.maps:
+        row = tflite.maps.total
+        log.info(
+            "%s maps: agree with the Keras maps on %d of %d (map agreement >= %s, mean %.2f); %d withheld",
+            tflite.kind,
+            row.passed,
+            row.maps,
+            tflite.maps.threshold,
+            row.mean,
+            tflite.withheld,
         )
     log.info("stage times: %s", ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_times.items()))
     log.info("wrote %s", summary.zip_path)

@@ -9,10 +9,12 @@ from typing import Any, Protocol
 from gradcam.edge.dataset import Dataset, Sample
 from gradcam.edge.features import FeatureSet
 from gradcam.engine.tasks import Detection
-from gradcam.engine.tflite import Comparison, TfliteModel
+from gradcam.engine.tflite import TfliteModel
+from gradcam.engine.tflite_graph import read
 from gradcam.engine.twin_model import TwinAdapter
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
+from gradcam.job.beside import Comparison
 from gradcam.job.classify import ClassifyStages
 from gradcam.job.detect import DetectStages
 from gradcam.job.features import FeatureStages
@@ -69,14 +71,16 @@ def stages_for(
 
 
 def open_tflite(settings: Settings, explainer: Explainer) -> Comparison | None:
-    """The TFLite model to compare with, checked against the Keras model: an error when --tflite
-    named it, a warning with Studio's own trained.tflite (its columns then stay empty). A TFLite
-    model explained through its twin is run on LiteRT beside it: the device's answers, on every
-    image, against the twin's."""
+    """The TFLite model to run beside, checked against the Keras model: an error when --tflite
+    named it, a warning with Studio's own trained.tflite (its columns then stay empty). With
+    --explain both, its own maps are drawn beside the Keras model's, from its twin. A TFLite model
+    explained alone is run on LiteRT beside its twin: the device's answers, on every sample,
+    against the twin's, whose maps are shown only where the two match."""
     adapter = explainer.adapter
     if isinstance(adapter, TwinAdapter) and settings.tflite is None:
-        log.info("checking the TFLite twin (%s) against LiteRT on every image", adapter.kind)
-        return Comparison("LiteRT", TfliteModel.of(adapter.graph), against="the twin whose maps are shown")
+        log.info("checking the TFLite twin (%s) against LiteRT on every sample", adapter.kind)
+        model = TfliteModel.of(adapter.graph)
+        return Comparison("LiteRT", model, against="the twin whose maps are shown", twin_shown=True)
     if settings.tflite is None or settings.no_tflite:
         return None
     name = settings.tflite.name
@@ -87,5 +91,17 @@ def open_tflite(settings: Settings, explainer: Explainer) -> Comparison | None:
             raise
         log.warning("warning: %s: the TFLite columns stay empty", exc)
         return Comparison(name, problem=str(exc))
-    log.info("comparing with %s (%s) on every image", name, model.kind)
-    return Comparison(name, model)
+    twin = _twin(settings, explainer) if settings.explain == "both" else None
+    log.info("comparing with %s (%s) on every sample%s", name, model.kind, "; its own maps beside" if twin else "")
+    return Comparison(name, model, twin=twin)
+
+
+def _twin(settings: Settings, explainer: Explainer) -> Explainer | None:
+    """The TFLite model's own explainer, with the Keras explainer's options and classes; None, with a
+    warning, where it cannot be explained (its answers are still compared)."""
+    log.info("building the TFLite twin of %s", settings.tflite.name)
+    try:
+        return Explainer(read(settings.tflite), explainer.classes, **settings.explainer_options())
+    except GradcamError as exc:
+        log.warning("warning: %s: only its answers are compared, its maps are not drawn", exc)
+        return None

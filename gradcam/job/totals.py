@@ -7,36 +7,41 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from gradcam.engine.agreement import ELSEWHERE
 from gradcam.engine.fomo import Counts
 from gradcam.engine.layers import cells
 from gradcam.job.looks import ClassLooks, Looks, View
 from gradcam.job.records import (
     DetectionRow,
     DetectionTotals,
+    PerClass,
     SampleRecord,
+    ScoreRow,
     Tally,
     TfliteTotals,
     Totals,
     Trust,
-    TrustRow,
 )
 
 if TYPE_CHECKING:
-    from gradcam.engine.tflite import Comparison
+    from gradcam.job.beside import Comparison
 
+# A warning when the TFLite maps look elsewhere on at least this share: a well-calibrated int8 model's do on
+# 1-9% of the images of bench/agreement_threshold.py's cases.
+ELSEWHERE_SHARE = 0.2
 MIN_RESOLUTION = 6  # heatmaps coarser than this (cells on the short side) get a warning
 
 
-class TrustSums:
-    """Maps' faithfulness, summed as the maps come: per class, the maps, those to trust and their
-    sum."""
+class ScoreSums:
+    """A score per map (faithfulness, or the TFLite map's agreement), summed as the maps come: per
+    class, the maps, those scoring at least the threshold, and the sum."""
 
     def __init__(self, threshold: float, per_class: bool):
         self.threshold, self.per_class = threshold, per_class
-        self._sums: dict[str, list] = {}  # class -> [maps, trusted, sum of scores]
+        self._sums: dict[str, list] = {}  # class -> [maps, passed, sum of scores]
 
     def add(self, name: str, value: float | None) -> None:
-        """One map: the class it explains and its faithfulness (None: not measured)."""
+        """One map: the class it explains and its score (None: not measured)."""
         if value is None:
             return
         sums = self._sums.setdefault(name, [0, 0, 0.0])
@@ -44,13 +49,13 @@ class TrustSums:
         sums[1] += value >= self.threshold
         sums[2] += value
 
-    def result(self) -> Trust | None:
-        """Maps to trust in all and, when per class, per class; None when no map was scored."""
+    def result(self) -> PerClass[ScoreRow] | None:
+        """The rows in all and, when per class, per class; None when no map was scored."""
         if not self._sums:
             return None
-        rows = {name: TrustRow(n, trusted, total / n) for name, (n, trusted, total) in sorted(self._sums.items())}
-        n, trusted, total = (sum(column) for column in zip(*self._sums.values(), strict=True))
-        return Trust(self.threshold, TrustRow(n, trusted, total / n), rows if self.per_class else {})
+        rows = {name: ScoreRow(n, passed, total / n) for name, (n, passed, total) in sorted(self._sums.items())}
+        n, passed, total = (sum(column) for column in zip(*self._sums.values(), strict=True))
+        return PerClass(self.threshold, ScoreRow(n, passed, total / n), rows if self.per_class else {})
 
 
 class DetectionSums:
@@ -94,6 +99,15 @@ def object_scores(record: SampleRecord) -> list[tuple[str, float | None]]:
     return [(o.label, o.faithfulness) for o in record.detection.objects] if record.detection else []
 
 
+def agreements(record: SampleRecord) -> list[tuple[str, float | None]]:
+    """The TFLite model's own maps of a sample: the class the Keras map explains, and how far the
+    two maps agree (an object detection model's: each object's)."""
+    if record.detection is not None:
+        return [(o.label, o.tflite.agreement) for o in record.detection.objects if o.tflite is not None]
+    found = record.tflite_map
+    return [] if found is None else [(record.map.explained, found.agreement)]
+
+
 class RunningTotals:
     """The run's totals as running sums over the records, so that no record is held: the folders'
     counts and blank maps, faithfulness (of the maps `scores` gives per record), object detection
@@ -102,15 +116,16 @@ class RunningTotals:
     def __init__(
         self,
         scores: Callable[[SampleRecord], Iterable[tuple[str, float | None]]],
-        trust: TrustSums,
+        trust: ScoreSums,
         tflite: Comparison | None = None,
         detection: DetectionSums | None = None,
         looks: ClassLooks | None = None,
     ):
         self.scores, self.trust, self.tflite, self.detection = scores, trust, tflite, detection
         self.looks = looks
+        self.agreement = ScoreSums(ELSEWHERE, per_class=trust.per_class)  # the TFLite maps' with the Keras maps
         self.folders: Counter[str] = Counter()
-        self.blank = self.compared = self.disagreements = 0
+        self.blank = self.compared = self.disagreements = self.withheld = 0
 
     @property
     def explained(self) -> int:
@@ -129,6 +144,9 @@ class RunningTotals:
         if record.agrees is not None:
             self.compared += 1
             self.disagreements += not record.agrees
+        self.withheld += bool(record.withheld)
+        for name, value in agreements(record):
+            self.agreement.add(name, value)
 
     def tally(self, skipped: int) -> Tally:
         """How many samples went to each folder, were skipped, or got a blank map."""
@@ -149,7 +167,8 @@ class RunningTotals:
         if comparison.model is None:
             return TfliteTotals(comparison.name, problem=comparison.problem)
         kind = comparison.model.kind
-        return TfliteTotals(comparison.name, kind, self.compared, self.disagreements, against=comparison.against)
+        figures = (self.compared, self.disagreements, "", comparison.against, self.agreement.result(), self.withheld)
+        return TfliteTotals(comparison.name, kind, *figures)
 
 
 # --- Warnings: what a person reading the results should know before trusting the maps ---
@@ -248,7 +267,7 @@ def trust_warning(totals: Trust | None) -> str | None:
         return None
     total = totals.total
     return (
-        f"{total.maps - total.trusted} of {total.maps} maps score a faithfulness below {totals.threshold}: "
+        f"{total.maps - total.passed} of {total.maps} maps score a faithfulness below {totals.threshold}: "
         "deleting what they highlight changes the answer little more than deleting what they leave out, so "
         'they say little about why the model answered (the report\'s "maps not to trust")'
     )
@@ -258,6 +277,29 @@ def tflite_warning(totals: TfliteTotals | None) -> str | None:
     if totals is None or not totals.problem:
         return None
     return f"{totals.problem}: the TFLite columns are empty"
+
+
+def elsewhere_warning(totals: TfliteTotals | None) -> str | None:
+    """The TFLite model's maps disagree with the Keras model's on a notable share of samples."""
+    agreement = totals and totals.maps
+    row = agreement and agreement.total
+    if not row or row.maps - row.passed < ELSEWHERE_SHARE * row.maps:
+        return None
+    return (
+        f"the {totals.kind} model looks elsewhere than the Keras model on {row.maps - row.passed} of {row.maps} maps "
+        f"(map agreement below {agreement.threshold}): its quantization changed what it attends to; compare the two "
+        'maps in the report (filter "int8 looks elsewhere")'
+    )
+
+
+def withheld_warning(totals: TfliteTotals | None) -> str | None:
+    """Samples whose twin's outputs were not LiteRT's: their TFLite maps are not shown."""
+    if not totals or not totals.withheld:
+        return None
+    return (
+        f"on {totals.withheld} of {totals.compared} samples the TFLite twin's outputs are not LiteRT's: their "
+        "TFLite maps are withheld (column tflite_map_withheld says why)"
+    )
 
 
 def warnings(*found: str | None) -> list[str]:

@@ -16,8 +16,9 @@ from gradcam.job.records import (
     PerClass,
     RunInfo,
     SampleRecord,
+    ScoreRow,
+    TfliteMap,
     TfliteTotals,
-    TrustRow,
     WindowFacts,
 )
 
@@ -40,6 +41,12 @@ RESULT_FIELDS = (
     "tflite_confidence",
     "tflite_error",
     "agrees",
+    "tflite_overlay",
+    "tflite_peak_x",
+    "tflite_peak_y",
+    "tflite_faithfulness",
+    "map_agreement",
+    "tflite_map_withheld",
 )  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
 # Audio (feature) runs add each window's origin and the map's peak along it.
 WINDOW_FIELDS = ("sample_id", "start_ms", "end_ms", "peak_frame", "peak_ms", "peak_filter", "peak_hz", "audio")
@@ -62,6 +69,10 @@ OBJECT_FIELDS = (
     "peak_in_box",
     "blank",
     "faithfulness",
+    "tflite_peak_x",
+    "tflite_peak_y",
+    "tflite_peak_in_box",
+    "map_agreement",
 )
 
 
@@ -101,12 +112,28 @@ def object_row(o: ObjectRecord) -> dict:
         "peak_in_box": o.peak_in_box,
         "blank": o.peak is None,
         "faithfulness": o.faithfulness,
+        **_tflite_map(o.tflite, in_box=True),
     }
 
 
-def result_row(record: SampleRecord, overlay: str, true_class_overlay: str = "", audio: str = "") -> dict:
+def _tflite_map(found: TfliteMap | None, in_box: bool = False) -> dict:
+    """The TFLite model's own map: its peak, its faithfulness (a sample's) or whether its peak is in
+    the box (an object's), and its agreement with the Keras map."""
+    x, y = _point(found and found.peak)
+    name, value = ("tflite_peak_in_box", "peak_in_box") if in_box else ("tflite_faithfulness", "faithfulness")
+    return {
+        "tflite_peak_x": x,
+        "tflite_peak_y": y,
+        name: found and getattr(found, value),
+        "map_agreement": found and rounded(found.agreement),
+    }
+
+
+def result_row(
+    record: SampleRecord, overlay: str, true_class_overlay: str = "", audio: str = "", tflite_overlay: str = ""
+) -> dict:
     """One sample, as results.json lists it (results.csv takes its columns from it); audio: an audio
-    window's sound in deploy.zip."""
+    window's sound in deploy.zip; tflite_overlay: the TFLite model's own map's picture."""
     answer, tflite, facts = record.answer, record.tflite, record.map
     peak = facts.peak or (None, None)
     detection = record.detection
@@ -128,6 +155,9 @@ def result_row(record: SampleRecord, overlay: str, true_class_overlay: str = "",
         "tflite_confidence": tflite and rounded(tflite.confidence),
         "tflite_error": tflite and rounded(tflite.error),
         "agrees": record.agrees,
+        "tflite_overlay": tflite_overlay,
+        **_tflite_map(record.tflite_map),
+        "tflite_map_withheld": record.withheld,
         **_rates(detection and detection.counts),
         "objects": [object_row(o) for o in detection.objects] if detection else [],
         "overlay": overlay,
@@ -156,15 +186,15 @@ def object_csv_rows(row: dict) -> list[dict]:
     ]
 
 
-def _trust_row(row: TrustRow) -> dict:
-    return {"maps": row.maps, "trusted": row.trusted, "share": rounded(row.share), "mean": rounded(row.mean)}
+def _trust_row(row: ScoreRow) -> dict:
+    return {"maps": row.maps, "trusted": row.passed, "share": rounded(row.share), "mean": rounded(row.mean)}
 
 
 def _detection_row(row: DetectionRow) -> dict:
     return _rates(row.counts) | {"peak_in_box": rounded(row.peak_in_box)}
 
 
-def _per_class(totals: PerClass | None, row: Callable[[TrustRow | DetectionRow], dict]) -> dict:
+def _per_class(totals: PerClass | None, row: Callable[[ScoreRow | DetectionRow], dict]) -> dict:
     if totals is None:
         return {}
     classes = {name: row(figures) for name, figures in totals.classes.items()}
@@ -182,7 +212,15 @@ def _tflite(totals: TfliteTotals | None) -> dict:
         "compared": totals.compared,
         "disagreements": totals.disagreements,
         "agreement": rounded(totals.agreement),
+        "maps": _per_class(totals.maps, _agreement_row),
+        "withheld": totals.withheld,
     }
+
+
+def _agreement_row(row: ScoreRow) -> dict:
+    """The TFLite maps of some samples: how many, how many look elsewhere, and the mean agreement."""
+    elsewhere = row.maps - row.passed
+    return {"maps": row.maps, "elsewhere": elsewhere, "share": rounded(elsewhere / row.maps), "mean": rounded(row.mean)}
 
 
 def _look(look: ClassLook, tile: str) -> dict:

@@ -42,6 +42,9 @@ INDEX_FIELDS = (
     "tflite_confidence",
     "tflite_error",
     "agrees",
+    "tflite_overlay",
+    "map_agreement",
+    "tflite_map_withheld",
 )
 DETECTION_INDEX_FIELDS = ("true_positives", "false_positives", "false_negatives", "objects")
 WINDOW_INDEX_FIELDS = ("start_ms", "end_ms", "peak_ms", "audio")  # audio: a card's time line, mark and player

@@ -80,8 +80,8 @@ class DeployZip:
 
     def add(self, record: SampleRecord, pictures: Pictures) -> str:
         """Store a sample's encoded overlay (already compressed: stored as is), if it has one, under a
-        unique, traceable name, and beside it the overlay of a mistake's contrast map, if given;
-        returns the overlay's name ("" without one)."""
+        unique, traceable name, and beside it the overlay of a mistake's contrast map and the TFLite
+        model's own map, if given; returns the overlay's name ("" without one)."""
         answer = record.answer
         label = record.true_label if answer.correct is not None else answer.predicted
         stem = PurePosixPath(record.source).name.split(".ingestion-")[0]
@@ -91,15 +91,17 @@ class DeployZip:
             confidence = f"-{answer.confidence:.2f}" if answer.confidence is not None else ""
             tag = f"pred-{answer.predicted}{confidence}"
         folder = f"{record.folder}/{_safe(label or '_')}" if self.by_label else record.folder
-        overlay = contrast = ""
+        overlay = contrast = tflite = ""
         if pictures.overlay is not None:
             overlay = self._store(folder, _safe(f"{stem}.{tag}"), pictures.overlay)
         if pictures.contrast is not None:
             contrast = self._store(folder, _safe(f"{stem}.true-{record.true_label}"), pictures.contrast)
+        if pictures.tflite is not None:
+            tflite = self._store(folder, _safe(f"{stem}.tflite-{tag}"), pictures.tflite)
         sound, data = pictures.sound or ("", None)
         if data is not None:
             self._zip.writestr(sound, data)
-        row = result_row(record, overlay, contrast, sound)
+        row = result_row(record, overlay, contrast, sound, tflite)
         self._rows.write(json.dumps(row, allow_nan=False, default=str) + "\n")
         self._scores.update(dict.fromkeys(row["scores"]))
         self.page.add(row)
