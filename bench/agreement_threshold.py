@@ -41,10 +41,8 @@ def agreements(model_path: Path, options: dict, bad: bool) -> tuple[np.ndarray, 
     keras = Explainer(model, helpers.SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
     images, _labels, _boxes = helpers.shapes_test_set(**options)
     inputs = np.stack([keras.prepare(image)[0] for image in images])
-    if bad:
-        calibration = np.random.default_rng(0).random((4, *inputs.shape[1:]), np.float32) * 0.1
-    else:
-        calibration = inputs[:60]
+    dark_noise = np.random.default_rng(0).random((4, *inputs.shape[1:]), np.float32) * 0.1
+    calibration = dark_noise if bad else inputs[:60]
     graph = helpers.converted(model, calibration)
     int8 = Explainer(graph, helpers.SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
     a, b = keras.run(inputs), int8.run(inputs)

@@ -285,7 +285,10 @@ def check_deploy_zip(zip_path, export_zip):
         ]
     overlays = [r["overlay"] for r in results["results"]]
     mistakes = [r["true_class_overlay"] for r in results["results"] if r["correct"] is False]
-    assert sorted(names) == sorted(overlays + mistakes), "an overlay per sample, and the true class's map per mistake"
+    tflite = [r["tflite_overlay"] for r in results["results"] if r["tflite_overlay"]]
+    assert sorted(names) == sorted(overlays + mistakes + tflite), (
+        "an overlay per sample, the true class's map per mistake, and the TFLite model's own map where drawn"
+    )
     assert len(overlays) == len(samples) == len(results["results"])
     assert results["run"]["classes"] == OUTPUT_ORDER
     explained = {r["predicted"] for r in results["results"]}

@@ -69,7 +69,7 @@ class Recorded:
 @dataclass
 class Emulator:
     export_zip: bytes
-    model_zip: bytes
+    model_zip: bytes | None  # the Keras model; None: a project without one (404)
     api_key: str = "ei_0123456789abcdef0123456789abcdef_test"
     classes: list[str] = field(default_factory=lambda: ["circle", "square", "triangle"])
     mode: str = "classification"
@@ -81,6 +81,7 @@ class Emulator:
     audio: AudioProject | None = None  # a time-series impulse instead of the image one
     faults: Faults = field(default_factory=Faults)
     requests: list[Recorded] = field(default_factory=list)
+    tflite: bytes | None = None  # the project's int8 TFLite model, offered in its downloads
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -128,8 +129,12 @@ class Emulator:
             return 200, dsp_config(self.channels), {}
         if method == "GET" and path == f"{p}/training/keras/{LEARN_ID}/metadata":
             return 200, keras_metadata(self.classes, self.mode, self.last_layer, self.thresholds), {}
-        if method == "GET" and path == f"{p}/learn-data/{LEARN_ID}/model/tflite-h5":
+        if method == "GET" and path == f"{p}/learn-data/{LEARN_ID}/model/tflite-h5" and self.model_zip:
             return 200, self.model_zip, {"Content-Type": "application/zip"}
+        if method == "GET" and path == f"{p}/learn-data/{LEARN_ID}/model/tflite-int8" and self.tflite:
+            return 200, self.tflite, {"Content-Type": "application/octet-stream"}
+        if method == "GET" and path == f"{p}/downloads":
+            return 200, self._downloads(), {}
         if method == "POST" and path == f"{p}/jobs/export/original":
             return 200, self._start_job(), {}
         match = re.fullmatch(rf"{p}/jobs/(\d+)/(status|stdout)", path)
@@ -155,6 +160,25 @@ class Emulator:
         if match and int(match.group(1)) in audio.wavs:
             return 200, audio.wavs[int(match.group(1))], {"Content-Type": "audio/wav"}
         return 404, {"success": False, "error": f"no route GET {path}"}, {}
+
+    def _downloads(self) -> dict:
+        """The project's downloads, as Studio's dashboard lists them (ProjectDownloadsResponse)."""
+        offered = [
+            ("tflite-h5", "Keras model (h5)", self.model_zip),
+            ("tflite-int8", "TensorFlow Lite (int8 quantized)", self.tflite),
+        ]
+        downloads = [
+            {
+                "id": i,
+                "name": name,
+                "type": name,
+                "size": f"{len(body)} bytes",
+                "link": f"/v1/api/{PROJECT_ID}/learn-data/{LEARN_ID}/model/{i}",
+            }
+            for i, name, body in offered
+            if body
+        ]
+        return {"success": True, "downloads": downloads}
 
     def _start_job(self) -> dict:
         with self._lock:

@@ -29,6 +29,9 @@ def test_emulator_responses_parse_with_the_official_models(studio):
     ei.GetImpulseResponse.parse_obj(_api_get(studio, f"{p}/impulse"))
     ei.DSPConfigResponse.parse_obj(_api_get(studio, f"{p}/dsp/{emu.DSP_ID}"))
     ei.KerasModelMetadataResponse.parse_obj(_api_get(studio, f"{p}/training/keras/{emu.LEARN_ID}/metadata"))
+    studio.tflite = b"TFL3"
+    ids = [d.id for d in ei.ProjectDownloadsResponse.parse_obj(_api_get(studio, f"{p}/downloads")).downloads]
+    assert ids == ["tflite-h5", "tflite-int8"]
     started = requests.post(
         f"{studio.host}{p}/jobs/export/original", json={}, headers={"x-api-key": studio.api_key}, timeout=10
     )

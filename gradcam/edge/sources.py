@@ -112,6 +112,23 @@ def from_block(settings: Settings, work: Path) -> Source:
     )
 
 
+def _download_models(
+    client: StudioClient, project_id: int, learn_id: int, settings: Settings
+) -> tuple[Path, Path | None]:
+    """What the project has: its Keras model and its TFLite model (int8 where offered). A project
+    without a Keras model (bring your own model, custom learn blocks) gets its TFLite model explained."""
+    folder = settings.work_dir
+    found = None if settings.no_tflite else client.tflite_download(project_id)
+    tflite = found and client.download_model(project_id, learn_id, folder / f"model-{project_id}-{found}.tflite", found)
+    try:
+        return client.download_model(project_id, learn_id, folder / f"model-{project_id}-{learn_id}.zip"), tflite
+    except GradcamError as exc:
+        if tflite is None or "HTTP 404" not in str(exc):
+            raise
+        log.info("the project has no Keras model (%s): explaining its TFLite model %s", exc, tflite.name)
+        return tflite, None
+
+
 def from_api_key(settings: Settings) -> Source:
     """A local run with an API key: the key's project, its Keras learn block, a fresh export."""
     client = StudioClient(settings.api_key or "", settings.host or DEFAULT_HOST)
@@ -121,9 +138,7 @@ def from_api_key(settings: Settings) -> Source:
     export = settings.work_dir / f"export-{project_id}.zip"
     if settings.skip_dataset_download and not export.is_file():
         raise GradcamError(f"--skip-dataset-download: no earlier export at {export}; run once without it")
-    model = client.download_model(
-        project_id, info.learn_id, settings.work_dir / f"model-{project_id}-{info.learn_id}.zip"
-    )
+    model, tflite = _download_models(client, project_id, info.learn_id, settings)
     settings = _complete(
         settings,
         info.classes,
@@ -132,6 +147,8 @@ def from_api_key(settings: Settings) -> Source:
         info.input_scaling,
         info.detection_threshold,
         model=model,
+        tflite=settings.tflite or tflite,
+        tflite_required=settings.tflite is not None,
         dsp_block=info.features and info.features.type,
     )
     if info.features:

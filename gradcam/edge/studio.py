@@ -40,6 +40,9 @@ from gradcam.errors import GradcamError
 log = logging.getLogger("gradcam")
 
 
+KERAS = "tflite-h5"  # the download id of a Keras learn block's model.h5 zip
+
+
 def base_url(host: str) -> str:
     host = host.rstrip("/")
     if host.endswith("/v1"):
@@ -203,19 +206,30 @@ class StudioClient:
         except (ValueError, OSError, EOFError) as exc:
             raise GradcamError(f"Studio API: {what} failed: the answer is not an npy file ({exc})") from None
 
-    def download_model(self, project_id: int, learn_id: int, target: Path) -> Path:
-        """The trained Keras model: a zip holding model.h5."""
+    def download_model(self, project_id: int, learn_id: int, target: Path, download_id: str = KERAS) -> Path:
+        """A trained model of the learn block: by default the Keras model, a zip holding model.h5."""
         response = self._call(
             "downloading the model",
             ei.LearnApi(self._client).download_learn_model,
             project_id,
             learn_id,
-            "tflite-h5",
+            download_id,
             _preload_content=False,
         )
         target.write_bytes(response.data)
-        log.info("downloaded the model (%d bytes)", len(response.data))
+        log.info("downloaded the model %s (%d bytes)", download_id, len(response.data))
         return target
+
+    def tflite_download(self, project_id: int) -> str | None:
+        """The download id of the project's TFLite model: int8 (what devices run) where it offers one,
+        else float32; None when it offers neither."""
+        listed = self._call("listing the model downloads", ei.ProjectsApi(self._client).list_downloads, project_id)
+        offered = {d.type: d.id for d in listed.downloads if d.id and d.type.startswith("TensorFlow Lite")}
+        for kind in ("int8", "float32"):
+            found = next((i for name, i in offered.items() if kind in name), None)
+            if found:
+                return found
+        return None
 
     def export_dataset(self, project_id: int, target: Path, timeout: float = 1800.0) -> Path:
         """Start an "export original" job, wait for it, download the zip it made."""
