@@ -42,12 +42,11 @@ from scale import scale_lines  # noqa: E402
 
 from gradcam.edge.dataset import open_dataset  # noqa: E402
 from gradcam.engine.cam import make_cam  # noqa: E402
-from gradcam.engine.formats import load_model  # noqa: E402
+from gradcam.engine.formats import adapter_for, load_model  # noqa: E402
 from gradcam.engine.model import ModelAdapter  # noqa: E402
 from gradcam.engine.tasks import Detection  # noqa: E402
 from gradcam.engine.tflite import TfliteModel  # noqa: E402
 from gradcam.explainer import Explainer  # noqa: E402
-from gradcam.job.beside import Comparison  # noqa: E402
 from gradcam.job.run import Job  # noqa: E402
 from gradcam.settings import Settings  # noqa: E402
 from tests.fixtures import make_fomo, make_models  # noqa: E402
@@ -213,21 +212,42 @@ def end_to_end(
     resize_mode: str = "fit-short",
     faithfulness: bool = True,
     tflite: Path | None = None,
+    explain: str = "both",
 ):
     """The whole offline job (decode, preprocess, CAM, faithfulness if on, the TFLite model beside
-    if given, overlay, encode, zip, report): (images/s, summary)."""
-    model = load_model(model_path)
-    explainer = Explainer(model, classes, resize_mode=resize_mode, faithfulness=faithfulness)
-    _warm_up(explainer, batch)
+    if given, with its own maps unless explain is "keras", overlay, encode, zip, report): (images/s,
+    summary)."""
     settings = Settings(
-        model=model_path, dataset=export, out=out, batch_size=batch, resize_mode=resize_mode, faithfulness=faithfulness
-    )
-    beside = tflite and Comparison(tflite.name, TfliteModel.beside(tflite, explainer.adapter))
+        model=model_path,
+        dataset=export,
+        out=out,
+        batch_size=batch,
+        resize_mode=resize_mode,
+        faithfulness=faithfulness,
+        tflite=tflite,
+        explain=explain,
+    ).with_defaults()
+    job = Job.build(load_model(model_path), settings, classes)
+    for explainer in (job.explainer, job.tflite and job.tflite.twin):
+        if explainer:
+            _warm_up(explainer, batch)
     with open_dataset(export) as dataset:
         n = len(dataset.samples)
         start = time.perf_counter()
-        summary = Job(explainer, settings.with_defaults(), beside).run(dataset)
+        summary = job.run(dataset)
         return n / (time.perf_counter() - start), summary
+
+
+def tflite_maps(model_path: Path, export: Path, out: Path, batch: int, seconds: float) -> tuple[float, float]:
+    """(the int8 twin's CAM pass against the Keras CAM pass, in images/s; the default job, with both
+    models' maps, against the job with the Keras maps alone), each measured in this one run."""
+    int8 = model_path.with_suffix(".tflite")
+    x = np.random.default_rng(0).random((batch, *ModelAdapter(load_model(model_path)).image_shape), np.float32)
+    passes = [make_cam(adapter_for(load_model(path))) for path in (model_path, int8)]
+    keras_cam, twin_cam = (rate(lambda cam=cam: cam(x), batch, seconds) for cam in passes)
+    both, _ = end_to_end(model_path, export, out / "both", batch, tflite=int8)
+    alone, _ = end_to_end(model_path, export, out / "keras", batch, tflite=int8, explain="keras")
+    return keras_cam / twin_cam, alone / both
 
 
 def fomo_rates(export: Path, out: Path, batch: int) -> dict:
@@ -335,6 +355,8 @@ def main() -> None:
         mistakes.append(summary.info.tally.incorrect)
     fomo = fomo_rates(fomo_export(tmp / "fomo.zip", args.n), tmp / "fomo-out", args.batch)
     mobilenet = models["MobileNetV2 0.35 96x96 (nested, trained)"]
+    labelled = tmp / f"{mobilenet.stem}-labelled.zip"
+    twin_pass, both_maps = tflite_maps(mobilenet, labelled, tmp / "tflite-maps", args.batch, args.seconds)
     small_rss, _ = peak_rss(mobilenet, export, tmp / "rss-small")
     big_rss, _ = peak_rss(mobilenet, big, tmp / "rss-big")
     photos_rss, photos_seconds = peak_rss(mobilenet, photos, tmp / "rss-photos")
@@ -366,6 +388,10 @@ def main() -> None:
         f"({photos_rss * 2**20 / 1e9:.2f} GB, target <= 1.5 GB), {photos_rss / small_rss:.2f}x the 320x240 run; "
         f"{full_rss:.0f} MiB with --max-overlay-size 0 (full-size decode and overlays). Wall time with start-up: "
         f"{photos_seconds:.0f}s, {full_seconds / photos_seconds:.1f}x that with --max-overlay-size 0.",
+        "",
+        f"The int8 model's own maps (MobileNetV2; its twin, gradcam/engine/twin.py): the twin's CAM pass costs "
+        f"{twin_pass:.2f}x the Keras CAM pass per image; the default job, with both models' maps, costs "
+        f"{both_maps:.2f}x the job with the Keras maps alone (--explain keras; goal <= 1.6).",
         "",
         f"FOMO (MobileNetV2 0.35 96x96, the trained test fixture; {args.n} scenes, "
         f"{fomo['objects_per_image']:.1f} objects explained per image): job {fomo['job']:.0f} img/s, "

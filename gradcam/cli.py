@@ -107,13 +107,7 @@ def parser() -> argparse.ArgumentParser:
         help="the TFLite model (int8 or float32) to compare with on every image (Studio: its own)",
     )
     src.add_argument("--no-tflite", action="store_true", help="do not run the TFLite model, not even Studio's")
-    src.add_argument(
-        "--explain",
-        choices=EXPLAIN,
-        default="both",
-        help="with a Keras and a TFLite model: both models' own maps (default), the Keras model's only (the TFLite "
-        "model's answers beside), or the TFLite model's only",
-    )
+    src.add_argument("--explain", choices=EXPLAIN, default="both", help="with Keras and TFLite models: whose maps")
     p.add_argument("--out", type=Path, default=Path("output"), help="folder for deploy.zip (default: output)")
     p.add_argument("--category", choices=CATEGORIES, default="testing", help="which samples to explain")
 

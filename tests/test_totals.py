@@ -11,6 +11,7 @@ import pytest
 from gradcam.engine.agreement import ELSEWHERE
 from gradcam.engine.fomo import Box, Counts
 from gradcam.job import totals
+from gradcam.job import warnings as warned
 from gradcam.job.beside import Comparison
 from gradcam.job.records import MapFacts, ObjectRecord, Objects, Outcome, SampleRecord, ScoreRow, Tally, TfliteMap
 from tests.helpers import ROOT
@@ -126,23 +127,23 @@ def test_detection_totals_add_up_objects_of_labelled_images_per_class():
 
 
 def test_warnings_name_what_a_reader_should_know():
-    unknown = totals.label_warning(Counter({"circle": 3, "hexagon": 1}), ["Circle", "square"])
+    unknown = warned.label_warning(Counter({"circle": 3, "hexagon": 1}), ["Circle", "square"])
     assert unknown == (
         "4 images have a label that is not one of the model's classes (Circle, square): 'circle' (3 images, "
         "did you mean 'Circle'?), 'hexagon' (1 image); they count as incorrect"
     )
-    assert totals.label_warning(Counter({"x": 2}), ["a"], objects=True).startswith("2 object boxes have a label")
-    assert totals.label_warning(Counter(), ["a"]) is None
-    assert totals.coarse_warning((3, 3), "Conv_1").startswith("the heatmaps are only 3x3 cells (Conv_1)")
-    assert totals.coarse_warning((6, 6), "x") is None
-    assert totals.blank_warning(Tally(blank=2), 7, None).startswith("2 of 7 heatmaps are blank")
-    assert "the score of cat" in totals.blank_warning(Tally(blank=1), 7, "cat")
-    assert totals.blank_warning(Tally(), 7, None) is None
+    assert warned.label_warning(Counter({"x": 2}), ["a"], objects=True).startswith("2 object boxes have a label")
+    assert warned.label_warning(Counter(), ["a"]) is None
+    assert warned.coarse_warning((3, 3), "Conv_1").startswith("the heatmaps are only 3x3 cells (Conv_1)")
+    assert warned.coarse_warning((6, 6), "x") is None
+    assert warned.blank_warning(Tally(blank=2), 7, None).startswith("2 of 7 heatmaps are blank")
+    assert "the score of cat" in warned.blank_warning(Tally(blank=1), 7, "cat")
+    assert warned.blank_warning(Tally(), 7, None) is None
     records = [_record("a", "a", True, faithfulness=0.1)] * 3 + [_record("a", "a", True, faithfulness=0.9)]
     low = _summed(records).totals().trust
-    assert totals.trust_warning(low).startswith("3 of 4 maps score a faithfulness below 0.2")
-    assert totals.trust_warning(None) is None
-    assert totals.warnings(None, "a", None, "b") == ["a", "b"]
+    assert warned.trust_warning(low).startswith("3 of 4 maps score a faithfulness below 0.2")
+    assert warned.trust_warning(None) is None
+    assert warned.warnings(None, "a", None, "b") == ["a", "b"]
 
 
 def _beside(explained, agreement, withheld=""):
@@ -160,7 +161,7 @@ def test_tflite_maps_are_summed_per_explained_class_against_the_elsewhere_thresh
     assert found.maps.total == ScoreRow(3, 2, pytest.approx(1.6 / 3))
     assert found.maps.classes == {"cat": ScoreRow(2, 1, pytest.approx(0.55)), "dog": ScoreRow(1, 1, 0.5)}
     assert found.withheld == 1
-    assert totals.withheld_warning(found) == (
+    assert warned.withheld_warning(found) == (
         "on 1 of 4 samples the TFLite twin's outputs are not LiteRT's: their TFLite maps are withheld "
         "(column tflite_map_withheld says why)"
     )
@@ -183,10 +184,10 @@ def test_objects_tflite_maps_are_summed_per_object_class():
 def test_a_warning_when_the_tflite_maps_look_elsewhere_on_a_fifth_of_the_samples(elsewhere, warned):
     records = [_beside("cat", 0.1)] * elsewhere + [_beside("cat", 0.9)] * (100 - elsewhere)
     found = _summed(records, tflite=Comparison("m.tflite", SimpleNamespace(kind="int8"))).totals().tflite
-    warning = totals.elsewhere_warning(found)
+    warning = warned.elsewhere_warning(found)
     assert (warning is not None) == warned
     if warned:
         assert warning.startswith(
             "the int8 model looks elsewhere than the Keras model on 20 of 100 maps (map agreement below 0.5)"
         )
-    assert totals.withheld_warning(found) is None
+    assert warned.withheld_warning(found) is None

@@ -201,12 +201,13 @@ def test_real_fomo_twins_give_litert_s_outputs_and_keras_layers(name):
     if "float32" in name:
         assert steps.max() <= 1e-4, steps.max()
         return
-    # int8: the twin rounds in float where the kernels requantize in fixed point; near-ties round
-    # apart by one step in a few elements per layer, and on some images that grows. Measured on
-    # these 63 photos: 56 within one output step (the job withholds the others' maps).
+    # int8: convolutions and fully connected layers are computed as the kernels compute them
+    # (gradcam.engine.requantize); the other operators round in float. Measured on these 63 photos:
+    # 62 within one output step, 61 of them exact (the job withholds the other's map). Rounding
+    # every operator in float gave 56 within one step.
     within = float((steps <= 1.0 + 1e-6).mean())
     print(f"{name}: {within:.0%} of images within one output step; steps apart {np.bincount(steps.astype(int))}")
-    assert within >= 0.85
+    assert within >= 0.95
 
 
 @real

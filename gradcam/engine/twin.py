@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
+from gradcam.engine.requantize import Integers, exact, integer, requantized
 from gradcam.engine.tflite_graph import Graph, Operator, Tensor
 from gradcam.errors import GradcamError
 
@@ -203,6 +204,9 @@ class Twin:
             self._constants = {
                 i: tf.constant(graph.tensors[i].real()) for i in used if graph.tensors[i].data is not None
             }
+        self.exact = {op.index for op in graph.operators if op.index not in self.skipped and exact(graph, op)}
+        weights = {i for op in graph.operators if op.index in self.exact for i in op.inputs[1:] if i >= 0}
+        self.integers = Integers(graph, weights)
 
     def shape(self, tensor: int) -> tuple[int, ...]:
         return self.graph.tensors[tensor].shape
@@ -248,7 +252,12 @@ class Twin:
             y = getattr(_Ops, op.op)(self, op, inputs)
             if out in keep_before:
                 y = kept(y, before, out)
-            values[out] = fake_quant(_fused(op.options)(y), tensors[out])
+            y = _fused(op.options)(y)
+            if op.index in self.exact:  # the int8 kernel's own value, the real path's gradient
+                accumulator = getattr(_Ops, op.op)(self.integers, op, [integer(inputs[0], tensors[op.inputs[0]])])
+                values[out] = y + tf.stop_gradient(requantized(self.graph, op, accumulator) - y)
+            else:
+                values[out] = fake_quant(y, tensors[out])
             if out in keep:
                 values[out] = kept(values[out], found, out)
         return Run(found, values, before, values[self.graph.output])

@@ -17,7 +17,7 @@ from gradcam.edge.features import FeatureSet, open_features
 from gradcam.engine.formats import load_model
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
-from gradcam.job import totals
+from gradcam.job import warnings as warned
 from gradcam.job.beside import Comparison
 from gradcam.job.loop import StageTimes, run_batches
 from gradcam.job.pictures import class_tile
@@ -98,8 +98,8 @@ class Job:
         explainer = self.explainer
         log.info("%s; task %s", _describe_layers(explainer), explainer.task.name)
         labels = self._label_warning(dataset.samples, stages.detection)
-        named = totals.named_warning(sum(s.named for s in dataset.samples), len(dataset.samples))
-        for warning in (named, labels, totals.coarse_warning(explainer.resolution, explainer.layer_name)):
+        named = warned.named_warning(sum(s.named for s in dataset.samples), len(dataset.samples))
+        for warning in (named, labels, warned.coarse_warning(explainer.resolution, explainer.layer_name)):
             if warning:
                 log.warning("warning: %s", warning)
 
@@ -107,23 +107,23 @@ class Job:
         """The samples' labels that are not model classes (object boxes' labels when `objects`)."""
         task, classes = self.explainer.task, self.explainer.classes
         labels = [label for sample in samples for label in task.labels_of(sample)]
-        return totals.label_warning(Counter(task.unknown_labels(labels, classes)), classes, objects)
+        return warned.label_warning(Counter(task.unknown_labels(labels, classes)), classes, objects)
 
     def _info(self, stages: Stages, samples: list[Sample], running: RunningTotals, skipped: list[Skipped]) -> RunInfo:
         explainer, settings = self.explainer, self.settings
         tally, kind_totals = running.tally(len(skipped)), running.totals()
         unread = {s.source for s in skipped}
         used = [s for s in samples if s.path not in unread]
-        warnings = totals.warnings(
-            totals.named_warning(sum(s.named for s in used), len(used)),
+        warnings = warned.warnings(
+            warned.named_warning(sum(s.named for s in used), len(used)),
             self._label_warning(used, stages.detection),
-            totals.tflite_warning(kind_totals.tflite),
-            totals.withheld_warning(kind_totals.tflite),
-            totals.elsewhere_warning(kind_totals.tflite),
-            totals.coarse_warning(explainer.resolution, explainer.layer_name),
-            totals.blank_warning(tally, running.explained, settings.target_class),
-            totals.trust_warning(kind_totals.trust),
-            *totals.shortcut_warnings(kind_totals.looks),
+            warned.tflite_warning(kind_totals.tflite),
+            warned.withheld_warning(kind_totals.tflite),
+            warned.elsewhere_warning(kind_totals.tflite),
+            warned.coarse_warning(explainer.resolution, explainer.layer_name),
+            warned.blank_warning(tally, running.explained, settings.target_class),
+            warned.trust_warning(kind_totals.trust),
+            *warned.shortcut_warnings(kind_totals.looks),
         )
         return RunInfo(
             model=settings.model.name if settings.model else "",
