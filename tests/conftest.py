@@ -73,3 +73,16 @@ def browser():
         )
         yield browser
         browser.close()
+
+
+# The longest test files first: --dist loadfile hands whole files to the workers in collection
+# order, and a long file handed out last would leave one worker running it alone at the end.
+LONGEST_FIRST = ("test_tflite.py", "test_twin.py", "test_detection.py", "test_offline_job.py", "test_block.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)

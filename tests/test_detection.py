@@ -383,6 +383,14 @@ def test_the_int8_models_detections_are_compared_with_the_keras_models(tmp_path)
     assert (tflite["type"], tflite["compared"]) == ("int8", 24)
     assert tflite["disagreements"] == sum(row["agrees"] == "False" for row in table)
     assert 0 < tflite["disagreements"] < 24, "both outcomes are checked (3 disagreements with this calibration)"
+    # The int8 model's own map of every object the Keras model found or missed (its twin's, where it
+    # gives LiteRT's outputs): it points at the objects found, as the Keras maps do.
+    drawn = [r for r in document["results"] if not r["tflite_map_withheld"]]
+    assert len(drawn) >= 22 and all(r["tflite_overlay"] for r in drawn)
+    scored = [o for r in drawn for o in r["objects"] if o["map_agreement"] is not None]
+    assert tflite["maps"]["total"]["maps"] == len(scored) and tflite["maps"]["total"]["share"] <= 0.2
+    found_objects = [o for r in drawn for o in r["objects"] if o["kind"] == "detection" and o["box"]]
+    assert np.mean([o["tflite_peak_in_box"] for o in found_objects]) >= 0.8
 
 
 def test_boxes_come_from_bounding_boxes_labels_in_edge_impulse_object_detection_format(tmp_path):

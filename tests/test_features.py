@@ -309,3 +309,23 @@ def test_the_python_api_explains_windows_of_features(keywords, tmp_path):
     assert summary.info.method == "hirescam" and summary.info.tally.correct + summary.info.tally.incorrect == 60
     rows, _, _ = _results(summary.zip_path)
     assert [row["true_label"] for row in rows] == [CLASSES[label] for label in data.labels]
+
+
+def test_an_int8_audio_model_s_own_maps_are_drawn_beside_the_keras_maps(keywords, tmp_path):
+    from gradcam.engine.formats import load_model
+    from tests.helpers import converted
+
+    folder, _ = keywords
+    model = load_model(FIXTURES / "keywords_2d.h5")
+    features = np.load(folder / "X_testing.npy")
+    (tmp_path / "int8.tflite").write_bytes(converted(model, features[:40]).content)
+    rows, document, archive = _job(
+        keywords, tmp_path, "2d", "--labels", str(folder / "y_testing.npy"), "--tflite", str(tmp_path / "int8.tflite")
+    )
+    drawn = [row for row in rows if not row["tflite_map_withheld"]]
+    assert len(drawn) >= 57 and all(row["tflite_overlay"] for row in drawn)
+    picture = cv2.imdecode(np.frombuffer(archive.read(drawn[0]["tflite_overlay"]), np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape[:2] == (audio.FILTERS * BAND_PX, audio.FRAMES * FRAME_PX), "turned as the Keras picture"
+    assert all(row["tflite_peak_x"] == "" for row in rows), "a window's peak is a time and a band, not a pixel"
+    agreement = document["run"]["tflite"]["maps"]["total"]
+    assert agreement["maps"] == sum(row["map_agreement"] != "" for row in drawn) and agreement["share"] <= 0.1

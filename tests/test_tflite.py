@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -84,11 +85,23 @@ def reference(path, inputs: np.ndarray) -> np.ndarray:
     return np.stack(outputs)
 
 
-def test_int8_answers_equal_an_independent_interpreter_run(models, tmp_path):
-    result = _run(*JOB, "--tflite", models["int8"], "--out", tmp_path, "--batch-size", "16")
+@pytest.fixture(scope="module")
+def jobs(models, tmp_path_factory):
+    """The job run once with each TFLite model beside the Keras one (the default: both models'
+    maps), for the tests that read its outputs: model name -> (the finished process, deploy.zip)."""
+
+    def job(name: str, *flags) -> tuple[subprocess.CompletedProcess, Path]:
+        out = tmp_path_factory.mktemp(name)
+        return _run(*JOB, "--tflite", models[name], "--out", out, *flags), out / "deploy.zip"
+
+    return {"int8": job("int8", "--batch-size", "16"), "bad": job("bad", "--faithfulness", "0")}
+
+
+def test_int8_answers_equal_an_independent_interpreter_run(models, jobs):
+    result, deploy = jobs["int8"]
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", "TFLite's own notices stay off stderr"
-    run, rows = _rows(tmp_path / "deploy.zip")
+    run, rows = _rows(deploy)
     paths, inputs = _inputs(
         Explainer(load_model(SHAPES / "model.h5"), SHAPE_CLASSES, resize_mode="fit-short"), "testing"
     )
@@ -121,15 +134,14 @@ def test_a_float32_tflite_model_agrees_everywhere(models, tmp_path):
         assert float(row["tflite_confidence"]) == pytest.approx(float(row["confidence"]), abs=1e-4)
 
 
-def test_disagreements_are_counted_filtered_and_shown(models, browser, tmp_path):
-    out = tmp_path / "out"
-    result = _run(*JOB, "--tflite", models["bad"], "--out", out)
+def test_disagreements_are_counted_filtered_and_shown(jobs, browser, tmp_path):
+    result, deploy = jobs["bad"]
     assert result.returncode == 0, result.stderr
-    run, rows = _rows(out / "deploy.zip")
+    run, rows = _rows(deploy)
     disagreeing = [row for row in rows if row["agrees"] == "False"]
     assert len(disagreeing) >= 10 and run["tflite"]["disagreements"] == len(disagreeing)
     assert f"; {len(disagreeing)} disagreements" in result.stdout
-    page, problems = open_report(browser, out / "deploy.zip", tmp_path / "unzipped")
+    page, problems = open_report(browser, deploy, tmp_path / "unzipped")
     assert "int8 disagreements" in page.locator("#cards").inner_text()
     assert page.locator("#tflite-section").is_visible()
     off_diagonal = page.locator("#tflite td.off")
@@ -220,6 +232,9 @@ def test_studio_compares_with_its_own_trained_tflite(studio, tmp_path, model_zip
     run, rows = _rows(home / "output" / "deploy.zip")
     assert run["tflite"]["model"] == "trained.tflite" and run["tflite"]["compared"] == len(rows) == 12
     assert all(row["tflite_predicted"] in helpers.OUTPUT_ORDER for row in rows)
+    # Its own maps beside the Keras maps (Studio's default, "Models to explain: both").
+    assert run["parameters"]["explain"] == "both" and run["tflite"]["maps"]["total"]["maps"] >= 10
+    assert all(row["tflite_overlay"] for row in rows if not row["tflite_map_withheld"])
 
 
 @pytest.mark.parametrize("fault", ["missing", "garbage"])
@@ -275,13 +290,13 @@ def _results(zip_path) -> tuple[dict, list[dict]]:
     return results["run"], results["results"]
 
 
-def test_each_image_gets_the_int8_model_s_own_map_beside_the_keras_map(models, tmp_path):
-    result = _run(*JOB, "--tflite", models["int8"], "--out", tmp_path)
+def test_each_image_gets_the_int8_model_s_own_map_beside_the_keras_map(models, jobs):
+    result, deploy = jobs["int8"]
     assert result.returncode == 0, result.stderr
-    run, rows = _results(tmp_path / "deploy.zip")
+    run, rows = _results(deploy)
     drawn = [row for row in rows if not row["tflite_map_withheld"]]
     assert len(drawn) >= 114, "the int8 twin gives LiteRT's outputs on nearly every image"
-    with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
+    with zipfile.ZipFile(deploy) as archive:
         for row in drawn:
             keras = cv2.imdecode(np.frombuffer(archive.read(row["overlay"]), np.uint8), cv2.IMREAD_COLOR)
             int8 = cv2.imdecode(np.frombuffer(archive.read(row["tflite_overlay"]), np.uint8), cv2.IMREAD_COLOR)
@@ -311,18 +326,17 @@ def test_each_image_gets_the_int8_model_s_own_map_beside_the_keras_map(models, t
     )
 
 
-def test_a_badly_calibrated_int8_model_is_caught_looking_elsewhere(models, browser, tmp_path):
-    out = tmp_path / "out"
-    result = _run(*JOB, "--tflite", models["bad"], "--out", out, "--faithfulness", "0")
+def test_a_badly_calibrated_int8_model_is_caught_looking_elsewhere(jobs, browser, tmp_path):
+    result, deploy = jobs["bad"]
     assert result.returncode == 0, result.stderr
-    run, rows = _results(out / "deploy.zip")
+    run, rows = _results(deploy)
     elsewhere = [row for row in rows if row["map_agreement"] is not None and row["map_agreement"] < 0.5]
     assert len(elsewhere) / len(rows) >= 0.5, "its maps moved with its answers"
     assert run["tflite"]["maps"]["total"]["elsewhere"] == len(elsewhere)
     warning = next(w for w in run["warnings"] if "looks elsewhere" in w)
     assert warning.startswith(f"the int8 model looks elsewhere than the Keras model on {len(elsewhere)} of ")
     assert helpers.closing_warnings(result.stdout) == run["warnings"]
-    page, problems = open_report(browser, out / "deploy.zip", tmp_path / "unzipped")
+    page, problems = open_report(browser, deploy, tmp_path / "unzipped")
     table = page.locator("#tflite table").first.inner_text()
     assert "looks elsewhere" in table and "mean agreement" in table
     page.select_option("#outcome", "elsewhere")
@@ -356,29 +370,20 @@ def test_explain_keras_draws_no_tflite_maps_and_explain_tflite_explains_it_alone
     assert all(row["overlay"] for row in rows if not row["tflite_map_withheld"])
 
 
-def test_studio_draws_both_maps_and_a_project_without_keras_gets_its_tflite_explained(
-    studio, tmp_path, model_zip, studio_tflite, export_zip
+def test_a_studio_project_without_a_keras_model_gets_its_tflite_model_explained(
+    studio, tmp_path, studio_tflite, export_zip
 ):
-    for keras in (True, False):
-        root = tmp_path / str(keras)
-        home = helpers.studio_home(
-            root, studio, model_zip if keras else None, studio.api_key, tflite_models=_tflite_metadata(root / "home")
-        )
-        (home / "input" / "trained.tflite").write_bytes(studio_tflite)
-        result = _run_block(home, studio)
-        assert result.returncode == 0, result.stderr
-        helpers.check_deploy_zip(home / "output" / "deploy.zip", export_zip)
-        run, rows = _rows(home / "output" / "deploy.zip")
-        if keras:
-            assert run["model"] == "trained.h5.zip" and run["tflite"]["maps"]["total"]["maps"] >= 10
-            assert all(row["tflite_overlay"] for row in rows if not row["tflite_map_withheld"])
-        else:
-            missing = (
-                f"trained.h5.zip is missing (a project without a Keras model): explaining {home}/input/trained.tflite"
-            )
-            assert missing in result.stdout
-            assert run["model"] == "trained.tflite" and run["tflite"]["model"] == "LiteRT"
-            assert not any("/learn-data/" in r.path for r in studio.requests), "nothing downloaded"
+    home = tmp_path / "home"
+    home = helpers.studio_home(tmp_path, studio, None, studio.api_key, tflite_models=_tflite_metadata(home))
+    (home / "input" / "trained.tflite").write_bytes(studio_tflite)
+    result = _run_block(home, studio)
+    assert result.returncode == 0, result.stderr
+    helpers.check_deploy_zip(home / "output" / "deploy.zip", export_zip)
+    run, rows = _rows(home / "output" / "deploy.zip")
+    missing = f"trained.h5.zip is missing (a project without a Keras model): explaining {home}/input/trained.tflite"
+    assert missing in result.stdout
+    assert run["model"] == "trained.tflite" and run["tflite"]["model"] == "LiteRT" and len(rows) == 12
+    assert not any("/learn-data/" in r.path for r in studio.requests), "nothing downloaded"
 
 
 def test_an_api_key_run_downloads_the_project_s_tflite_model_beside_or_alone(

@@ -180,13 +180,13 @@ def test_objects_tflite_maps_are_summed_per_object_class():
     assert set(found.maps.classes) == {"circle", "square"}
 
 
-@pytest.mark.parametrize(("elsewhere", "warned"), [(19, False), (20, True)])
-def test_a_warning_when_the_tflite_maps_look_elsewhere_on_a_fifth_of_the_samples(elsewhere, warned):
+@pytest.mark.parametrize(("elsewhere", "expected"), [(19, False), (20, True)])
+def test_a_warning_when_the_tflite_maps_look_elsewhere_on_a_fifth_of_the_samples(elsewhere, expected):
     records = [_beside("cat", 0.1)] * elsewhere + [_beside("cat", 0.9)] * (100 - elsewhere)
     found = _summed(records, tflite=Comparison("m.tflite", SimpleNamespace(kind="int8"))).totals().tflite
     warning = warned.elsewhere_warning(found)
-    assert (warning is not None) == warned
-    if warned:
+    assert (warning is not None) == expected
+    if expected:
         assert warning.startswith(
             "the int8 model looks elsewhere than the Keras model on 20 of 100 maps (map agreement below 0.5)"
         )

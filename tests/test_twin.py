@@ -85,7 +85,7 @@ def mobilenet():
     """The trained MobileNetV2 96 fixture, its test set, and its int8 twin (calibrated on 100
     images of the generator's training distribution, as Studio calibrates on training data)."""
     model = load_model(FIXTURES / "mobilenetv2_96.h5")
-    keras = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short")
+    keras = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
     images, labels, boxes = helpers.shapes_test_set()
     calibration = np.stack([keras.prepare(image)[0] for image in images[:100]])
     return model, keras, helpers.converted(model, calibration), (images, labels, boxes), calibration
@@ -100,7 +100,7 @@ def _pointing(explainer: Explainer, images, labels, boxes) -> tuple[float, float
 
 def test_int8_maps_point_at_the_object_as_the_float_maps_do(mobilenet):
     _model, keras, int8, (images, labels, boxes), _calibration = mobilenet
-    twin = Explainer(int8, SHAPE_CLASSES, resize_mode="fit-short")
+    twin = Explainer(int8, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
     assert twin.adapter.kind == "int8"
     keras_accuracy, keras_pointing = _pointing(keras, images, labels, boxes)
     int8_accuracy, int8_pointing = _pointing(twin, images, labels, boxes)
@@ -112,9 +112,14 @@ def test_int8_maps_point_at_the_object_as_the_float_maps_do(mobilenet):
 def test_a_re_initialised_int8_model_does_not_point(mobilenet):
     model, _keras, _int8, (images, labels, boxes), calibration = mobilenet
     random = helpers.converted(helpers.randomised(model, calibration), calibration)
-    twin = Explainer(random, SHAPE_CLASSES, resize_mode="fit-short")
-    results = [twin.explain([image], label)[0] for image, label in zip(images, labels, strict=True)]
-    pointing = np.mean([helpers.pointing(r, box) for r, box in zip(results, boxes, strict=True)])
+    twin = Explainer(random, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
+    hits = []
+    for name in SHAPE_CLASSES:  # each image's map of its true class: one batch per class
+        chosen = [i for i, label in enumerate(labels) if label == name]
+        results = twin.explain([images[i] for i in chosen], name)
+        hits += [helpers.pointing(r, boxes[i]) for r, i in zip(results, chosen, strict=True)]
+    assert len(hits) == len(images)
+    pointing = np.mean(hits)
     print(f"re-initialised int8: pointing {pointing:.2f}")
     assert pointing <= 0.45
 
@@ -125,7 +130,7 @@ def test_map_agreement_tells_a_broken_quantization_from_a_good_one(mobilenet):
     model, _keras, int8, (images, _labels, _boxes), calibration = mobilenet
     bad = helpers.converted(model, np.random.default_rng(0).random((4, *calibration.shape[1:]), np.float32) * 0.1)
     keras = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
-    inputs = np.stack([keras.prepare(image)[0] for image in images])
+    inputs = np.stack([keras.prepare(image)[0] for image in images[::2]])  # 60 of the test images
     reference = keras.run(inputs)
     shares = {}
     for name, graph in (("good", int8), ("bad", bad)):
