@@ -103,7 +103,7 @@ class BaseCAM:
         every deleted copy of every part through the model as one batch."""
         if not self.faithfulness:
             return [tf.zeros((0,)) for _ in parts]
-        return faithfulness.measure(lambda x: self.adapter(x).scores, self.adapter.task, parts, self.fill)
+        return faithfulness.measure(lambda x: self.adapter.untapped(x).scores, self.adapter.task, parts, self.fill)
 
     def _batch_pass(self, images: tf.Tensor, owners: tf.Tensor, targets: tf.Tensor, truths: tf.Tensor | None = None):
         task = self.adapter.task

@@ -204,7 +204,7 @@ def scorer(adapter: Forward) -> Callable[..., np.ndarray]:
 
     def run(images, owners, maps, logits, targets):
         part = (tf.gather(images, owners), maps, logits, targets)
-        return measure(lambda x: adapter(x).scores, adapter.task, [part])[0]
+        return measure(lambda x: adapter.untapped(x).scores, adapter.task, [part])[0]
 
     traced = tf.function(run, input_signature=specs)
     return lambda *args: traced(*(tf.constant(a, s.dtype) for a, s in zip(args, specs, strict=True))).numpy()

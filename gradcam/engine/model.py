@@ -156,11 +156,16 @@ class Forward:
     def __call__(self, inputs: tf.Tensor) -> Scores:
         raise NotImplementedError
 
+    def untapped(self, inputs: tf.Tensor) -> Scores:
+        """A pass for the scores and probabilities alone (the faithfulness passes, predict): no
+        gradient will be asked of it. The same pass here; a TFLite twin skips its real-valued path."""
+        return self(inputs)
+
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """The model's outputs (after its activation) for a batch: forward only."""
         if self._predict is None:
             spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
-            self._predict = tf.function(lambda x: self(x).probabilities, input_signature=[spec])
+            self._predict = tf.function(lambda x: self.untapped(x).probabilities, input_signature=[spec])
         return self._predict(tf.constant(inputs, tf.float32)).numpy()
 
 

@@ -241,23 +241,31 @@ class Twin:
             into[tensor] = view(value) if view else value
             return tf.reshape(into[tensor], tf.shape(value)) if view else value
 
+        live = set(keep)  # the tensors a kept value's gradient must pass through: it and all after it
         for op in self.graph.operators:
             if op.index in self.skipped:
                 continue
             out = op.outputs[0]
+            through = any(i in live for i in op.inputs)  # a kept value's gradient passes through this operator
+            if through:
+                live.add(out)
             if op.op in LAYOUT:
                 values[out] = fake_quant(_batched(values[op.inputs[0]], tensors[out].shape), tensors[out])
                 continue
             inputs = [values[i] if i in values else self.constant(i) for i in op.inputs if i >= 0]
+            if op.index in self.exact:  # the int8 kernel's own value
+                accumulator = getattr(_Ops, op.op)(self.integers, op, [integer(inputs[0], tensors[op.inputs[0]])])
+                value = requantized(self.graph, op, accumulator)
+                if not through and out not in keep_before:  # no gradient passes here: the value alone
+                    values[out] = kept(value, found, out) if out in keep else value
+                    continue
             y = getattr(_Ops, op.op)(self, op, inputs)
             if out in keep_before:
                 y = kept(y, before, out)
+                live.add(out)
             y = _fused(op.options)(y)
-            if op.index in self.exact:  # the int8 kernel's own value, the real path's gradient
-                accumulator = getattr(_Ops, op.op)(self.integers, op, [integer(inputs[0], tensors[op.inputs[0]])])
-                values[out] = y + tf.stop_gradient(requantized(self.graph, op, accumulator) - y)
-            else:
-                values[out] = fake_quant(y, tensors[out])
+            # The real path carries the gradient; an int8 kernel's value is its own (straight through).
+            values[out] = y + tf.stop_gradient(value - y) if op.index in self.exact else fake_quant(y, tensors[out])
             if out in keep:
                 values[out] = kept(values[out], found, out)
         return Run(found, values, before, values[self.graph.output])

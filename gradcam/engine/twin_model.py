@@ -17,7 +17,7 @@ from gradcam.engine.layers import AUTO, Candidates, Layer, Node, choose, last_co
 from gradcam.engine.model import Forward, Scores, flat_input_shape
 from gradcam.engine.tasks import Task, task_for
 from gradcam.engine.tflite_graph import Graph, Operator
-from gradcam.engine.twin import FINAL, LAYOUT, Twin
+from gradcam.engine.twin import FINAL, LAYOUT, Run, Twin
 from gradcam.errors import GradcamError
 
 KINDS = {
@@ -166,6 +166,14 @@ class TwinAdapter(Forward):
         run = self.twin(
             images, after, frozenset(t for t, before in taps if before), self._view if self._one_d else None
         )
-        scores = tf.reshape(run.values[self._scores], (-1, *self.output_shape))
-        outputs = tf.reshape(run.output, (-1, *self.output_shape))
-        return Scores([(run.before_activation if before else run.kept)[t] for t, before in taps], scores, outputs)
+        activations = [(run.before_activation if before else run.kept)[t] for t, before in taps]
+        return Scores(activations, *self._outputs(run))
+
+    def untapped(self, images: tf.Tensor) -> Scores:
+        """The scores and outputs alone: int8 kernels' values without the real-valued path."""
+        return Scores([], *self._outputs(self.twin(images)))
+
+    def _outputs(self, run: Run) -> tuple[tf.Tensor, tf.Tensor]:
+        """(scores, outputs) of a run, each sample's in the output's shape."""
+        shape = (-1, *self.output_shape)
+        return tf.reshape(run.values[self._scores], shape), tf.reshape(run.output, shape)
