@@ -406,3 +406,14 @@ def test_an_api_key_run_downloads_the_project_s_tflite_model_beside_or_alone(
         else:
             assert "the project has no Keras model (Studio API: downloading the model failed: HTTP 404" in result.stdout
             assert run["model"] == int8 and run["tflite"]["model"] == "LiteRT"
+
+
+def test_keras_layers_named_on_the_command_line_are_the_tflite_model_s_too(models, tmp_path):
+    """`--layer re_lu_1` names a Keras layer; in the TFLite file it is `sequential/re_lu_1`."""
+    argv = [*map(str, JOB), "--tflite", str(models["int8"]), "--layer", "re_lu_1", "--faithfulness", "0"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    run, rows = _results(tmp_path / "deploy.zip")
+    assert run["layer"] == "re_lu_1" and run["tflite"]["maps"]["total"]["maps"] >= 100
+    assert all(row["tflite_overlay"] for row in rows if not row["tflite_map_withheld"])
+    twin = Explainer(load_model(models["int8"]), SHAPE_CLASSES, layer="re_lu_1")
+    assert twin.layer_name == "sequential/re_lu_1", "a TFLite layer is found by its name without its scopes"

@@ -190,7 +190,11 @@ def auto_layers(layers: list[Layer], input_height: int, dense: bool = False) -> 
 
 
 def _named(layers: list[Layer], all_paths: list[tuple], name: str) -> Layer:
-    matches = [p for p in all_paths if path_name(p) == name] or [p for p in all_paths if p[-1].name == name]
+    matches = (
+        [p for p in all_paths if path_name(p) == name]
+        or [p for p in all_paths if p[-1].name == name]
+        or [p for p in all_paths if p[-1].name.endswith(f"/{name}")]  # a TFLite layer without its scopes
+    )
     if len(matches) != 1:
         found = "no such layer" if not matches else f"{len(matches)} layers of that name"
         close = [] if matches else difflib.get_close_matches(name, [layer.name for layer in layers], n=3, cutoff=0.8)

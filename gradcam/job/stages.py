@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from gradcam.edge.dataset import Dataset, Sample
 from gradcam.edge.features import FeatureSet
+from gradcam.engine.layers import AUTO, LAST_CONV
 from gradcam.engine.tasks import Detection
 from gradcam.engine.tflite import TfliteModel
 from gradcam.engine.tflite_graph import read
@@ -100,8 +101,11 @@ def _twin(settings: Settings, explainer: Explainer) -> Explainer | None:
     """The TFLite model's own explainer, with the Keras explainer's options and classes; None, with a
     warning, where it cannot be explained (its answers are still compared)."""
     log.info("building the TFLite twin of %s", settings.tflite.name)
+    options = settings.explainer_options()
+    if settings.layer not in (AUTO, LAST_CONV):  # the Keras layers, named as in the file (model_1/...)
+        options["layer"] = ",".join(layer["name"].rsplit("/", 1)[-1] for layer in explainer.layers())
     try:
-        return Explainer(read(settings.tflite), explainer.classes, **settings.explainer_options())
+        return Explainer(read(settings.tflite), explainer.classes, **options)
     except GradcamError as exc:
         log.warning("warning: %s: only its answers are compared, its maps are not drawn", exc)
         return None
