@@ -35,11 +35,6 @@ class Comparison:
     twin: Explainer | None = None  # its own maps beside the Keras model's; None: not drawn
     twin_shown: bool = False  # the maps shown are its twin's (a TFLite model explained alone)
 
-    @property
-    def kind(self) -> str:
-        """How captions and columns name it: its type (int8, uint8, float32), else "tflite"."""
-        return self.model.kind if self.model else "tflite"
-
     def run(self, inputs: np.ndarray, targets: np.ndarray, shown: list[SampleMaps]) -> list[Beside | None]:
         """Per sample of a batch: LiteRT's outputs, the twin's maps of the same targets, and whether
         the twin's outputs are LiteRT's. shown: the explained model's maps of the batch."""
@@ -64,6 +59,11 @@ class Comparison:
         checks = self.model.mismatches(np.stack(outputs_of(maps)), outputs)
         beside = [None] * len(maps) if self.twin_shown else maps
         return [Beside(o, m, check) for o, m, check in zip(outputs, beside, checks, strict=True)]
+
+
+def tflite_kind(comparison: Comparison | None) -> str:
+    """How captions name the TFLite model: its type (int8, uint8, float32), else "tflite"."""
+    return comparison.model.kind if comparison and comparison.model else "tflite"
 
 
 @dataclass(frozen=True)

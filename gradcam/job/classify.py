@@ -21,7 +21,7 @@ from gradcam.engine.tasks import Answer
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation, SampleMaps
 from gradcam.job import totals
-from gradcam.job.beside import Beside, Comparison
+from gradcam.job.beside import Beside, Comparison, tflite_kind
 from gradcam.job.inputs import FrameMap, ImageInputs, Prepared, in_original
 from gradcam.job.looks import SIDE, ClassLooks, View
 from gradcam.job.pictures import PictureOptions, caption, draw, tflite_caption
@@ -87,7 +87,7 @@ class ClassifyStages:
         if not self.pictures.wanted(record):
             return Rendered(record, Pictures(None), view)
         shown = self._shown(explanation)
-        kind = self.tflite.kind if self.tflite else "tflite"
+        kind = tflite_kind(self.tflite)
         overlay = draw(shown, self.pictures, caption(record, kind))
         tflite = device and draw(self._shown(device), self.pictures, tflite_caption(record, kind))
         contrast = shown.contrast

@@ -17,7 +17,7 @@ from gradcam.engine.objects import ObjectMaps
 from gradcam.engine.preprocess import display_image
 from gradcam.explainer import Explainer
 from gradcam.job import totals
-from gradcam.job.beside import Beside, Comparison
+from gradcam.job.beside import Beside, Comparison, tflite_kind
 from gradcam.job.inputs import ImageInputs, Prepared
 from gradcam.job.pictures import PictureOptions, draw, object_caption, tflite_caption
 from gradcam.job.records import (
@@ -85,7 +85,7 @@ class DetectStages:
             return Rendered(_without_maps(record), Pictures(None))  # the twin's maps are not the device's
         if not self.pictures.wanted(record):
             return Rendered(record, Pictures(None))
-        kind = self.tflite.kind if self.tflite else "tflite"
+        kind = tflite_kind(self.tflite)
         overlay = draw(explanation, self.pictures, object_caption(record, kind))
         tflite = device and draw(device, self.pictures, tflite_caption(record, kind))
         return Rendered(record, Pictures(overlay, tflite=tflite))
