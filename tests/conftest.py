@@ -77,7 +77,16 @@ def browser():
 
 # The longest test files first: --dist loadfile hands whole files to the workers in collection
 # order, and a long file handed out last would leave one worker running it alone at the end.
-LONGEST_FIRST = ("test_tflite.py", "test_twin.py", "test_detection.py", "test_offline_job.py", "test_block.py")
+LONGEST_FIRST = (
+    "test_tflite.py",
+    "test_twin.py",
+    "test_block.py",
+    "test_cli.py",
+    "test_pointing.py",
+    "test_offline_job.py",
+    "test_detection.py",
+    "test_cam.py",
+)
 
 
 def pytest_collection_modifyitems(items):
