@@ -91,6 +91,16 @@ def test_a_crash_leaves_no_zip(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_stop_that_cut_a_write_short_still_leaves_no_zip(tmp_path):
+    """A signal raised inside zipfile's writing leaves its handle open; closing the zip then fails."""
+    out = DeployZip(tmp_path / "deploy.zip")
+    out.add(_result(0, "a", "a", 0.9, True), Pictures(_jpeg(0)))
+    handle = out._zip.open("correct/a/cut-short.jpg", "w")  # the write a signal interrupted
+    handle.write(b"\xff\xd8")
+    out.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unwritable_target_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(GradcamError, match="cannot write .*file/deploy.zip"):

@@ -8,6 +8,7 @@ results files are in an unnamed temporary file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -157,6 +158,9 @@ class DeployZip:
         return self.path
 
     def abort(self) -> None:
-        self._zip.close()
+        """Remove the half-written zip, in whatever state the stop left it: a signal that cut a write
+        short leaves an open writing handle, and the zip then refuses to close (ValueError)."""
+        with contextlib.suppress(ValueError, OSError):
+            self._zip.close()
         self._rows.close()
         self._partial.unlink(missing_ok=True)
