@@ -104,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--tflite",
         type=Path,
-        help="the TFLite model (int8 or float32) to compare with on every image (Studio: its own)",
+        help="the TFLite model (int8 or float32), explained beside the Keras model (Studio: its own)",
     )
     src.add_argument("--no-tflite", action="store_true", help="do not run the TFLite model, not even Studio's")
     src.add_argument("--explain", choices=EXPLAIN, default="both", help="with Keras and TFLite models: whose maps")

@@ -81,7 +81,7 @@ def open_tflite(settings: Settings, explainer: Explainer) -> Comparison | None:
     if isinstance(adapter, TwinAdapter) and settings.tflite is None:
         log.info("checking the TFLite twin (%s) against LiteRT on every sample", adapter.kind)
         model = TfliteModel.of(adapter.graph)
-        return Comparison("LiteRT", model, against="the twin whose maps are shown", twin_shown=True)
+        return Comparison("LiteRT", model, twin_shown=True)
     if settings.tflite is None or settings.no_tflite:
         return None
     name = settings.tflite.name
