@@ -2,7 +2,7 @@
 without loading TensorFlow, and the modules that act on an option check it against the same list."""
 
 DEFAULT_HOST = "studio.edgeimpulse.com"
-AUTO = "auto"  # the method: hirescam for feature (audio) models, gradcam for images
+AUTO = "auto"  # the method: gradcam.engine.cam.auto_method
 METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
 POOLINGS = ("mean", "sum_abs")
 NORMALIZATIONS = ("percentile", "simple")

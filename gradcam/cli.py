@@ -55,6 +55,17 @@ def _classes(text: str) -> list[str]:
     return names
 
 
+def _shapes(text: str) -> list[tuple[int, int]]:
+    """frames x columns per DSP block, comma separated: 49x13,99x40."""
+    try:
+        shapes = [tuple(int(n) for n in part.lower().split("x")) for part in text.split(",")]
+    except ValueError:
+        shapes = []
+    if not shapes or any(len(shape) != 2 or min(shape) < 1 for shape in shapes):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected frames x columns per DSP block, as 49x13,99x40")
+    return shapes
+
+
 def _number(text: str, kind: type = float, low: float = 0.0, high: float = math.inf, low_open: bool = False):
     """A finite number of `kind` in [low, high] ((low, high] when low_open)."""
     noun = "an integer" if kind is int else "a number"
@@ -96,8 +107,14 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--features",
         type=Path,
+        nargs="+",
         help="audio and other DSP models: the features Edge Impulse computed, X_testing.npy (the Dashboard's "
-        '"Download block output"), in place of --dataset',
+        '"Download block output"), in place of --dataset; several DSP blocks: one file each, in the impulse\'s order',
+    )
+    src.add_argument(
+        "--feature-shapes",
+        type=_shapes,
+        help="with several --features: each DSP block's frames x columns, in the same order (49x13,99x40)",
     )
     src.add_argument("--labels", type=Path, help="with --features: their labels, y_testing.npy")
     src.add_argument("--classes", type=_classes, help="class names in model output order, comma separated")
@@ -116,8 +133,8 @@ def parser() -> argparse.ArgumentParser:
         "--method",
         choices=(AUTO, *METHODS),
         default=AUTO,
-        help="auto (default): hirescam for audio (feature) models, whose heads weigh each position apart; "
-        "gradcam for images",
+        help="auto (default): hirescam for an audio model's map over time and frequency (MFE, spectrogram), "
+        "gradcam for images, maps along time alone, and MFCC (measured: bench/audio_methods.py)",
     )
     cam.add_argument(
         "--layer",
@@ -222,10 +239,14 @@ def _missing(args: argparse.Namespace) -> str | None:
         return not_found(args.model, "model file")
     if args.dataset is not None and not args.dataset.exists():
         return not_found(args.dataset, "dataset", DATASET_EXPECTED)
-    for flag, what in (("features", "features file"), ("labels", "labels file")):
-        path = getattr(args, flag)
+    named = [(path, "features file") for path in args.features or []] + [(args.labels, "labels file")]
+    for path, what in named:
         if path is not None and not path.is_file():
             return not_found(path, what, "an .npy file")
+    if args.feature_shapes and len(args.feature_shapes) != len(args.features or []):
+        return (
+            f"--feature-shapes gives {len(args.feature_shapes)} shapes for {len(args.features or [])} --features files"
+        )
     if args.labels is not None and args.features is None:
         return "--labels goes with --features (the labels of its windows)"
     if args.tflite is not None and not args.tflite.is_file():

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gradcam.choices import AUTO
 from gradcam.engine import detection, faithfulness
-from gradcam.engine.cam import CamBatch, layer_methods, make_cam, normalize, peak
+from gradcam.engine.cam import CamBatch, auto_method, layer_methods, make_cam, normalize, peak
+from gradcam.engine.faithfulness import fill_for
 from gradcam.engine.faithfulness import scorer as faithfulness_scorer
 from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.engine.formats import adapter_for, load_model
@@ -53,10 +55,14 @@ class Explainer:
         impulse_shape: tuple[int, int, int] | None = None,
         faithfulness: bool = True,
         fill: str = "blur",
+        blocks: Sequence[tuple[int, int]] | None = None,
+        dsp: str | None = None,
     ):
         """faithfulness: score every map (two more forward passes per map, gradcam.engine.faithfulness);
         a FOMO model's every object. fill: what the score's deletions put in place of a region: blur
-        (images), background (windows of audio features: each column's median over the frames)."""
+        (images), background (windows of audio features: each column's median over the frames; blocks:
+        each DSP block's (frames, columns) where several lie side by side in the input). method auto:
+        as `auto_method` rules, told the DSP blocks' types by dsp (mfe, mfcc, "+" between several)."""
         self.adapter = adapter_for(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
@@ -73,7 +79,12 @@ class Explainer:
         objects = isinstance(self.task, Detection)
         self._cut = self.adapter.cut() if objects else None
         self.forward = self._cut or self.adapter
-        self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, fill)
+        if method == AUTO:
+            two_d = self.adapter.flat_input and self.adapter.layers[0].width > 1
+            method = auto_method(
+                self.adapter.flat_input, two_d, cepstra=dsp is not None and set(dsp.split("+")) == {"mfcc"}
+            )
+        self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, fill_for(fill, blocks))
         self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
         self.method = method
         self.normalization = normalization

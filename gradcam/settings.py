@@ -15,15 +15,16 @@ class Settings:
     # Inputs and output.
     model: Path | None = None
     dataset: Path | None = None
-    features: Path | None = None  # audio and other DSP features: X_<category>.npy, one row per window
+    features: list[Path] | None = None  # audio and other DSP features: X_<category>.npy per DSP block, a row per window
     labels: Path | None = None  # their labels: y_<category>.npy
-    dsp_block: str | None = None  # Studio: the type of the DSP block whose features the model reads (mfe, ...)
+    feature_shapes: list[tuple[int, int]] | None = None  # each DSP block's (frames, columns); None: the model's Reshape
+    dsp_block: str | None = None  # Studio: the types of the DSP blocks whose features the model reads (mfe, ...)
     out: Path = Path("output")
     category: str = "testing"
     classes: list[str] | None = None
     # Grad-CAM.
     layer: str = "auto"  # auto, last-conv, or layer names to fuse (gradcam.engine.layers)
-    method: str = AUTO  # hirescam for feature (audio) models, whose heads weigh each position apart; else gradcam
+    method: str = AUTO  # auto: gradcam.engine.cam.auto_method (HiResCAM for audio maps over time and frequency)
     pooling_gradients: str = "mean"
     heatmap_normalization: str = "percentile"
     target_class: str | None = None
@@ -67,12 +68,8 @@ class Settings:
 
     def with_defaults(self) -> Settings:
         """Preprocessing options that neither a flag nor the impulse set take their defaults."""
-        method = self.method
-        if method == AUTO:
-            method = "hirescam" if self.reads_features else "gradcam"
         return replace(
             self,
-            method=method,
             resize_mode=self.resize_mode or "squash",
             input_scaling=self.input_scaling or "0..1",
             detection_threshold=self.detection_threshold if self.detection_threshold is not None else 0.5,
@@ -91,6 +88,8 @@ class Settings:
             "impulse_shape": self.image_shape,
             "faithfulness": self.faithfulness,
             "fill": "background" if self.reads_features else "blur",
+            "blocks": self.feature_shapes,
+            "dsp": self.dsp_block,
         }
 
     def parameters(self) -> dict:

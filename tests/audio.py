@@ -2,14 +2,19 @@
 burst of its class's frequency band at a random time in noise (and a broadband knock of no class,
 as loud, elsewhere), and their MFE features computed the way Edge Impulse's MFE block documents:
 pre-emphasis, 20 ms frames every 10 ms, power spectrum, a mel filterbank, decibels, the noise floor,
-quantised to 1/256. It need not equal Edge Impulse's bit for bit: the block takes the features as
-given, and these are only its test data.
+quantised to 1/256; and MFCC features from the same filterbank as EI's MFCC block documents them
+(natural log, DCT-II, the frame's log energy as c0, each cepstrum normalised over the window). They
+need not equal Edge Impulse's bit for bit: the block takes the features as given, and these are only
+its test data.
+
+Two data designs (`others`): a burst among two sounds of no class (the default), or a lone burst in noise.
 
 The knock makes the maps' sanity check mean something: without it, "the loudest frames" would be
 the burst, and any energy detector, a network with random weights too, would point at it."""
 
 from __future__ import annotations
 
+import functools
 import io
 import wave
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ RATE = 16_000
 CLIP_MS = 1000
 FRAME, STRIDE, FFT, FILTERS = 320, 160, 256, 40  # 20 ms frames every 10 ms, EI's MFE defaults
 FRAMES = (RATE - (FRAME - STRIDE)) // STRIDE  # 99
+CEPSTRA = 13  # EI's MFCC default
 NOISE_FLOOR_DB = -52
 PRE_EMPHASIS = 0.98
 MFE_PARAMETERS = {  # the DSP block's parameters as the impulse lists them
@@ -70,8 +76,8 @@ def _band_noise(rng: np.random.Generator, n: int, low: float, high: float) -> np
     return noise / noise.std()
 
 
-def clips(n: int, seed: int) -> Clips:
-    """n seeded clips: noise, one class burst each, and a knock of no class."""
+def clips(n: int, seed: int, others: int = OTHER_SOUNDS) -> Clips:
+    """n seeded clips: noise, one class burst each, and `others` sounds of no class (where there is room)."""
     rng = np.random.default_rng(seed)
     audio = 0.01 * np.stack([_band_noise(rng, RATE, 20, RATE / 2) for _ in range(n)])
     labels = rng.integers(0, len(CLASSES), n)
@@ -85,7 +91,7 @@ def clips(n: int, seed: int) -> Clips:
         )
         bursts[i] = start, start + length - 1
         taken = [(start, start + length)]
-        for _ in range(OTHER_SOUNDS):
+        for _ in range(others):
             _other_sound(rng, audio[i], taken)
     return Clips(np.clip(audio * 32767, -32768, 32767).astype(np.int16), labels, bursts)
 
@@ -106,6 +112,7 @@ def _other_sound(rng: np.random.Generator, clip: np.ndarray, taken: list[tuple[i
         clip[at : at + size] += rng.uniform(0.15, 0.3) * np.hanning(size) * _band_noise(rng, size, *band)
 
 
+@functools.cache
 def _filterbank() -> np.ndarray:
     bins = np.floor((FFT + 1) * mel_points() / RATE).astype(int)
     bank = np.zeros((FILTERS, FFT // 2 + 1))
@@ -116,20 +123,49 @@ def _filterbank() -> np.ndarray:
     return bank
 
 
-def mfe(clip: np.ndarray) -> np.ndarray:
-    """One int16 clip -> (FRAMES, FILTERS) float32 in 0..1, quantised to 1/256."""
+def _power(clip: np.ndarray) -> np.ndarray:
+    """One int16 clip -> its frames' power spectra (FRAMES, FFT / 2 + 1), after pre-emphasis."""
     x = clip.astype(np.float64) / 2**15
     x = np.append(x[0], x[1:] - PRE_EMPHASIS * x[:-1])
     frames = np.stack([x[i * STRIDE : i * STRIDE + FRAME] for i in range(FRAMES)])
-    power = np.abs(np.fft.rfft(frames, FFT)) ** 2 / FFT
-    energies = 10 * np.log10(np.maximum(power @ _filterbank().T, 1e-30))
+    return np.abs(np.fft.rfft(frames, FFT)) ** 2 / FFT
+
+
+def mfe(clip: np.ndarray) -> np.ndarray:
+    """One int16 clip -> (FRAMES, FILTERS) float32 in 0..1, quantised to 1/256."""
+    energies = 10 * np.log10(np.maximum(_power(clip) @ _filterbank().T, 1e-30))
     scaled = np.clip((energies - NOISE_FLOOR_DB) / (-NOISE_FLOOR_DB + 12), 0, 1)
     return (np.round(scaled * 256) / 256).astype(np.float32)
 
 
-def features(data: Clips) -> np.ndarray:
-    """(n, FRAMES * FILTERS) float32: one flattened row per window, frame by frame, as EI serves them."""
-    return np.stack([mfe(clip).reshape(-1) for clip in data.audio])
+@functools.cache
+def _dct(cepstra: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix (cepstra, FILTERS)."""
+    k, n = np.arange(cepstra)[:, None], np.arange(FILTERS)[None]
+    matrix = np.sqrt(2 / FILTERS) * np.cos(np.pi * k * (2 * n + 1) / (2 * FILTERS))
+    matrix[0] /= np.sqrt(2)
+    return matrix
+
+
+def mfcc(clip: np.ndarray, cepstra: int = CEPSTRA) -> np.ndarray:
+    """One int16 clip -> (FRAMES, cepstra) float32: DCT-II of the log mel energies, c0 the frame's
+    log energy, each cepstrum normalised to zero mean and unit variance over the window (EI's
+    sliding window of 101 frames covers a 99-frame window)."""
+    power = _power(clip)
+    values = np.log(np.maximum(power @ _filterbank().T, 1e-30)) @ _dct(cepstra).T
+    values[:, 0] = np.log(np.maximum(power.sum(axis=1), 1e-30))
+    values = (values - values.mean(axis=0)) / np.maximum(values.std(axis=0), 1e-8)
+    return values.astype(np.float32)
+
+
+COLUMNS = {"mfe": FILTERS, "mfcc": CEPSTRA}  # columns per frame, by DSP block
+
+
+def features(data: Clips, kind: str = "mfe", cepstra: int = CEPSTRA) -> np.ndarray:
+    """(n, FRAMES * columns) float32 (kind: mfe, or mfcc with `cepstra`): one flattened row per window,
+    frame by frame, as EI serves them."""
+    compute = mfe if kind == "mfe" else functools.partial(mfcc, cepstra=cepstra)
+    return np.stack([compute(clip).reshape(-1) for clip in data.audio])
 
 
 def burst_frames(data: Clips) -> np.ndarray:

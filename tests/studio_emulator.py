@@ -39,6 +39,20 @@ class Faults:
 
 
 @dataclass
+class DspOutput:
+    """One DSP block of a time-series impulse: its type and name, its output's shape (frames x columns;
+    output: spectrogram, or flat: no frames), its features as npy bytes and its parameters."""
+
+    dsp_type: str
+    name: str
+    frames: int
+    columns: int
+    features: bytes
+    parameters: dict
+    output: str = "spectrogram"
+
+
+@dataclass
 class AudioProject:
     """A time-series impulse (audio): what its DSP block serves, its features and labels as npy
     bytes, and its metadata."""
@@ -53,8 +67,16 @@ class AudioProject:
     window_ms: int = 1000
     increase_ms: int = 500
     frequency: int = 16000
-    feeding: int = 1  # DSP blocks feeding the learn block (more than one is refused)
     wavs: dict = field(default_factory=dict)  # sample id -> its audio as WAV (others: 404)
+    more: list[DspOutput] = field(default_factory=list)  # further DSP blocks feeding the learn block, in order
+
+    @property
+    def blocks(self) -> list[DspOutput]:
+        """Every DSP block feeding the learn block, in the impulse's order (ids DSP_ID, DSP_ID + 1, ...)."""
+        first = DspOutput(
+            self.dsp_type, self.dsp_type.upper(), self.frames, self.columns, self.features, self.parameters
+        )
+        return [first, *self.more]
 
 
 @dataclass
@@ -148,14 +170,17 @@ class Emulator:
         return 404, {"success": False, "error": f"no route {method} {path}"}, {}
 
     def _audio_route(self, path: str, query: str) -> tuple[int, dict | bytes, dict]:
-        """The DSP block's output for training and testing (the same windows; the training samples'
+        """The DSP blocks' output for training and testing (the same windows; the training samples'
         ids 10000 higher), and the samples' audio."""
         p, audio, npy = f"/v1/api/{PROJECT_ID}", self.audio, {"Content-Type": "application/octet-stream"}
-        data = re.fullmatch(rf"{p}/dsp-data/{DSP_ID}/([xy])/(training|testing)", path)
-        if data:
-            return 200, audio.features if data.group(1) == "x" else audio.labels, npy
-        if path == f"{p}/dsp/{DSP_ID}/metadata":
-            return 200, dsp_metadata(audio, 10000 if "category=training" in query else 0), {}
+        blocks = {DSP_ID + i: block for i, block in enumerate(audio.blocks)}
+        data = re.fullmatch(rf"{p}/dsp-data/(\d+)/([xy])/(training|testing)", path)
+        if data and int(data.group(1)) in blocks:
+            return 200, blocks[int(data.group(1))].features if data.group(2) == "x" else audio.labels, npy
+        meta = re.fullmatch(rf"{p}/dsp/(\d+)/metadata", path)
+        if meta and int(meta.group(1)) in blocks:
+            block = blocks[int(meta.group(1))]
+            return 200, dsp_metadata(audio, block, 10000 if "category=training" in query else 0), {}
         match = re.fullmatch(rf"{p}/raw-data/(\d+)/wav", path)
         if match and int(match.group(1)) in audio.wavs:
             return 200, audio.wavs[int(match.group(1))], {"Content-Type": "audio/wav"}
@@ -357,9 +382,9 @@ def impulse(image: dict, learn_type: str = "keras-transfer-image") -> dict:
 def audio_impulse(audio: AudioProject) -> dict:
     """A keyword-spotting impulse: time series, an audio DSP block (and others), a Keras classifier."""
     dsp = [
-        {"id": DSP_ID + i, "type": kind, "name": kind.upper(), "title": kind, "axes": ["audio"], "input": 1}
-        | {"implementationVersion": 4}
-        for i, kind in enumerate([audio.dsp_type, "spectral-analysis"][: audio.feeding])
+        {"id": DSP_ID + i, "type": block.dsp_type, "name": block.name, "title": block.dsp_type, "axes": ["audio"]}
+        | {"input": 1, "implementationVersion": 4}
+        for i, block in enumerate(audio.blocks)
     ]
     window = {"windowSizeMs": audio.window_ms, "windowIncreaseMs": audio.increase_ms, "frequencyHz": audio.frequency}
     source = {"id": 1, "type": "time-series", "name": "Time series", "title": "Time series data", "axes": ["audio"]}
@@ -367,23 +392,25 @@ def audio_impulse(audio: AudioProject) -> dict:
     return _impulse(source | window | {"padZeros": True}, dsp, [learn | {"dsp": [block["id"] for block in dsp]}])
 
 
-def dsp_metadata(audio: AudioProject, id_offset: int = 0) -> dict:
+def dsp_metadata(audio: AudioProject, block: DspOutput, id_offset: int = 0) -> dict:
     """GET /api/{projectId}/dsp/{dspId}/metadata: the rows' samples, the windows, the output's shape."""
     windows = sum(count for _, count in audio.samples)
+    size = block.frames * block.columns
+    shape = {"width": block.frames, "height": block.columns} if block.output == "spectrogram" else {"width": size}
     return {
         "success": True,
         "created": _now(),
         "generated": True,
-        "dspConfig": {name: str(value) for name, value in audio.parameters.items()},
+        "dspConfig": {name: str(value) for name, value in block.parameters.items()},
         "labels": [],
         "windowCount": windows,
-        "featureCount": audio.frames * audio.columns,
+        "featureCount": size,
         "includedSamples": [{"id": sample + id_offset, "windowCount": count} for sample, count in audio.samples],
         "windowSizeMs": audio.window_ms,
         "windowIncreaseMs": audio.increase_ms,
         "padZeros": True,
         "frequency": audio.frequency,
-        "outputConfig": {"type": "spectrogram", "shape": {"width": audio.frames, "height": audio.columns}},
+        "outputConfig": {"type": block.output, "shape": shape},
     }
 
 

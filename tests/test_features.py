@@ -117,7 +117,9 @@ def test_labels_and_features_must_count_the_same_windows():
 def test_the_job_on_keyword_features_finds_each_burst_in_time(keywords, tmp_path, kind):
     folder, data = keywords
     rows, document, archive = _job(keywords, tmp_path, kind, "--labels", str(folder / "y_testing.npy"))
-    assert document["run"]["method"] == "hirescam" and len(rows) == 60
+    # auto: Grad-CAM along time (1-D), HiResCAM over time and frequency (2-D); bench/audio_methods.py
+    assert document["run"]["method"] == {"1d": "gradcam", "2d": "hirescam"}[kind] and len(rows) == 60
+    assert {row["peak_block"] for row in rows} == {"X_testing.npy"}
     bursts = data.bursts * 1000 / audio.RATE  # ms
     hits = []
     for row, (first, last), label in zip(rows, bursts, data.labels, strict=True):

@@ -97,7 +97,7 @@ def test_an_audio_project_with_an_api_key(keywords, tmp_path):
         assert result.returncode == 0, result.stderr
         zip_path = tmp_path / "out" / "deploy.zip"
         helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, zip_path, exported=False)
-    assert "the model reads the features of MFE (mfe, id 31)" in result.stdout
+    assert "the model reads the features of MFE (mfe, id 31, 99 frames x 40)" in result.stdout
     assert "downloading the testing features of MFE (mfe)" in result.stdout
     assert "explaining: 1/24 windows" in result.stdout
     assert result.stdout.count("HTTP 404") == 1, "one line for the sample whose audio Studio does not serve"

@@ -53,21 +53,52 @@ class Timing:
         ]
 
 
+@dataclass(frozen=True)
+class BlockFeatures:
+    """One DSP block's output: a row of values per window (possibly memory-mapped), its shape (frames,
+    columns, frame by frame; None: a lone block, read as the model's Reshape reads it), each
+    column's frequency where known, and the values drawn black and white."""
+
+    name: str
+    values: np.ndarray
+    shape: tuple[int, int] | None = None
+    band_centres: list[float] | None = None  # Hz per column (MFE, spectrogram); None: not known
+    grey_range: tuple[float, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2 or not len(self.values):
+            shape = self.values.shape
+            raise GradcamError(f"{self.name}: expected one row of features per window; got an array of shape {shape}")
+        if self.shape is not None and self.shape[0] * self.shape[1] != self.values.shape[1]:
+            frames, columns = self.shape
+            raise GradcamError(
+                f"{self.name}: windows of {self.values.shape[1]} values; its DSP block gives {frames} frames x "
+                f"{columns} = {frames * columns}"
+            )
+        object.__setattr__(self, "grey_range", grey_range(self.values))
+
+
 @dataclass
 class FeatureSet:
-    """The windows to explain as samples (their names, labels), each row's features and origin."""
+    """The windows to explain as samples (their names, labels), each row's features (one part per DSP
+    block, in the impulse's order) and origin."""
 
     source: Path
-    features: np.ndarray  # (windows, values), possibly memory-mapped
+    blocks: list[BlockFeatures]
     samples: list[Sample]
     windows: dict[str, Window]  # by sample path
-    grey_range: tuple[float, float]  # the feature values drawn black and white
-    band_centres: list[float] | None = None  # Hz per column (MFE, spectrogram); None: not known
     sound: Callable[[int], bytes] | None = None  # a sample's audio as WAV, by sample id; None: not available
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def row(self, sample: Sample) -> np.ndarray:
-        return np.asarray(self.features[self.windows[sample.path].row], np.float32)
+        """A window's features as the model takes them: the blocks' rows side by side."""
+        row = self.windows[sample.path].row
+        return np.concatenate([np.asarray(block.values[row], np.float32) for block in self.blocks])
+
+    @property
+    def values(self) -> int:
+        """Values per window, all blocks together."""
+        return sum(block.values.shape[1] for block in self.blocks)
 
     @property
     def labels(self) -> list[str]:
@@ -84,8 +115,11 @@ class FeatureSet:
 
 
 def joined(parts: list[FeatureSet]) -> FeatureSet:
-    """Several categories' windows as one set (their features side by side in memory)."""
-    features = np.concatenate([np.asarray(part.features) for part in parts])
+    """Several categories' windows as one set (each block's features side by side in memory)."""
+    blocks = [
+        replace(block, values=np.concatenate([np.asarray(part.blocks[i].values) for part in parts]))
+        for i, block in enumerate(parts[0].blocks)
+    ]
     samples, windows, offset = [], {}, 0
     for part in parts:
         for sample in part.samples:
@@ -94,12 +128,9 @@ def joined(parts: list[FeatureSet]) -> FeatureSet:
                 sample = replace(sample, path=f"{sample.path}.{sample.category}")
             samples.append(sample)
             windows[sample.path] = replace(window, row=window.row + offset)
-        offset += len(part.features)
-    first = parts[0]
+        offset += len(part.blocks[0].values)
     source = Path("+".join(part.source.name for part in parts))
-    return replace(
-        first, source=source, features=features, samples=samples, windows=windows, grey_range=grey_range(features)
-    )
+    return replace(parts[0], source=source, blocks=blocks, samples=samples, windows=windows)
 
 
 def load_npy(path: Path, what: str) -> np.ndarray:
@@ -197,27 +228,29 @@ def grey_range(features: np.ndarray) -> tuple[float, float]:
 
 
 def feature_set(
-    features: np.ndarray,
+    blocks: np.ndarray | list[BlockFeatures],
     labels: np.ndarray | None,
     classes: list[str],
     *,
     source: Path,
     category: str = "testing",
     timing: Timing | None = None,
-    band_centres: list[float] | None = None,
     names: tuple[str, str] = ("features", "labels"),
 ) -> FeatureSet:
-    """The windows of a features array and its labels (None: unlabeled), their origin from the labels
-    (4 columns) or the DSP block's metadata."""
-    if features.ndim != 2 or not len(features):
-        shape = features.shape
-        raise GradcamError(f"{names[0]}: expected one row of features per window; got an array of shape {shape}")
-    rows = label_rows(labels, classes, names[1]) if labels is not None else [(None, None)] * len(features)
-    if len(rows) != len(features):
-        raise GradcamError(f"{names[1]}: {len(rows)} labels for {len(features)} windows of features in {names[0]}")
+    """The windows of the DSP blocks' features (an array: one block) and their labels (None:
+    unlabeled), their origin from the labels (4 columns) or the DSP block's metadata."""
+    if isinstance(blocks, np.ndarray):
+        blocks = [BlockFeatures(names[0], blocks)]
+    count = len(blocks[0].values)
+    for block in blocks[1:]:
+        if len(block.values) != count:
+            raise GradcamError(f"{block.name}: {len(block.values)} windows; {blocks[0].name} has {count}")
+    rows = label_rows(labels, classes, names[1]) if labels is not None else [(None, None)] * count
+    if len(rows) != count:
+        raise GradcamError(f"{names[1]}: {len(rows)} labels for {count} windows of features in {names[0]}")
     timed = timing.windows() if timing else []
-    if timed and len(timed) != len(features):
-        raise GradcamError(f"{names[0]}: {len(features)} windows, but the DSP metadata lists {len(timed)}")
+    if timed and len(timed) != count:
+        raise GradcamError(f"{names[0]}: {count} windows, but the DSP metadata lists {len(timed)}")
     samples, windows = [], {}
     for row, (label, window) in enumerate(rows):
         window = window or (timed[row] if timed else Window(row))
@@ -226,12 +259,27 @@ def feature_set(
             name = f"{name}.row-{row}"
         samples.append(Sample(name, label, category))
         windows[name] = window
-    return FeatureSet(source, features, samples, windows, grey_range(features), band_centres)
+    return FeatureSet(source, blocks, samples, windows)
 
 
-def open_features(features: Path, labels: Path | None, classes: list[str], category: str = "testing") -> FeatureSet:
-    """The Dashboard's "Download block output" files: X_<category>.npy and y_<category>.npy."""
-    x = load_npy(features, "features file")
+def open_features(
+    features: list[Path],
+    labels: Path | None,
+    classes: list[str],
+    category: str = "testing",
+    shapes: list[tuple[int, int]] | None = None,
+) -> FeatureSet:
+    """The Dashboard's "Download block output" files: X_<category>.npy of each DSP block (in the
+    impulse's order; shapes: each block's frames x columns, needed for several) and one y_<category>.npy."""
+    if len(features) > 1 and (shapes is None or len(shapes) != len(features)):
+        raise GradcamError(
+            f"{len(features)} features files: give each DSP block's frames x columns, in the same order "
+            "(--feature-shapes 49x13,99x40)"
+        )
+    blocks = [
+        BlockFeatures(path.name, load_npy(path, "features file"), shapes[i] if shapes else None)
+        for i, path in enumerate(features)
+    ]
     y = load_npy(labels, "labels file") if labels is not None else None
-    names = (str(features), str(labels))
-    return feature_set(x, y, classes, source=features, category=category, names=names)
+    names = (str(features[0]), str(labels))
+    return feature_set(blocks, y, classes, source=features[0], category=category, names=names)

@@ -51,25 +51,27 @@ def threshold_of(thresholds: list[dict], key: str = "minConfidenceRating") -> fl
 
 @dataclass(frozen=True)
 class FeatureBlock:
-    """The DSP block whose features a learn block takes, when they are not images (audio: mfe, mfcc,
-    spectrogram)."""
+    """A DSP block whose features a learn block takes, when they are not images (audio: mfe, mfcc,
+    spectrogram): its output's shape (frames, columns) where its metadata gives one."""
 
     id: int
     type: str
     name: str
+    shape: tuple[int, int] | None = None
 
 
-def feature_block(dsp_blocks: list[tuple[int, str, str]], learn_name: str) -> FeatureBlock:
-    """The one DSP block (id, type, name) feeding a learn block on time series; several are refused:
-    the model then takes their features side by side, and a map over that vector means nothing."""
-    if len(dsp_blocks) != 1:
-        names = ", ".join(f"{name} ({kind}, id {block_id})" for block_id, kind, name in dsp_blocks) or "none"
+def feature_blocks(dsp_blocks: list[FeatureBlock], learn_name: str) -> tuple[FeatureBlock, ...]:
+    """The DSP blocks feeding a learn block on time series, in the order their features are
+    concatenated; several need each one's shape, to carry a map back to each block's frames."""
+    if not dsp_blocks:
+        raise GradcamError(f"the learn block {learn_name} takes the features of no DSP block")
+    unknown = [f"{b.name} ({b.type}, id {b.id})" for b in dsp_blocks if b.shape is None]
+    if len(dsp_blocks) > 1 and unknown:
         raise GradcamError(
-            f"the learn block {learn_name} takes the features of {len(dsp_blocks)} DSP blocks ({names}): only a "
-            "model fed by one DSP block can be explained (a map over several blocks' features side by side means "
-            "nothing)"
+            f"the learn block {learn_name} takes the features of {len(dsp_blocks)} DSP blocks, and the metadata "
+            f"of {', '.join(unknown)} gives no frames x columns shape: a map cannot be carried back to its features"
         )
-    return FeatureBlock(*dsp_blocks[0])
+    return tuple(dsp_blocks)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class ImpulseInfo:
     image_shape: tuple[int, int, int] | None  # (height, width, channels)
     resize_mode: str | None
     detection_threshold: float | None = None  # FOMO: the learn block's minConfidenceRating
-    features: FeatureBlock | None = None  # a time-series impulse (audio): the DSP block the model reads
+    features: tuple[FeatureBlock, ...] = ()  # a time-series impulse (audio): the DSP blocks the model reads
 
 
 def enum_value(value) -> str | None:

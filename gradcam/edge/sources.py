@@ -17,7 +17,7 @@ from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.block import read_metadata
 from gradcam.edge.dataset import Dataset, open_dataset
 from gradcam.edge.features import FeatureSet
-from gradcam.edge.impulse import choose_learn_block
+from gradcam.edge.impulse import FeatureBlock, choose_learn_block
 from gradcam.edge.studio import StudioClient
 from gradcam.errors import GradcamError
 from gradcam.settings import Settings
@@ -64,6 +64,17 @@ def _complete(
     )
 
 
+def _feature_settings(blocks: tuple[FeatureBlock, ...]) -> dict:
+    """The settings a time-series impulse's DSP blocks give: their types, and each one's shape."""
+    if not blocks:
+        return {}
+    shapes = [block.shape for block in blocks]
+    return {
+        "dsp_block": "+".join(block.type for block in blocks),
+        "feature_shapes": shapes if all(shapes) else None,
+    }
+
+
 def from_block(settings: Settings, work: Path) -> Source:
     """Studio's deployment: deployment-metadata.json, trained.h5.zip in the input folder."""
     meta = read_metadata(settings.metadata)
@@ -71,7 +82,7 @@ def from_block(settings: Settings, work: Path) -> Source:
     client = StudioClient(meta.require_key(), settings.host or meta.studio_host or DEFAULT_HOST)
     log.info("project %s (%s)", meta.project_id, meta.project_name)
     model = meta.model_zip
-    features = None
+    features = ()
     if meta.learn_blocks and meta.image_shape:
         learn_id, learn_type, _ = choose_learn_block(meta.learn_blocks)
         keras = client.keras_metadata(meta.project_id, learn_id, learn_type)
@@ -98,7 +109,7 @@ def from_block(settings: Settings, work: Path) -> Source:
         tflite=tflite,
         tflite_required=settings.tflite is not None,
         out=meta.output_dir,
-        dsp_block=features and features.type,
+        **_feature_settings(features),
     )
     if features:
         return Source(
@@ -149,7 +160,7 @@ def from_api_key(settings: Settings) -> Source:
         model=model,
         tflite=settings.tflite or tflite,
         tflite_required=settings.tflite is not None,
-        dsp_block=info.features and info.features.type,
+        **_feature_settings(info.features),
     )
     if info.features:
         return Source(

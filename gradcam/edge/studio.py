@@ -25,14 +25,14 @@ import urllib3
 
 from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.download import download, retry_policy
-from gradcam.edge.features import FeatureSet, Timing, band_centres, feature_set, joined
+from gradcam.edge.features import BlockFeatures, FeatureSet, Timing, band_centres, feature_set, joined
 from gradcam.edge.impulse import (
     FeatureBlock,
     ImpulseInfo,
     KerasMetadata,
     choose_learn_block,
     enum_value,
-    feature_block,
+    feature_blocks,
     threshold_of,
 )
 from gradcam.errors import GradcamError
@@ -121,14 +121,27 @@ class StudioClient:
             resize_mode=None,
             detection_threshold=keras.detection_threshold,
         )
-        if image is None:  # a time-series impulse (audio): the model reads one DSP block's features
-            dsp = [(b.id, enum_value(b.type), b.name) for b in impulse.dsp_blocks if b.id in learn.dsp]
-            block = feature_block(dsp, learn.name)
-            log.info("the model reads the features of %s (%s, id %s)", block.name, block.type, block.id)
-            return dataclasses.replace(info, features=block)
+        if image is None:  # a time-series impulse (audio): the model reads its DSP blocks' features
+            by_id = {b.id: b for b in impulse.dsp_blocks}
+            dsp = [self._feature_block(project_id, by_id[i]) for i in learn.dsp if i in by_id]
+            blocks = feature_blocks(dsp, learn.name)
+            for block in blocks:
+                shape = "" if block.shape is None else f", {block.shape[0]} frames x {block.shape[1]}"
+                log.info("the model reads the features of %s (%s, id %s%s)", block.name, block.type, block.id, shape)
+            return dataclasses.replace(info, features=blocks)
         channels = self._channels(project_id, impulse.dsp_blocks, learn.dsp)
         shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
         return dataclasses.replace(info, image_shape=shape, resize_mode=enum_value(image.resize_mode))
+
+    def _feature_block(self, project_id: int, block) -> FeatureBlock:
+        """A DSP block of the impulse, with its output's shape (frames, columns) from its metadata
+        where that is a spectrogram."""
+        meta = self._call("reading the DSP metadata", ei.DSPApi(self._client).get_dsp_metadata, project_id, block.id)
+        output = meta.output_config
+        shape = None
+        if output.type == "spectrogram" and output.shape.width and output.shape.height:
+            shape = (int(output.shape.width), int(output.shape.height))
+        return FeatureBlock(block.id, enum_value(block.type), block.name, shape)
 
     def keras_metadata(self, project_id: int, learn_id: int, learn_type: str) -> KerasMetadata:
         """A Keras learn block's class names, mode, input scaling and (object detection) kind of
@@ -170,26 +183,30 @@ class StudioClient:
 
     # -- downloads -------------------------------------------------------------------------
 
-    def feature_set(self, project_id: int, block: FeatureBlock, category: str, classes: list[str]) -> FeatureSet:
-        """The windows of features the DSP block computed for a category (all: training, then
-        testing), their labels, and its metadata (each row's sample and window; the columns'
-        frequencies)."""
+    def feature_set(
+        self, project_id: int, blocks: tuple[FeatureBlock, ...], category: str, classes: list[str]
+    ) -> FeatureSet:
+        """The windows of features the DSP blocks computed for a category (all: training, then
+        testing), side by side in the impulse's order; the labels, and each row's sample and window,
+        from the first block; each block's shape and its columns' frequencies from its metadata."""
         if category == "all":
-            return joined([self.feature_set(project_id, block, part, classes) for part in ("training", "testing")])
+            return joined([self.feature_set(project_id, blocks, part, classes) for part in ("training", "testing")])
         dsp = ei.DSPApi(self._client)
-        log.info("downloading the %s features of %s (%s)", category, block.name, block.type)
-        x = self._npy("downloading the features", dsp.download_dsp_data, project_id, block.id, category)
-        y = self._npy("downloading the labels", dsp.download_dsp_labels, project_id, block.id, category)
-        meta = self._call("reading the DSP metadata", dsp.get_dsp_metadata, project_id, block.id, category=category)
-        timing = Timing(
-            [(s.id, s.window_count) for s in meta.included_samples], meta.window_size_ms, meta.window_increase_ms
-        )
-        names = (f"the {category} features of {block.name}", f"the {category} labels of {block.name}")
-        centres = band_centres(block.type, meta.dsp_config, meta.frequency)
-        source = Path(f"{block.name}-{category}")
-        found = feature_set(
-            x, y, classes, source=source, category=category, timing=timing, band_centres=centres, names=names
-        )
+        parts, timing = [], None
+        for block in blocks:
+            log.info("downloading the %s features of %s (%s)", category, block.name, block.type)
+            x = self._npy("downloading the features", dsp.download_dsp_data, project_id, block.id, category)
+            meta = self._call("reading the DSP metadata", dsp.get_dsp_metadata, project_id, block.id, category=category)
+            centres = band_centres(block.type, meta.dsp_config, meta.frequency)
+            parts.append(BlockFeatures(block.name, x, block.shape, centres))
+            timing = timing or Timing(
+                [(s.id, s.window_count) for s in meta.included_samples], meta.window_size_ms, meta.window_increase_ms
+            )
+        first = blocks[0]
+        y = self._npy("downloading the labels", dsp.download_dsp_labels, project_id, first.id, category)
+        names = (f"the {category} features of {first.name}", f"the {category} labels of {first.name}")
+        source = Path(f"{'+'.join(block.name for block in blocks)}-{category}")
+        found = feature_set(parts, y, classes, source=source, category=category, timing=timing, names=names)
         return dataclasses.replace(found, sound=functools.partial(self.sample_wav, project_id))
 
     def sample_wav(self, project_id: int, sample_id: int) -> bytes:

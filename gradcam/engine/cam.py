@@ -63,9 +63,15 @@ class CamBatch:
 class BaseCAM:
     """The shared pass: activations, gradients of the target score, the (fused) map."""
 
-    def __init__(self, adapter: ModelAdapter, pooling: str = "mean", faithfulness: bool = False, fill: str = "blur"):
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        pooling: str = "mean",
+        faithfulness: bool = False,
+        fill: faithfulness.Fill = faithfulness.blurred,
+    ):
         """faithfulness: score every map in the same pass (a task with one answer per sample only);
-        fill: what its deletions replace a region with (gradcam.engine.faithfulness.FILLS)."""
+        fill: what its deletions replace a region with (gradcam.engine.faithfulness.fill_for)."""
         if pooling not in POOLINGS:
             raise GradcamError(f"pooling {pooling!r}: expected one of {', '.join(POOLINGS)}")
         self.adapter = adapter
@@ -241,12 +247,22 @@ def layer_methods(method: str, layers: int) -> list[str]:
     return [method] + ["layercam"] * (layers - 1)
 
 
+def auto_method(features: bool, two_d: bool, cepstra: bool = False) -> str:
+    """The method `auto` stands for, measured on the audio fixture family (bench/audio_methods.py,
+    README): HiResCAM for a features model's map over time and frequency, whose head weighs each
+    position apart: Grad-CAM's gradients, averaged over the whole map, lose where (a 2-D model on MFE:
+    1% of peaks in the keyword's frames, HiResCAM 100%). Grad-CAM everywhere else: images; maps along
+    time alone, where it has the highest faithfulness and the lowest re-initialised share on every
+    member; and maps over cepstra (MFCC), whose columns are not places."""
+    return "hirescam" if features and two_d and not cepstra else "gradcam"
+
+
 def make_cam(
     adapter: ModelAdapter,
     method: str = "gradcam",
     pooling: str = "mean",
     faithfulness: bool = False,
-    fill: str = "blur",
+    fill: faithfulness.Fill = faithfulness.blurred,
 ) -> BaseCAM:
     if method not in METHODS:
         raise GradcamError(f"method {method!r}: expected one of {', '.join(METHODS)}")

@@ -29,13 +29,15 @@ TensorFlow ops, and the 2N deleted copies through the model as one batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from gradcam.engine.tasks import Task
+from gradcam.errors import GradcamError
 
 if TYPE_CHECKING:
     from gradcam.engine.model import Forward
@@ -89,17 +91,33 @@ def blurred(images: tf.Tensor) -> tf.Tensor:
     return tf.einsum("hy,nywc,xw->nhxc", rows, images, cols)
 
 
-def background(features: tf.Tensor) -> tf.Tensor:
-    """Each window of features (N, frames, columns, C) as its background: every frame replaced by its
-    column's median over the window's frames. Deleting a sound then leaves the band's usual level
-    behind; a blur would leave most of a sound longer than the kernel in place."""
-    frames = features.shape[1]
-    ordered = tf.sort(features, axis=1)
-    middle = (ordered[:, (frames - 1) // 2] + ordered[:, frames // 2]) / 2
-    return tf.broadcast_to(middle[:, None], tf.shape(features))
+def background(features: tf.Tensor, blocks: Sequence[tuple[int, int]] | None = None) -> tf.Tensor:
+    """Each window of features (N, rows, columns, C) as its background, in each DSP block's own
+    layout: every frame replaced by its column's median over the block's frames. blocks: each block's
+    (frames, columns), side by side in the flat features (gradcam.edge.layout); None: one block whose
+    frames are the input's rows. Deleting a sound then leaves the band's usual level behind; a blur
+    would leave most of a sound longer than the kernel in place."""
+    values = int(np.prod(features.shape[1:]))
+    blocks = blocks or [(features.shape[1], values // features.shape[1])]
+    flat, parts, offset = tf.reshape(features, (-1, values)), [], 0
+    for frames, columns in blocks:
+        part = tf.reshape(flat[:, offset : offset + frames * columns], (-1, frames, columns))
+        ordered = tf.sort(part, axis=1)
+        middle = (ordered[:, (frames - 1) // 2] + ordered[:, frames // 2]) / 2
+        parts.append(tf.reshape(tf.broadcast_to(middle[:, None], tf.shape(part)), (-1, frames * columns)))
+        offset += frames * columns
+    return tf.reshape(tf.concat(parts, axis=1), tf.shape(features))
 
 
-FILLS = {"blur": blurred, "background": background}  # what a deleted region becomes: images, features
+Fill = Callable[[tf.Tensor], tf.Tensor]
+FILLS = ("blur", "background")  # what a deleted region becomes: images, features
+
+
+def fill_for(name: str, blocks: Sequence[tuple[int, int]] | None = None) -> Fill:
+    """The fill of a name in FILLS; background: in the DSP blocks' layout (None: the input's rows are frames)."""
+    if name not in FILLS:
+        raise GradcamError(f"fill {name!r}: expected one of {', '.join(FILLS)}")
+    return blurred if name == "blur" else functools.partial(background, blocks=blocks)
 
 
 def _hottest(heat: tf.Tensor, share: float, region: tf.Tensor) -> tf.Tensor:
@@ -133,10 +151,10 @@ def deleted(
     maps: tf.Tensor,
     share: float = DELETED_SHARE,
     region: tf.Tensor | None = None,
-    fill: Callable[[tf.Tensor], tf.Tensor] = blurred,
+    fill: Fill = blurred,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Two copies of the model inputs (N, H, W, C): the maps' hottest `share` replaced by the filled
-    input (FILLS: blurred, or the features' background), and their coldest `share` replaced by it.
+    input (blurred, or the features' background), and their coldest `share` replaced by it.
     maps: (N, h, w), upsampled bilinearly; region: (N, h', w') where to delete (None: everywhere),
     upsampled to the nearest."""
     size = images.shape[1:3]
@@ -168,17 +186,15 @@ def measure(
     logits_of: Callable[[tf.Tensor], tf.Tensor],
     task: Task,
     parts: list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]],
-    fill: str = "blur",
+    fill: Fill = blurred,
 ) -> list[tf.Tensor]:
     """The faithfulness of each part's maps (N,), a part being (model inputs (N, H, W, C), their maps
     (N, h, w), the logits of the inputs, what each map explains (N, ...): a class, or a FOMO object's
     mask): every deleted copy of every part through the model as one batch, deleted within the
     task's region of each target. logits_of: model inputs -> logits; fill: what a deleted region
-    becomes (FILLS)."""
+    becomes (fill_for)."""
     copies = [
-        c
-        for inputs, maps, _, targets in parts
-        for c in deleted(inputs, maps, region=task.region(targets), fill=FILLS[fill])
+        c for inputs, maps, _, targets in parts for c in deleted(inputs, maps, region=task.region(targets), fill=fill)
     ]
     altered = logits_of(tf.concat(copies, axis=0))
     scored, start = [], 0

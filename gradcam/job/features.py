@@ -1,10 +1,11 @@
 """The job's steps for audio (and other DSP-feature) models: each window of features Edge Impulse
 computed is the model's input as it is, and its picture is its spectrogram drawn from those features.
 
-The model sees a window as (frames, columns, 1): frames down, filters (or cepstra, or FFT bins)
-across. The maps are put back on the features in that orientation, each feature a block of
-pixels; the pictures are then turned a quarter for people: time left to right, low frequencies
-(or cepstrum 0) at the bottom. A 1-D model's map (frames x 1) becomes a band along time.
+A window's features are one or more DSP blocks' outputs side by side, each frames x columns
+(filters, cepstra or FFT bins; gradcam.edge.layout). A map lives on the model's input; the layout
+carries it back to each block's features. The picture has one panel per block, stacked, each turned
+for people: time left to right, low frequencies (or cepstrum 0) at the bottom, each feature a block
+of pixels; each panel gets its block's heat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from gradcam.edge.dataset import Sample
 from gradcam.edge.features import FeatureSet
+from gradcam.edge.layout import FeatureLayout
 from gradcam.engine.preprocess import Geometry
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
@@ -30,52 +32,72 @@ from gradcam.job.records import Rendered, SampleRecord, WindowFacts
 log = logging.getLogger("gradcam")
 
 FETCHERS = 4  # sounds downloaded at a time
-# A window's picture is at least this many pixels along time and across frequency.
+# A block's panel is at least this many pixels along time and across frequency.
 MIN_TIME_PX, MIN_BAND_PX = 384, 160
+GAP_PX = 4  # between two blocks' panels
 
 
 def spectrogram(features: np.ndarray, grey_range: tuple[float, float], scale: tuple[int, int]) -> np.ndarray:
-    """(frames, columns) features -> an RGB grey picture in the model's orientation, each feature a
-    block of scale = (rows, columns) pixels, loud white."""
+    """(frames, columns) features -> a grey picture turned for people (time left to right, column 0 at
+    the bottom), each feature a block of scale = (along time, across columns) pixels, loud white."""
     low, high = grey_range
     grey = np.clip((features - low) / (high - low) * 255, 0, 255).astype(np.uint8)
-    grey = cv2.resize(grey, None, fx=scale[1], fy=scale[0], interpolation=cv2.INTER_NEAREST)
-    return np.repeat(grey[:, :, None], 3, axis=2)
-
-
-def turned(explanation: Explanation) -> Explanation:
-    """The explanation as people read a spectrogram: time left to right, low frequencies at the bottom
-    (the model's frames run down, its columns across from low to high)."""
-    image, heatmap = np.rot90(explanation.image), np.rot90(explanation.heatmap)
-    contrast = explanation.contrast and turned(explanation.contrast)
-    region = (0, 0, image.shape[1], image.shape[0])
-    return replace(explanation, image=image, heatmap=heatmap, region=region, contrast=contrast)
+    return np.rot90(cv2.resize(grey, None, fx=scale[1], fy=scale[0], interpolation=cv2.INTER_NEAREST))
 
 
 class FeatureInputs:
-    """Reads the windows of a feature set as model inputs and spectrogram pictures."""
+    """Reads the windows of a feature set as model inputs and pictures, one panel per DSP block."""
 
     def __init__(self, features: FeatureSet, explainer: Explainer):
-        """Checks that the model takes windows of this many values, reshaped to (frames, columns)."""
+        """Checks that the model takes windows of this many values, reshaped to (rows, columns), and
+        lays the blocks out in them (a lone block of unknown shape: the model's rows are its frames)."""
         self.features = features
-        self.frames, self.columns = explainer.spec.height, explainer.spec.width
-        adapter, values = explainer.adapter, features.features.shape[1]
-        if not adapter.flat_input or explainer.spec.channels != 1:
-            shape = "x".join(map(str, adapter.image_shape))
+        rows, columns = explainer.spec.height, explainer.spec.width
+        if not explainer.adapter.flat_input or explainer.spec.channels != 1:
+            shape = "x".join(map(str, explainer.adapter.image_shape))
             raise GradcamError(f"the model takes images ({shape}), not windows of features as {features.source} holds")
-        if values != self.frames * self.columns:
+        blocks = features.blocks
+        if len(blocks) == 1 and blocks[0].shape is None and features.values != rows * columns:
             raise GradcamError(
-                f"{features.source}: windows of {values} values; the model takes {self.frames * self.columns} "
-                f"({self.frames} frames x {self.columns}): the features of another DSP block?"
+                f"{features.source}: windows of {features.values} values; the model takes {rows * columns} "
+                f"({rows} frames x {columns}): the features of another DSP block?"
             )
-        self.scale = (-(-MIN_TIME_PX // self.frames), -(-MIN_BAND_PX // self.columns))  # the ceilings
+        shapes = [(b.name, b.shape or (rows, columns), b.band_centres) for b in blocks]
+        self.layout = FeatureLayout.of(shapes, (rows, columns))
+        # Each panel's scale (along time, across columns), the pictures' width and each panel's top row.
+        self.scales = [(-(-MIN_TIME_PX // b.frames), -(-MIN_BAND_PX // b.columns)) for b in self.layout.blocks]
+        self.width = max(b.frames * scale[0] for b, scale in zip(self.layout.blocks, self.scales, strict=True))
+        heights = [b.columns * scale[1] for b, scale in zip(self.layout.blocks, self.scales, strict=True)]
+        self.tops = [sum(heights[:i]) + GAP_PX * i for i in range(len(heights))]
+        self.height = self.tops[-1] + heights[-1]
 
     def prepare(self, sample: Sample) -> Prepared:
-        values = self.features.row(sample).reshape(self.frames, self.columns)  # frame-major rows
-        picture = spectrogram(values, self.features.grey_range, self.scale)
-        (height, width), (rows, columns) = picture.shape[:2], self.scale
-        geometry = Geometry(columns, rows, 0.0, 0.0, (0, 0, width, height))
-        return Prepared(sample, picture, values[:, :, None], geometry, (width, height))
+        values = self.features.row(sample)
+        grey = self._stacked(
+            [
+                spectrogram(part, block.grey_range, scale)
+                for part, block, scale in zip(self.layout.split(values), self.features.blocks, self.scales, strict=True)
+            ]
+        )
+        picture = np.repeat(grey[:, :, None], 3, axis=2)
+        rows, columns = self.layout.shape
+        geometry = Geometry(self.width / columns, self.height / rows, 0.0, 0.0, (0, 0, self.width, self.height))
+        return Prepared(sample, picture, values.reshape(rows, columns, 1), geometry, (self.width, self.height))
+
+    def heatmap(self, cam: np.ndarray) -> np.ndarray:
+        """A map at its layer's resolution -> its heat over the picture, each panel its block's."""
+        turned = [np.rot90(heat) for heat in self.layout.heat(cam)]
+        return self._stacked(turned, interpolation=cv2.INTER_LINEAR)
+
+    def _stacked(self, panels: list[np.ndarray], interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
+        """The blocks' panels (each turned), each stretched to the pictures' width, stacked with a gap."""
+        out = np.zeros((self.height, self.width), panels[0].dtype)
+        for panel, top, block, scale in zip(panels, self.tops, self.layout.blocks, self.scales, strict=True):
+            height = block.columns * scale[1]
+            out[top : top + height] = cv2.resize(
+                np.ascontiguousarray(panel), (self.width, height), interpolation=interpolation
+            )
+        return out
 
 
 class FeatureStages(ClassifyStages):
@@ -135,7 +157,10 @@ class FeatureStages(ClassifyStages):
             self._fetching.shutdown(wait=False, cancel_futures=True)
 
     def _shown(self, explanation: Explanation) -> Explanation:
-        return turned(explanation)
+        """The explanation with its heat on the blocks' panels (a mistake's contrast map too)."""
+        contrast = explanation.contrast and self._shown(explanation.contrast)
+        region = (0, 0, self.inputs.width, self.inputs.height)
+        return replace(explanation, heatmap=self.inputs.heatmap(explanation.cam), region=region, contrast=contrast)
 
     def _frame(self) -> None:
         """No class summaries for windows of features (yet)."""
@@ -150,20 +175,20 @@ class FeatureStages(ClassifyStages):
         return replace(record, window=self._window_facts(prepared, explanation))
 
     def _window_facts(self, prepared: Prepared, explanation: Explanation) -> WindowFacts:
-        """The window's origin, and the frame (and, for a 2-D map, the column) under the map's peak."""
+        """The window's origin, and the block, frame and (where the map tells columns apart) column
+        under the map's peak."""
         window = self.features.windows[prepared.sample.path]
         facts = WindowFacts(window.sample_id, window.start_ms, window.end_ms, None, None)
-        if explanation.peak is None:
+        layout = self.inputs.layout
+        peak = layout.peak(layout.heat(explanation.cam))
+        if peak is None:
             return facts
-        (x, y), (rows, columns) = explanation.peak, self.inputs.scale
-        frame = int(y // rows)
+        block = layout.blocks[peak.block]
+        facts = replace(facts, peak_block=block.name, peak_frame=peak.frame)
         if window.start_ms is not None:
             span = window.end_ms - window.start_ms
-            facts = replace(facts, peak_ms=round(window.start_ms + (frame + 0.5) / self.inputs.frames * span))
-        facts = replace(facts, peak_frame=frame)
-        if explanation.cam.shape[1] == 1:  # a 1-D map: along time only
+            facts = replace(facts, peak_ms=round(window.start_ms + (peak.frame + 0.5) / block.frames * span))
+        if peak.column is None:  # a map along time only
             return facts
-        column, centres = int(x // columns), self.features.band_centres
-        return replace(
-            facts, peak_filter=column, peak_hz=centres[column] if centres and column < len(centres) else None
-        )
+        centres = block.band_centres
+        return replace(facts, peak_filter=peak.column, peak_hz=centres[peak.column] if centres else None)

@@ -83,8 +83,9 @@ class WindowFacts:
     end_ms: int | None
     peak_frame: int | None  # the frame under the map's peak, from the window's first
     peak_ms: int | None  # the peak's time from the sample's start (the frame's centre)
-    peak_filter: int | None = None  # 2-D maps: the column under the peak (filter, cepstrum or FFT bin)
+    peak_filter: int | None = None  # the column under the peak (filter, cepstrum or FFT bin) where the map tells
     peak_hz: float | None = None  # that column's centre frequency (MFE, spectrogram)
+    peak_block: str | None = None  # the DSP block under the peak
 
 
 @dataclass(frozen=True)

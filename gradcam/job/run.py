@@ -203,7 +203,7 @@ def _opened(source: Source, settings: Settings, classes: list[str]) -> Dataset |
         return source.fetch(classes)
     if settings.dataset is not None:
         log.warning("warning: %s", NO_PLAYER_OFFLINE.format(dataset=settings.dataset))
-    return open_features(settings.features, settings.labels, classes, settings.category)
+    return open_features(settings.features, settings.labels, classes, settings.category, settings.feature_shapes)
 
 
 def explain_dataset(
@@ -212,14 +212,18 @@ def explain_dataset(
     """The whole offline job from Python, as `main.py --model M --dataset D --out O`: deploy.zip in
     `out`. options: the settings by their field names (gradcam.settings.Settings), e.g.
     `overlays="mistakes"`, `layout="panel"`, `resize_mode="fit-short"`; an audio model's windows
-    instead of a dataset: `features="X_testing.npy", labels="y_testing.npy", classes=[...]`."""
+    instead of a dataset: `features="X_testing.npy", labels="y_testing.npy", classes=[...]` (several DSP
+    blocks: `features=[...]`, `feature_shapes=[(49, 13), (99, 40)]`)."""
     from gradcam.edge.sources import Source
 
     known = {f.name for f in fields(Settings)} - {"model", "dataset", "out"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise GradcamError(f"unknown option {', '.join(unknown)}: expected some of {', '.join(sorted(known))}")
-    paths = {name: Path(options.pop(name)) for name in ("features", "labels") if options.get(name) is not None}
+    paths = {"labels": Path(options.pop("labels"))} if options.get("labels") is not None else {}
+    features = options.pop("features", None)
+    if features is not None:
+        paths["features"] = [Path(f) for f in ([features] if isinstance(features, str | Path) else features)]
     dataset = None if dataset is None else Path(dataset)
     return run(Source(Settings(model=Path(model), dataset=dataset, out=Path(out), **paths, **options)))
 

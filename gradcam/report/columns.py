@@ -49,7 +49,17 @@ RESULT_FIELDS = (
     "tflite_map_withheld",
 )  # then one `score:<class>` column per class (regression: `score:value`, the raw output)
 # Audio (feature) runs add each window's origin and the map's peak along it.
-WINDOW_FIELDS = ("sample_id", "start_ms", "end_ms", "peak_frame", "peak_ms", "peak_filter", "peak_hz", "audio")
+WINDOW_FIELDS = (
+    "sample_id",
+    "start_ms",
+    "end_ms",
+    "peak_block",
+    "peak_frame",
+    "peak_ms",
+    "peak_filter",
+    "peak_hz",
+    "audio",
+)
 # Object detection runs add per image counts and rates, and write every object to objects.csv.
 DETECTION_FIELDS = ("true_positives", "false_positives", "false_negatives", "precision", "recall", "f1")
 OBJECT_FIELDS = (
