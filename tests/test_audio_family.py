@@ -87,7 +87,7 @@ def test_where_mfcc_normalisation_spreads_a_lone_burst_no_method_points_and_the_
     for method in ("gradcam", "hirescam", "layercam"):
         hits, correct, _ = _peaks_in_burst(_model(member), member, method)
         assert hits[correct].mean() < 0.85, method
-    data, x = _windows(member)
+    _, x = _windows(member)
     explainer = Explainer(_model(member), audio.CLASSES, method="auto", dsp="mfcc", fill="background")
     maps = explainer.maps(x.reshape(len(x), audio.FRAMES, audio.CEPSTRA, 1), np.full(len(x), PREDICTED, np.int32))
     assert np.mean([m.faithfulness for m in maps]) < 0.5

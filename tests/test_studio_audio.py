@@ -179,11 +179,6 @@ def test_four_column_labels_from_studio_give_their_own_times(keywords, tmp_path,
     ("options", "message"),
     [
         (
-            {"feeding": 2},
-            "error: the learn block Classifier takes the features of 2 DSP blocks (MFE (mfe, id 31), "
-            "SPECTRAL-ANALYSIS (spectral-analysis, id 32)): only a model fed by one DSP block can be explained",
-        ),
-        (
             {"features": b"<html>not npy</html>"},
             "error: Studio API: downloading the features failed: the answer is not an npy file",
         ),
