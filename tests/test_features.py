@@ -19,6 +19,9 @@ import tf_keras
 from gradcam.cli import main
 from gradcam.edge.features import Timing, Window, feature_set, label_rows
 from gradcam.errors import GradcamError
+from gradcam.job.looks import ClassLook, Looks, Region, Shortcut
+from gradcam.job.run import explain_dataset
+from gradcam.job.warnings import shortcut_warnings
 from tests import audio
 from tests.helpers import ROOT
 
@@ -331,3 +334,40 @@ def test_an_int8_audio_model_s_own_maps_are_drawn_beside_the_keras_maps(keywords
     assert all(row["tflite_peak_x"] == "" for row in rows), "a window's peak is a time and a band, not a pixel"
     agreement = document["run"]["tflite"]["maps"]["total"]
     assert agreement["maps"] == sum(row["map_agreement"] != "" for row in drawn) and agreement["share"] <= 0.1
+
+
+# --- The class summaries ---
+
+
+def test_each_classs_mean_map_lies_in_its_band_and_is_a_tile_in_deploy_zip(keywords, tmp_path):
+    """The 2-D model's mean map per class, summed over time, is hottest in the class's own filters
+    (the summaries' frame is the picture turned: high filters at the top)."""
+    folder, _ = keywords
+    summary = explain_dataset(
+        FIXTURES / "keywords_2d.h5",
+        out=tmp_path,
+        features=folder / "X_testing.npy",
+        labels=folder / "y_testing.npy",
+        classes=CLASSES,
+    )
+    looks = summary.info.totals.looks
+    assert [look.name for look in looks.classes] == sorted(CLASSES)
+    filters = {"yes": (4, 9), "no": (16, 21), "stop": (28, 33)}  # tests/audio.py: BANDS
+    for look in looks.classes:
+        rows = look.heat.shape[0]
+        hottest = rows - 1 - int(np.argmax(look.heat.sum(axis=1)))  # counted from the bottom
+        low, high = filters[look.name]
+        assert low - 1 <= hottest * audio.FILTERS / rows <= high + 2, (look.name, hottest)
+    names = zipfile.ZipFile(tmp_path / "deploy.zip").namelist()
+    assert {f"classes/explained/{name}.jpg" for name in CLASSES} <= set(names)
+
+
+def test_an_audio_shortcut_is_told_in_time_not_pixels():
+    region = Region(0, 10, 12)  # 12 of 96 px: 50 of the picture's 396 (12.6%)
+    look = ClassLook("yes", 40, np.zeros((39, 96)), np.zeros((39, 96, 3), np.uint8), Shortcut(region, 0.9, 0.1), True)
+    looks = Looks((39, 96), [look], [], (396, 160), windows=True)
+    assert shortcut_warnings(looks) == [
+        "class 'yes': in 90% of its windows the map sits on the same frames, 0% to 13% into the window, at the "
+        "left of its picture, whose features are nearly identical in every window: the model may be reading an "
+        "artefact (a click, a silence pad), not the sound"
+    ]

@@ -170,6 +170,10 @@ class ClassifyStages:
 
     def running_totals(self) -> totals.RunningTotals:
         trust = totals.ScoreSums(TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
-        spec = self.explainer.spec
-        looks = ClassLooks(self.frame, (spec.width, spec.height)) if self.frame else None
+        looks = self._class_looks() if self.frame else None
         return totals.RunningTotals(totals.map_scores, trust, self.tflite, looks=looks)
+
+    def _class_looks(self) -> ClassLooks:
+        """The class summaries' running sums, their frame scaling the model's input."""
+        spec = self.explainer.spec
+        return ClassLooks(self.frame, (spec.width, spec.height))

@@ -27,6 +27,7 @@ from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation
 from gradcam.job.classify import ClassifyStages
 from gradcam.job.inputs import Prepared
+from gradcam.job.looks import SIDE, ClassLooks, View
 from gradcam.job.records import Rendered, SampleRecord, WindowFacts
 
 log = logging.getLogger("gradcam")
@@ -162,9 +163,32 @@ class FeatureStages(ClassifyStages):
         region = (0, 0, self.inputs.width, self.inputs.height)
         return replace(explanation, heatmap=self.inputs.heatmap(explanation.cam), region=region, contrast=contrast)
 
-    def _frame(self) -> None:
-        """No class summaries for windows of features (yet)."""
-        return None
+    def _frame(self) -> tuple[int, int]:
+        """The class summaries' frame: the window's picture, at most looks.SIDE pixels on its long side."""
+        factor = SIDE / max(self.inputs.width, self.inputs.height)
+        return max(1, round(self.inputs.height * factor)), max(1, round(self.inputs.width * factor))
+
+    def _view(self, prepared: Prepared, explanation: Explanation) -> View:
+        """The window's picture and heat (a mistake's true-class heat too) in the summaries' frame:
+        their means are the class's spectrogram and map, and the shortcut check finds frames and bands
+        that the maps keep landing on while the features there hardly change."""
+        height, width = self.frame
+
+        def heat(cam: np.ndarray) -> np.ndarray:
+            return cv2.resize(self.inputs.heatmap(cam), (width, height), interpolation=cv2.INTER_AREA)
+
+        contrast = explanation.contrast
+        image = cv2.resize(prepared.image, (width, height), interpolation=cv2.INTER_AREA)
+        return View(
+            explanation.explained,
+            heat(explanation.cam),
+            image,
+            contrast and contrast.explained,
+            contrast and heat(contrast.cam),
+        )
+
+    def _class_looks(self) -> ClassLooks:
+        return ClassLooks(self.frame, (self.inputs.width, self.inputs.height), windows=True)
 
     def _peak(self, explanation: Explanation, prepared: Prepared) -> None:
         """A window's map peaks at a time and band (its WindowFacts), not at a file's pixel."""

@@ -97,6 +97,7 @@ class Looks:
     classes: list[ClassLook]
     mistakes: list[ClassLook]
     input_size: tuple[int, int]  # (width, height) of the model's input, which the frame scales
+    windows: bool = False  # windows of features: the frame scales their picture (time across)
 
     def in_input(self, region: Region) -> tuple[int, int, int, int]:
         """A region as a box (x, y, width, height) in the model input's pixels."""
@@ -183,9 +184,10 @@ def heat_inside(heat: np.ndarray, boxes: tuple[tuple[float, float, float, float]
 class ClassLooks:
     """The summaries' running sums, fed one View per sample (each let go after)."""
 
-    def __init__(self, frame: tuple[int, int], input_size: tuple[int, int]):
-        """frame: (height, width) of the summaries; input_size: (width, height) of the model input."""
-        self.frame, self.input_size = frame, input_size
+    def __init__(self, frame: tuple[int, int], input_size: tuple[int, int], windows: bool = False):
+        """frame: (height, width) of the summaries; input_size: (width, height) of the model input (windows
+        of features: of their picture, time across)."""
+        self.frame, self.input_size, self.windows = frame, input_size, windows
         self.size = region_size(frame)
         self._classes: dict[str, _Sums] = {}
         self._mistakes: dict[str, _Sums] = {}
@@ -205,7 +207,7 @@ class ClassLooks:
     def result(self) -> Looks:
         classes = [self._look(name, sums) for name, sums in sorted(self._classes.items())]
         mistakes = [sums.mean(name) for name, sums in sorted(self._mistakes.items())]
-        return Looks(self.frame, classes, mistakes, self.input_size)
+        return Looks(self.frame, classes, mistakes, self.input_size, self.windows)
 
     def _look(self, name: str, sums: _Sums) -> ClassLook:
         look = sums.mean(name)

@@ -79,6 +79,15 @@ def shortcut_warnings(looks: Looks | None) -> list[str]:
     lines = []
     for look in looks.shortcuts:
         box = looks.in_input(look.candidate.region)
+        if looks.windows:
+            start, end = box[0] / looks.input_size[0], (box[0] + box[2]) / looks.input_size[0]
+            lines.append(
+                f"class {look.name!r}: in {look.candidate.share:.0%} of its windows the map sits on the same "
+                f"frames, {start:.0%} to {end:.0%} into the window, at the {_where(box, looks.input_size)} of "
+                "its picture, whose features are nearly identical in every window: the model may be reading an "
+                "artefact (a click, a silence pad), not the sound"
+            )
+            continue
         lines.append(
             f"class {look.name!r}: in {look.candidate.share:.0%} of its images the map sits on the same "
             f"{box[2]}x{box[3]} patch at the {_where(box, looks.input_size)} (x {box[0]}, y {box[1]} of the "
