@@ -38,7 +38,7 @@ def explainer(model, method: str, faithfulness: bool = True) -> Explainer:
     if method == "fusion":
         convs = [layer.name for layer in model.layers if "conv" in type(layer).__name__.lower()]
         options = {"method": "gradcam", "layer": ",".join(reversed(convs))}
-    return Explainer(model, audio.CLASSES, fill="background", faithfulness=faithfulness, **options)
+    return Explainer(model, audio.CLASSES, fill="background", faithfulness=faithfulness, reads_features=True, **options)
 
 
 def windows(member: Member, n: int) -> tuple[audio.Clips, np.ndarray]:

@@ -18,7 +18,7 @@ A FOMO model's explainer gives, per image, every detection and every missed box 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +56,15 @@ class Explainer:
         faithfulness: bool = True,
         fill: str = "blur",
         blocks: Sequence[tuple[int, int]] | None = None,
+        reads_features: bool = False,
         dsp: str | None = None,
     ):
         """faithfulness: score every map (two more forward passes per map, gradcam.engine.faithfulness);
         a FOMO model's every object. fill: what the score's deletions put in place of a region: blur
         (images), background (windows of audio features: each column's median over the frames; blocks:
         each DSP block's (frames, columns) where several lie side by side in the input). method auto:
-        as `auto_method` rules, told the DSP blocks' types by dsp (mfe, mfcc, "+" between several)."""
+        as `auto_method` rules for images, or (reads_features) for windows of DSP features, whose blocks'
+        types dsp names where known (mfe, mfcc, "+" between several)."""
         self.adapter = adapter_for(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
@@ -80,10 +82,8 @@ class Explainer:
         self._cut = self.adapter.cut() if objects else None
         self.forward = self._cut or self.adapter
         if method == AUTO:
-            two_d = self.adapter.flat_input and self.adapter.layers[0].width > 1
-            method = auto_method(
-                self.adapter.flat_input, two_d, cepstra=dsp is not None and set(dsp.split("+")) == {"mfcc"}
-            )
+            two_d = self.adapter.layers[0].width > 1
+            method = auto_method(reads_features, two_d, cepstra=dsp is not None and set(dsp.split("+")) == {"mfcc"})
         self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, fill_for(fill, blocks))
         self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
         self.method = method
@@ -208,17 +208,29 @@ class Explainer:
         """One sample's model outputs (after the activation) -> prediction, label, confidence, scores."""
         return self.task.answer(outputs, self.classes)
 
-    def finish(self, image: np.ndarray, geometry: Geometry, maps: SampleMaps) -> Explanation:
-        """Put one image's maps back on the original image. Thread-safe."""
+    def finish(
+        self,
+        image: np.ndarray,
+        geometry: Geometry,
+        maps: SampleMaps,
+        heatmap: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> Explanation:
+        """Put one image's maps back on the original image. Thread-safe. heatmap: how a map lies on
+        `image`, which is then shown as it is (windows of features: their picture's panels); by
+        default through the geometry, on the image as the model saw its colours."""
         answer = self.answer(maps.probabilities)
-        shown = display_image(image, self.spec)
         size, model_size = (image.shape[1], image.shape[0]), (self.spec.width, self.spec.height)
+        shown = image
+        if heatmap is None:
+            shown = display_image(image, self.spec)
+
+            def heatmap(cam: np.ndarray) -> np.ndarray:
+                return geometry.to_original(cam, size, model_size)
 
         def explanation(cam: np.ndarray, explained: str, **more) -> Explanation:
             centre = peak(cam)
             hottest = None if centre is None else geometry.point_to_original(centre, cam.shape, model_size)
-            heatmap = geometry.to_original(cam, size, model_size)
-            fields = (answer.prediction, answer.label, answer.confidence, answer.scores, cam, heatmap, shown)
+            fields = (answer.prediction, answer.label, answer.confidence, answer.scores, cam, heatmap(cam), shown)
             return Explanation(*fields, geometry.valid, hottest, explained, **more)
 
         contrast = None

@@ -89,6 +89,7 @@ class Settings:
             "faithfulness": self.faithfulness,
             "fill": "background" if self.reads_features else "blur",
             "blocks": self.feature_shapes,
+            "reads_features": self.reads_features,
             "dsp": self.dsp_block,
         }
 

@@ -15,6 +15,7 @@ from gradcam.engine.tasks import PREDICTED
 from gradcam.explainer import Explainer
 from tests import audio, helpers
 from tests.fixtures.make_audio_family import MEMBERS, TEST_SEED, Member
+from tests.helpers import ROOT
 
 WINDOWS = 120
 
@@ -35,7 +36,9 @@ def _peaks_in_burst(model, member: Member, method: str = "auto") -> tuple[np.nda
     model is right; the method auto chose."""
     data, x = _windows(member)
     columns = audio.COLUMNS[member.block]
-    explainer = Explainer(model, audio.CLASSES, method=method, dsp=member.block, faithfulness=False)
+    explainer = Explainer(
+        model, audio.CLASSES, method=method, reads_features=True, dsp=member.block, faithfulness=False
+    )
     maps = explainer.maps(x.reshape(len(x), audio.FRAMES, columns, 1), np.full(len(x), PREDICTED, np.int32))
     spans = audio.burst_frames(data)
     layout = FeatureLayout.of([("features", (audio.FRAMES, columns), None)], (audio.FRAMES, columns))
@@ -54,6 +57,16 @@ def test_auto_is_gradcam_along_time_and_over_cepstra_and_hirescam_over_time_and_
 
 
 # A lone burst under MFCC's normalisation: see the last test (measured on gap1d-mfcc-lone: 0.80 to 0.85).
+def test_auto_reads_the_kind_of_model_from_the_job_not_from_a_flat_input():
+    """Edge Impulse's image models take a flat input too (the shapes example): still images."""
+    image_model = tf_keras.models.load_model(ROOT / "examples" / "shapes" / "model.h5", compile=False)
+    assert image_model.inputs[0].shape.rank == 2, "a flat input"
+    assert Explainer(image_model, method="auto").method == "gradcam"
+    keywords_2d = tf_keras.models.load_model(ROOT / "tests" / "fixtures" / "keywords_2d.h5")
+    assert Explainer(keywords_2d, audio.CLASSES, method="auto", reads_features=True).method == "hirescam"
+    assert Explainer(keywords_2d, audio.CLASSES, method="auto", reads_features=True, dsp="mfcc").method == "gradcam"
+
+
 AUTO_HOLDS = [m for m in MEMBERS if (m.block, m.design) != ("mfcc", "lone")]
 
 
@@ -88,6 +101,8 @@ def test_where_mfcc_normalisation_spreads_a_lone_burst_no_method_points_and_the_
         hits, correct, _ = _peaks_in_burst(_model(member), member, method)
         assert hits[correct].mean() < 0.85, method
     _, x = _windows(member)
-    explainer = Explainer(_model(member), audio.CLASSES, method="auto", dsp="mfcc", fill="background")
+    explainer = Explainer(
+        _model(member), audio.CLASSES, method="auto", reads_features=True, dsp="mfcc", fill="background"
+    )
     maps = explainer.maps(x.reshape(len(x), audio.FRAMES, audio.CEPSTRA, 1), np.full(len(x), PREDICTED, np.int32))
     assert np.mean([m.faithfulness for m in maps]) < 0.5

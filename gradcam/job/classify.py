@@ -76,21 +76,20 @@ class ClassifyStages:
         contrast map gets a picture of its own; a panel shows both maps), and the TFLite model's
         own map's picture beside them. A map whose twin is not LiteRT is not shown."""
         maps, beside = output
-        explanation = self.explainer.finish(prepared.image, prepared.geometry, maps)
+        explanation = self._finish(self.explainer, prepared, maps)
         device = None
         if beside is not None and beside.maps is not None and not beside.withheld:
-            device = self.tflite.twin.finish(prepared.image, prepared.geometry, beside.maps)
+            device = self._finish(self.tflite.twin, prepared, beside.maps)
         record = self._record(prepared, explanation, beside, device)
         if self.tflite and self.tflite.twin_shown and record.withheld:
             return Rendered(record, Pictures(None))  # the twin's map is all there is, and it is not the device's
         view = self._view(prepared, explanation)
         if not self.pictures.wanted(record):
             return Rendered(record, Pictures(None), view)
-        shown = self._shown(explanation)
         kind = tflite_kind(self.tflite)
-        overlay = draw(shown, self.pictures, caption(record, kind))
-        tflite = device and draw(self._shown(device), self.pictures, tflite_caption(record, kind))
-        contrast = shown.contrast
+        overlay = draw(explanation, self.pictures, caption(record, kind))
+        tflite = device and draw(device, self.pictures, tflite_caption(record, kind))
+        contrast = explanation.contrast
         if contrast is None or self.pictures.layout == "panel":
             return Rendered(record, Pictures(overlay, tflite=tflite), view)
         return Rendered(record, Pictures(overlay, draw(contrast, self.pictures), tflite), view)
@@ -119,9 +118,9 @@ class ClassifyStages:
             to_frame.seen(prepared.image.shape),
         )
 
-    def _shown(self, explanation: Explanation) -> Explanation:
-        """The explanation as its pictures show it: as it is, for an image."""
-        return explanation
+    def _finish(self, explainer: Explainer, prepared: Prepared, maps: SampleMaps) -> Explanation:
+        """A sample's maps on its image, as its pictures show them."""
+        return explainer.finish(prepared.image, prepared.geometry, maps)
 
     def _record(
         self, prepared: Prepared, explanation: Explanation, beside: Beside | None, device: Explanation | None

@@ -24,7 +24,7 @@ from gradcam.edge.layout import FeatureLayout
 from gradcam.engine.preprocess import Geometry
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
-from gradcam.explanation import Explanation
+from gradcam.explanation import Explanation, SampleMaps
 from gradcam.job.classify import ClassifyStages
 from gradcam.job.inputs import Prepared
 from gradcam.job.looks import SIDE, ClassLooks, View
@@ -157,11 +157,9 @@ class FeatureStages(ClassifyStages):
         if self._fetching is not None:
             self._fetching.shutdown(wait=False, cancel_futures=True)
 
-    def _shown(self, explanation: Explanation) -> Explanation:
-        """The explanation with its heat on the blocks' panels (a mistake's contrast map too)."""
-        contrast = explanation.contrast and self._shown(explanation.contrast)
-        region = (0, 0, self.inputs.width, self.inputs.height)
-        return replace(explanation, heatmap=self.inputs.heatmap(explanation.cam), region=region, contrast=contrast)
+    def _finish(self, explainer: Explainer, prepared: Prepared, maps: SampleMaps) -> Explanation:
+        """The window's maps as heat on its blocks' panels (a mistake's contrast map too)."""
+        return explainer.finish(prepared.image, prepared.geometry, maps, heatmap=self.inputs.heatmap)
 
     def _frame(self) -> tuple[int, int]:
         """The class summaries' frame: the window's picture, at most looks.SIDE pixels on its long side."""
@@ -174,17 +172,16 @@ class FeatureStages(ClassifyStages):
         that the maps keep landing on while the features there hardly change."""
         height, width = self.frame
 
-        def heat(cam: np.ndarray) -> np.ndarray:
-            return cv2.resize(self.inputs.heatmap(cam), (width, height), interpolation=cv2.INTER_AREA)
+        def framed(picture: np.ndarray) -> np.ndarray:
+            return cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
 
         contrast = explanation.contrast
-        image = cv2.resize(prepared.image, (width, height), interpolation=cv2.INTER_AREA)
         return View(
             explanation.explained,
-            heat(explanation.cam),
-            image,
+            framed(explanation.heatmap),
+            framed(prepared.image),
             contrast and contrast.explained,
-            contrast and heat(contrast.cam),
+            contrast and framed(contrast.heatmap),
         )
 
     def _class_looks(self) -> ClassLooks:
