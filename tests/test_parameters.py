@@ -217,6 +217,11 @@ BAD_FLAGS = [
     (["--out", "README.md"], "argument --out: README.md is a file; expected a folder"),
     (["--work-dir", "README.md"], "argument --work-dir: README.md is a file; expected a folder"),
     (["--target-class", "hexagon"], "target class 'hexagon': the model's classes are circle, square, triangle"),
+    (
+        ["--feature-shapes", "99x40,13"],
+        "argument --feature-shapes: '99x40,13': expected frames x columns per DSP block, as 49x13,99x40",
+    ),
+    (["--feature-shapes", "0x40"], "argument --feature-shapes: '0x40': expected frames x columns per DSP block"),
 ]
 
 
