@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
+import logging
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import weakref
 import zipfile
 from pathlib import Path
@@ -308,16 +312,47 @@ def closing_warnings(log: str) -> list[str]:
     return [line.removeprefix("WARNING: ") for line in lines[wrote + 1 :]]
 
 
+def run_main(*args, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """main.py's work in this process, seen as a fresh process would show it: the exit code, stdout
+    with the log, and stderr down to the file descriptor (a library's C++ notices count), but without
+    a second TensorFlow start-up. env: variables set for the call. What needs a process of its own
+    (signals, a quiet import, the start-up's first lines) runs main.py (tests/test_cli.py)."""
+    from gradcam.cli import main
+
+    logger, out, err = logging.getLogger("gradcam"), io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = (logger.level, logger.propagate, {name: os.environ.get(name) for name in env or {}})
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    os.environ.update(env or {})
+    with tempfile.TemporaryFile("w+b") as native:
+        sys.stderr.flush()
+        fd = os.dup(2)
+        os.dup2(native.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main([str(a) for a in args])
+        finally:
+            os.dup2(fd, 2)
+            os.close(fd)
+            logger.removeHandler(handler)
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
+            for name, value in saved[2].items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        native.seek(0)
+        stderr = err.getvalue() + native.read().decode(errors="replace")
+    return subprocess.CompletedProcess(["main.py", *map(str, args)], code, out.getvalue(), stderr)
+
+
 def run_with_key(studio, *args) -> subprocess.CompletedProcess:
-    """main.py in a fresh process, the API key in EI_API_KEY, against the emulator."""
-    return subprocess.run(
-        [sys.executable, "main.py", "--host", studio.host, *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"EI_API_KEY": studio.api_key, "PATH": "/usr/bin:/bin"},
-    )
+    """The job with the API key in EI_API_KEY (not on the command line), against the emulator."""
+    return run_main("--host", studio.host, *args, env={"EI_API_KEY": studio.api_key})
 
 
 def assert_key_kept_secret(studio, output: str, zip_path, exported: bool = True):

@@ -14,16 +14,7 @@ from tests.helpers import ROOT
 
 
 def _run_block(home, *extra):
-    command = [
-        sys.executable,
-        "-u",
-        "main.py",
-        "--metadata",
-        home / "input" / "deployment-metadata.json",
-        *helpers.STUDIO_ARGS,
-        *extra,
-    ]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return helpers.run_main("--metadata", home / "input" / "deployment-metadata.json", *helpers.STUDIO_ARGS, *extra)
 
 
 def test_studio_deployment_writes_only_deploy_zip(studio, tmp_path, export_zip, model_zip):

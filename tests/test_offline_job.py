@@ -3,8 +3,6 @@
 import csv
 import io
 import json
-import subprocess
-import sys
 import zipfile
 
 import cv2
@@ -27,10 +25,8 @@ def _shape_samples(n: int):
         return [(f["path"], f["label"]["label"], archive.read(f["path"])) for f in files]
 
 
-def _run(*args, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "main.py", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+def _run(*args):
+    return helpers.run_main(*args)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from gradcam.job.pictures import caption
 from gradcam.job.records import MapFacts, Outcome, SampleRecord
 from tests import helpers
 from tests import studio_emulator as emu
-from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, open_report
+from tests.helpers import SHAPE_CLASSES, SHAPES, open_report
 
 JOB = ["--model", SHAPES / "model.h5", "--dataset", SHAPES / "export.zip", "--resize-mode", "fit-short"]
 
@@ -61,7 +61,7 @@ def models(tmp_path_factory):
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+    return helpers.run_main(*args)
 
 
 def _rows(zip_path) -> tuple[dict, list[dict]]:
@@ -88,13 +88,19 @@ def reference(path, inputs: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def jobs(models, tmp_path_factory):
     """The job run once with each TFLite model beside the Keras one (the default: both models'
-    maps), for the tests that read its outputs: model name -> (the finished process, deploy.zip)."""
+    maps), for the tests that read its outputs: model name -> (the finished run, deploy.zip). The
+    int8 one runs main.py in a process of its own: LiteRT says its notices once per process."""
 
-    def job(name: str, *flags) -> tuple[subprocess.CompletedProcess, Path]:
+    def job(name: str, run, *flags) -> tuple[subprocess.CompletedProcess, Path]:
         out = tmp_path_factory.mktemp(name)
-        return _run(*JOB, "--tflite", models[name], "--out", out, *flags), out / "deploy.zip"
+        return run(*JOB, "--tflite", models[name], "--out", out, *flags), out / "deploy.zip"
 
-    return {"int8": job("int8", "--batch-size", "16"), "bad": job("bad", "--faithfulness", "0")}
+    def process(*args) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "main.py", *map(str, args)], cwd=helpers.ROOT, capture_output=True, text=True
+        )
+
+    return {"int8": job("int8", process, "--batch-size", "16"), "bad": job("bad", _run, "--faithfulness", "0")}
 
 
 def test_int8_answers_equal_an_independent_interpreter_run(models, jobs):
@@ -219,8 +225,7 @@ def studio_tflite(model_zip, tmp_path_factory) -> bytes:
 
 def _run_block(home, studio):
     studio.faults.polls_until_done = 1  # the export is not what these tests are about
-    command = [sys.executable, "main.py", "--metadata", home / "input" / "deployment-metadata.json"]
-    return subprocess.run([*map(str, command), *helpers.STUDIO_ARGS], cwd=ROOT, capture_output=True, text=True)
+    return helpers.run_main("--metadata", home / "input" / "deployment-metadata.json", *helpers.STUDIO_ARGS)
 
 
 def test_studio_compares_with_its_own_trained_tflite(studio, tmp_path, model_zip, studio_tflite):
