@@ -16,6 +16,7 @@ from pathlib import Path
 from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.block import read_metadata
 from gradcam.edge.dataset import Dataset, open_dataset
+from gradcam.edge.dsp import DspData
 from gradcam.edge.features import FeatureSet
 from gradcam.edge.impulse import FeatureBlock, choose_learn_block
 from gradcam.edge.studio import StudioClient
@@ -113,7 +114,7 @@ def from_block(settings: Settings, work: Path) -> Source:
     )
     if features:
         return Source(
-            settings, lambda classes: client.feature_set(meta.project_id, features, settings.category, classes)
+            settings, lambda classes: DspData(client).feature_set(meta.project_id, features, settings.category, classes)
         )
     return Source(
         settings,
@@ -164,7 +165,7 @@ def from_api_key(settings: Settings) -> Source:
     )
     if info.features:
         return Source(
-            settings, lambda classes: client.feature_set(project_id, info.features, settings.category, classes)
+            settings, lambda classes: DspData(client).feature_set(project_id, info.features, settings.category, classes)
         )
 
     def fetch(_classes: list[str]) -> Dataset:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 import json
 import logging
 import time
@@ -20,14 +19,12 @@ from datetime import datetime
 from pathlib import Path
 
 import edgeimpulse_api as ei
-import numpy as np
 import urllib3
 
 from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.download import download, retry_policy
-from gradcam.edge.features import BlockFeatures, FeatureSet, Timing, band_centres, feature_set, joined
+from gradcam.edge.dsp import DspData
 from gradcam.edge.impulse import (
-    FeatureBlock,
     ImpulseInfo,
     KerasMetadata,
     choose_learn_block,
@@ -64,14 +61,14 @@ class StudioClient:
         config = ei.Configuration(host=f"{base_url(host)}/v1")
         config.api_key["ApiKeyAuthentication"] = api_key
         config.retries = retry_policy(retries)
-        self._client = ei.ApiClient(config)
+        self.api_client = ei.ApiClient(config)
 
     # -- plumbing --------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
         return text.replace(self._key, "ei_***") if self._key else text
 
-    def _call(self, what: str, fn: Callable, *args, **kwargs):
+    def call(self, what: str, fn: Callable, *args, **kwargs):
         """Call the API with a timeout; failures and `success: false` become one clear error."""
         try:
             response = fn(*args, _request_timeout=self.timeout, **kwargs)
@@ -90,7 +87,7 @@ class StudioClient:
 
     def project_id(self) -> int:
         """The key's own project (an API key sees only its project)."""
-        projects = self._call("listing projects", ei.ProjectsApi(self._client).list_projects).projects
+        projects = self.call("listing projects", ei.ProjectsApi(self.api_client).list_projects).projects
         if len(projects) != 1:
             names = ", ".join(f"{p.id} ({p.name})" for p in projects) or "none"
             raise GradcamError(f"the API key sees {len(projects)} projects ({names}); choose one with --project-id")
@@ -100,8 +97,8 @@ class StudioClient:
     def impulse(self, project_id: int, impulse_id: int | None = None) -> ImpulseInfo:
         """Image size, resize mode and colour depth from the impulse; classes, mode and input scaling
         from the Keras learn block's metadata."""
-        impulse = self._call(
-            "reading the impulse", ei.ImpulseApi(self._client).get_impulse, project_id, impulse_id
+        impulse = self.call(
+            "reading the impulse", ei.ImpulseApi(self.api_client).get_impulse, project_id, impulse_id
         ).impulse
         if impulse is None:
             raise GradcamError(f"project {project_id} has no impulse; create and train one first")
@@ -123,7 +120,7 @@ class StudioClient:
         )
         if image is None:  # a time-series impulse (audio): the model reads its DSP blocks' features
             by_id = {b.id: b for b in impulse.dsp_blocks}
-            dsp = [self._feature_block(project_id, by_id[i]) for i in learn.dsp if i in by_id]
+            dsp = [DspData(self).block(project_id, by_id[i]) for i in learn.dsp if i in by_id]
             blocks = feature_blocks(dsp, learn.name)
             for block in blocks:
                 shape = "" if block.shape is None else f", {block.shape[0]} frames x {block.shape[1]}"
@@ -133,22 +130,12 @@ class StudioClient:
         shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
         return dataclasses.replace(info, image_shape=shape, resize_mode=enum_value(image.resize_mode))
 
-    def _feature_block(self, project_id: int, block) -> FeatureBlock:
-        """A DSP block of the impulse, with its output's shape (frames, columns) from its metadata
-        where that is a spectrogram."""
-        meta = self._call("reading the DSP metadata", ei.DSPApi(self._client).get_dsp_metadata, project_id, block.id)
-        output = meta.output_config
-        shape = None
-        if output.type == "spectrogram" and output.shape.width and output.shape.height:
-            shape = (int(output.shape.width), int(output.shape.height))
-        return FeatureBlock(block.id, enum_value(block.type), block.name, shape)
-
     def keras_metadata(self, project_id: int, learn_id: int, learn_type: str) -> KerasMetadata:
         """A Keras learn block's class names, mode, input scaling and (object detection) kind of
         detector and threshold; a detector other than FOMO is refused."""
         what = "reading the Keras metadata"
-        raw = self._call(
-            what, ei.LearnApi(self._client).get_keras_metadata, project_id, learn_id, _preload_content=False
+        raw = self.call(
+            what, ei.LearnApi(self.api_client).get_keras_metadata, project_id, learn_id, _preload_content=False
         )
         try:
             body = json.loads(raw.data)
@@ -174,7 +161,7 @@ class StudioClient:
         block = next((b for b in dsp_blocks if b.id in wanted and b.type == "image"), None)
         if block is None:
             return 3
-        config = self._call("reading the DSP config", ei.DSPApi(self._client).get_dsp_config, project_id, block.id)
+        config = self.call("reading the DSP config", ei.DSPApi(self.api_client).get_dsp_config, project_id, block.id)
         for group in config.config or []:
             for item in group.items:
                 if item.param == "channels":
@@ -183,51 +170,11 @@ class StudioClient:
 
     # -- downloads -------------------------------------------------------------------------
 
-    def feature_set(
-        self, project_id: int, blocks: tuple[FeatureBlock, ...], category: str, classes: list[str]
-    ) -> FeatureSet:
-        """The windows of features the DSP blocks computed for a category (all: training, then
-        testing), side by side in the impulse's order; the labels, and each row's sample and window,
-        from the first block; each block's shape and its columns' frequencies from its metadata."""
-        if category == "all":
-            return joined([self.feature_set(project_id, blocks, part, classes) for part in ("training", "testing")])
-        dsp = ei.DSPApi(self._client)
-        parts, timing = [], None
-        for block in blocks:
-            log.info("downloading the %s features of %s (%s)", category, block.name, block.type)
-            x = self._npy("downloading the features", dsp.download_dsp_data, project_id, block.id, category)
-            meta = self._call("reading the DSP metadata", dsp.get_dsp_metadata, project_id, block.id, category=category)
-            centres = band_centres(block.type, meta.dsp_config, meta.frequency)
-            parts.append(BlockFeatures(block.name, x, block.shape, centres))
-            timing = timing or Timing(
-                [(s.id, s.window_count) for s in meta.included_samples], meta.window_size_ms, meta.window_increase_ms
-            )
-        first = blocks[0]
-        y = self._npy("downloading the labels", dsp.download_dsp_labels, project_id, first.id, category)
-        names = (f"the {category} features of {first.name}", f"the {category} labels of {first.name}")
-        source = Path(f"{'+'.join(block.name for block in blocks)}-{category}")
-        found = feature_set(parts, y, classes, source=source, category=category, timing=timing, names=names)
-        return dataclasses.replace(found, sound=functools.partial(self.sample_wav, project_id))
-
-    def sample_wav(self, project_id: int, sample_id: int) -> bytes:
-        """One sample's audio as WAV (the report's player)."""
-        api = ei.RawDataApi(self._client)
-        what = f"downloading the audio of sample {sample_id}"
-        return self._call(what, api.get_sample_as_audio, project_id, sample_id, 0, _preload_content=False).data
-
-    def _npy(self, what: str, fn: Callable, *args) -> np.ndarray:
-        """An npy body, read as bytes (the client would decode it as text)."""
-        raw = self._call(what, fn, *args, _preload_content=False)
-        try:
-            return np.load(io.BytesIO(raw.data), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise GradcamError(f"Studio API: {what} failed: the answer is not an npy file ({exc})") from None
-
     def download_model(self, project_id: int, learn_id: int, target: Path, download_id: str = KERAS) -> Path:
         """A trained model of the learn block: by default the Keras model, a zip holding model.h5."""
-        response = self._call(
+        response = self.call(
             "downloading the model",
-            ei.LearnApi(self._client).download_learn_model,
+            ei.LearnApi(self.api_client).download_learn_model,
             project_id,
             learn_id,
             download_id,
@@ -240,7 +187,7 @@ class StudioClient:
     def tflite_download(self, project_id: int) -> str | None:
         """The download id of the project's TFLite model: int8 (what devices run) where it offers one,
         else float32; None when it offers neither."""
-        listed = self._call("listing the model downloads", ei.ProjectsApi(self._client).list_downloads, project_id)
+        listed = self.call("listing the model downloads", ei.ProjectsApi(self.api_client).list_downloads, project_id)
         offered = {d.type: d.id for d in listed.downloads if d.id and d.type.startswith("TensorFlow Lite")}
         for kind in ("int8", "float32"):
             found = next((i for name, i in offered.items() if kind in name), None)
@@ -250,9 +197,9 @@ class StudioClient:
 
     def export_dataset(self, project_id: int, target: Path, timeout: float = 1800.0) -> Path:
         """Start an "export original" job, wait for it, download the zip it made."""
-        jobs = ei.JobsApi(self._client)
+        jobs = ei.JobsApi(self.api_client)
         request = ei.ExportOriginalDataRequest(uploader_friendly_filenames=True, retain_crops=True)
-        job_id = self._call("starting the export job", jobs.start_original_export_job, project_id, request).id
+        job_id = self.call("starting the export job", jobs.start_original_export_job, project_id, request).id
         log.info("export job %s started", job_id)
         started = time.monotonic()
         deadline = started + timeout
@@ -281,7 +228,7 @@ class StudioClient:
     def _wait(self, project_id: int, job_id: int, deadline: float):
         started = time.monotonic()
         status = functools.partial(
-            self._call, "polling the export job", ei.JobsApi(self._client).get_job_status, project_id, job_id
+            self.call, "polling the export job", ei.JobsApi(self.api_client).get_job_status, project_id, job_id
         )
         return self._poll(
             lambda: status().job,
@@ -293,7 +240,9 @@ class StudioClient:
 
     def _last_logs(self, project_id: int, job_id: int, lines: int = 10) -> str:
         try:
-            logs = self._call("reading the job logs", ei.JobsApi(self._client).get_jobs_logs, project_id, job_id, lines)
+            logs = self.call(
+                "reading the job logs", ei.JobsApi(self.api_client).get_jobs_logs, project_id, job_id, lines
+            )
         except GradcamError:
             return ""
         text = " | ".join((item.data or "").strip() for item in logs.stdout[-lines:] if (item.data or "").strip())
@@ -310,6 +259,6 @@ class StudioClient:
             return f"Studio offers {found}, older than the export job started at {job_created}"
 
         fetch = functools.partial(
-            self._call, "asking for the export URL", ei.ExportApi(self._client).get_export_url, project_id
+            self.call, "asking for the export URL", ei.ExportApi(self.api_client).get_export_url, project_id
         )
         return self._poll(fetch, fresh, deadline, late).url
