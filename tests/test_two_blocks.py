@@ -49,7 +49,7 @@ def _in_burst(rows: list[dict], data: audio.Clips) -> list[bool]:
     ]
 
 
-def test_each_map_is_carried_back_to_the_block_and_frame_of_the_burst(windows, tmp_path):
+def test_each_map_is_carried_back_to_the_block_and_frame_of_the_burst(windows, tmp_path, browser):
     folder, data, _ = windows
     files = [str(folder / "X_mfcc.npy"), str(folder / "X_mfe.npy")]
     args = ["--model", str(TWO_BLOCKS), "--features", *files, "--feature-shapes", SHAPES]
@@ -64,6 +64,13 @@ def test_each_map_is_carried_back_to_the_block_and_frame_of_the_burst(windows, t
     picture = cv2.imdecode(np.frombuffer(archive.read(rows[0]["overlay"]), np.uint8), cv2.IMREAD_COLOR)
     # Two panels: MFCC 16 cepstra x 10 px, a gap, MFE 40 filters x 4 px; 99 frames x 4 px across.
     assert picture.shape[:2] == (16 * 10 + GAP_PX + 40 * 4, audio.FRAMES * 4)
+    page, problems = helpers.open_report(browser, tmp_path / "deploy.zip", tmp_path / "unzipped")
+    page.locator("#gallery figure a").first.click()
+    row = next(r for r in rows if r["source"] == page.locator("#detail-title").inner_text())
+    assert (
+        f"frame {row['peak_frame']} of {row['peak_block']}, {row['peak_ms']} ms" in page.locator("#detail").inner_text()
+    )
+    assert problems == []
 
 
 def test_several_features_files_need_each_blocks_shape(windows, tmp_path, capsys):
@@ -145,8 +152,8 @@ REAL = helpers.ROOT.parent / "shared" / "real"
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real (Edge Impulse's real files) is absent")
 def test_a_real_three_block_project_runs_as_studio_runs_the_block(tmp_path, capsys, caplog):
     """The real acoustic anomaly project (MFCC 49x13 + MFE 99x40 + spectrogram 99x65 = 11,032 features,
-    Reshape(1576, 7), Conv1D): its metadata and model, with synthetic features of each block's shape
-    (the project ships none)."""
+    Reshape(1576, 7), Conv1D): its metadata, Keras model and float32 trained.tflite (explained beside),
+    with synthetic features of each block's shape (the project ships none)."""
     meta = json.loads((REAL / "acoustic-multidsp-metadata.json").read_text())
     rng = np.random.default_rng(0)
     shapes = [(49, 13), (99, 40), (99, 65)]
@@ -173,15 +180,27 @@ def test_a_real_three_block_project_runs_as_studio_runs_the_block(tmp_path, caps
     model_zip = (REAL / "acoustic-multidsp-trained.h5.zip").read_bytes()
     caplog.set_level(logging.INFO, "gradcam")
     with emu.Emulator(b"", model_zip, classes=meta["classes"], audio=project) as studio:
+        home = tmp_path / "home"
+        tflite = [{"modelPath": str(home / "input" / "trained.tflite"), "details": {"modelType": "float32"}}]
         home = helpers.studio_home(
-            tmp_path, studio, model_zip, studio.api_key, classes=meta["classes"], impulse=meta["impulse"]
+            tmp_path,
+            studio,
+            model_zip,
+            studio.api_key,
+            classes=meta["classes"],
+            impulse=meta["impulse"],
+            tflite_models=tflite,
         )
+        (home / "input" / "trained.tflite").write_bytes((REAL / "acoustic-multidsp-trained.tflite").read_bytes())
         code = main(["--metadata", str(home / "input" / "deployment-metadata.json")])
         output = capsys.readouterr()
         assert code == 0, output.err
     assert "the model reads the features of Spectrogram (spectrogram, id 33, 99 frames x 65)" in caplog.text
     rows, archive = _rows(home / "output" / "deploy.zip")
     assert len(rows) == 8 and {row["peak_block"] for row in rows} <= {"MFCC", "MFE", "Spectrogram"}
+    # The float32 TFLite model's own maps beside: it answers as the Keras model, on LiteRT and its twin.
+    assert all(row["agrees"] == "True" and row["tflite_map_withheld"] == "" for row in rows)
+    assert all(float(row["map_agreement"]) > 0.9 for row in rows), [row["map_agreement"] for row in rows]
     picture = cv2.imdecode(np.frombuffer(archive.read(rows[0]["overlay"]), np.uint8), cv2.IMREAD_COLOR)
     # Three panels, 13 x 13 px, 40 x 4 px and 65 x 3 px high, with two gaps; 49 x 8 = 392 px across.
     assert picture.shape[:2] == (13 * 13 + 40 * 4 + 65 * 3 + 2 * GAP_PX, 396)
