@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -32,6 +30,7 @@ from gradcam.choices import (
     RESIZE_MODES,
 )
 from gradcam.errors import DATASET_EXPECTED, GradcamError, not_found
+from gradcam.flag_values import bounded, class_names, shapes, switch
 from gradcam.quiet import import_quietly
 from gradcam.settings import Settings
 
@@ -43,54 +42,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see --help)\n")
-
-
-def _classes(text: str) -> list[str]:
-    names = [c.strip() for c in text.split(",") if c.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected class names in model output order, comma separated")
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise argparse.ArgumentTypeError(f"{', '.join(twice)} named twice; each class needs its own name")
-    return names
-
-
-def _shapes(text: str) -> list[tuple[int, int]]:
-    """frames x columns per DSP block, comma separated: 49x13,99x40."""
-    try:
-        shapes = [tuple(int(n) for n in part.lower().split("x")) for part in text.split(",")]
-    except ValueError:
-        shapes = []
-    if not shapes or any(len(shape) != 2 or min(shape) < 1 for shape in shapes):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected frames x columns per DSP block, as 49x13,99x40")
-    return shapes
-
-
-def _number(text: str, kind: type = float, low: float = 0.0, high: float = math.inf, low_open: bool = False):
-    """A finite number of `kind` in [low, high] ((low, high] when low_open)."""
-    noun = "an integer" if kind is int else "a number"
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-    below = value <= low if low_open else value < low
-    if not math.isfinite(value) or below or value > high:
-        where = f"{'>' if low_open else '>='} {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
-        raise argparse.ArgumentTypeError(f"{text} is out of range: expected {noun} {where}")
-    return value
-
-
-def _switch(text: str) -> bool:
-    """On or off: 1/0, true/false, yes/no, on/off (Studio passes a boolean parameter as 1 or 0)."""
-    value = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
-    if text.strip().lower() not in value:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 or 0 (on or off)")
-    return value[text.strip().lower()]
-
-
-def _bounded(kind: type = float, low: float = 0.0, high: float = math.inf, low_open: bool = False):
-    """An argparse type: `_number` with these bounds."""
-    return functools.partial(_number, kind=kind, low=low, high=high, low_open=low_open)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -112,12 +63,17 @@ def parser() -> argparse.ArgumentParser:
         '"Download block output"), in place of --dataset; several DSP blocks: one file each, in the impulse\'s order',
     )
     src.add_argument(
+        "--dsp-block",
+        help="with --features: the DSP blocks' types, + between several (mfe, mfcc, spectrogram): MFCC maps get "
+        "Grad-CAM under --method auto (Studio and --api-key read them from the impulse)",
+    )
+    src.add_argument(
         "--feature-shapes",
-        type=_shapes,
+        type=shapes,
         help="with several --features: each DSP block's frames x columns, in the same order (49x13,99x40)",
     )
     src.add_argument("--labels", type=Path, help="with --features: their labels, y_testing.npy")
-    src.add_argument("--classes", type=_classes, help="class names in model output order, comma separated")
+    src.add_argument("--classes", type=class_names, help="class names in model output order, comma separated")
     src.add_argument(
         "--tflite",
         type=Path,
@@ -149,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
     cam.add_argument("--heatmap-normalization", choices=NORMALIZATIONS, default="percentile")
     cam.add_argument("--target-class", help="explain every image with respect to this class")
     cam.add_argument(
-        "--alpha", type=_bounded(float, 0, 1), default=0.4, help="heatmap strength in the overlay, 0..1 (default 0.4)"
+        "--alpha", type=bounded(float, 0, 1), default=0.4, help="heatmap strength in the overlay, 0..1 (default 0.4)"
     )
     cam.add_argument("--layout", choices=LAYOUTS, default="blend", help="blend, or original|heatmap|blend panel")
     cam.add_argument(
@@ -161,27 +117,27 @@ def parser() -> argparse.ArgumentParser:
     )
     cam.add_argument(
         "--max-overlay-size",
-        type=_bounded(int, 0),
+        type=bounded(int, 0),
         default=1024,
         help="overlays at most this many pixels on the long side (default 1024; 0: the original size)",
     )
     cam.add_argument(
-        "--regression-threshold", type=_bounded(float, 0), default=0.1, help="max abs error counted correct"
+        "--regression-threshold", type=bounded(float, 0), default=0.1, help="max abs error counted correct"
     )
     cam.add_argument(
         "--detection-threshold",
-        type=_bounded(float, 0, 1),
+        type=bounded(float, 0, 1),
         help="object detection (FOMO): a cell's minimum probability (default: the learn block's, else 0.5)",
     )
     cam.add_argument(
         "--faithfulness",
-        type=_switch,
+        type=switch,
         nargs="?",
         const=True,
         default=True,
         help="score how far each map can be trusted (two more forward passes per image; default on, 0: off)",
     )
-    cam.add_argument("--batch-size", type=_bounded(int, 1, MAX_BATCH), default=32, help="images per model call")
+    cam.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH), default=32, help="images per model call")
 
     pre = p.add_argument_group("preprocessing (as the impulse's image block; default: from the impulse)")
     pre.add_argument("--resize-mode", choices=RESIZE_MODES, help="default squash")
@@ -191,14 +147,14 @@ def parser() -> argparse.ArgumentParser:
     studio = p.add_argument_group("Edge Impulse Studio")
     studio.add_argument("--metadata", type=Path, help="deployment-metadata.json (Studio runs the block with this)")
     studio.add_argument("--api-key", help="project API key, ei_... (or the EI_API_KEY environment variable)")
-    studio.add_argument("--project-id", type=_bounded(int, 1), help="default: the API key's project")
-    studio.add_argument("--impulse-id", type=_bounded(int, 1), help="default: the project's default impulse")
+    studio.add_argument("--project-id", type=bounded(int, 1), help="default: the API key's project")
+    studio.add_argument("--impulse-id", type=bounded(int, 1), help="default: the project's default impulse")
     studio.add_argument("--host", help=f"Studio host (default {DEFAULT_HOST})")
     studio.add_argument("--work-dir", type=Path, default=Path("gradcam-work"), help="downloads (with --api-key)")
     studio.add_argument("--skip-dataset-download", action="store_true", help="reuse the export in --work-dir")
     studio.add_argument(
         "--export-timeout",
-        type=_bounded(float, 0, low_open=True),
+        type=bounded(float, 0, low_open=True),
         default=1800.0,
         help="seconds to wait for the export",
     )
@@ -243,6 +199,8 @@ def _missing(args: argparse.Namespace) -> str | None:
     for path, what in named:
         if path is not None and not path.is_file():
             return not_found(path, what, "an .npy file")
+    if args.dsp_block and not args.features:
+        return "--dsp-block goes with --features (the types of the DSP blocks that computed them)"
     if args.feature_shapes and len(args.feature_shapes) != len(args.features or []):
         return (
             f"--feature-shapes gives {len(args.feature_shapes)} shapes for {len(args.features or [])} --features files"

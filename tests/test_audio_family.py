@@ -4,11 +4,14 @@ variant, on MFE and MFCC, with a burst among sounds of no class or alone. bench/
 prints every method's numbers; these tests hold the default to them."""
 
 import functools
+import json
+import zipfile
 
 import numpy as np
 import pytest
 import tf_keras
 
+from gradcam.cli import main
 from gradcam.edge.layout import FeatureLayout
 from gradcam.engine.cam import auto_method
 from gradcam.engine.tasks import PREDICTED
@@ -106,3 +109,20 @@ def test_where_mfcc_normalisation_spreads_a_lone_burst_no_method_points_and_the_
     )
     maps = explainer.maps(x.reshape(len(x), audio.FRAMES, audio.CEPSTRA, 1), np.full(len(x), PREDICTED, np.int32))
     assert np.mean([m.faithfulness for m in maps]) < 0.5
+
+
+def test_offline_the_dsp_block_is_named_by_a_flag_and_mfcc_maps_get_gradcam(tmp_path, capsys):
+    member = next(m for m in MEMBERS if m.name == "conv2d-mfcc-distractors")
+    data = audio.clips(12, seed=5)
+    np.save(tmp_path / "X.npy", audio.features(data, "mfcc"))
+    base = ["--model", str(member.path), "--features", str(tmp_path / "X.npy"), "--classes", ",".join(audio.CLASSES)]
+    methods = {}
+    for named in ([], ["--dsp-block", "mfcc"]):
+        out = tmp_path / f"out{len(named)}"
+        assert main([*base, *named, "--out", str(out)]) == 0
+        methods[tuple(named)] = json.loads(zipfile.ZipFile(out / "deploy.zip").read("results.json"))["run"]["method"]
+    assert methods == {(): "hirescam", ("--dsp-block", "mfcc"): "gradcam"}
+    assert main(["--model", str(member.path), "--dsp-block", "mfcc", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.endswith(
+        "error: --dsp-block goes with --features (the types of the DSP blocks that computed them)\n"
+    )
