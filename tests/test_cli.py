@@ -15,12 +15,14 @@ import pytest
 
 from gradcam.engine import layers
 from gradcam.errors import GradcamError
+from tests import helpers
 from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, jpeg, write_export
 
 JOB = ["--model", SHAPES / "model.h5", "--resize-mode", "fit-short", "--classes", ",".join(SHAPE_CLASSES)]
 
 
 def _run(*args, **options):
+    """main.py in a process of its own: for what only a process shows (signals, the start-up, quiet imports)."""
     return subprocess.run(
         [sys.executable, "main.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600, **options
     )
@@ -38,7 +40,7 @@ def test_a_model_zip_given_as_the_dataset_is_refused_saying_what_it_holds(tmp_pa
     model_zip = tmp_path / "trained.h5.zip"
     with zipfile.ZipFile(model_zip, "w") as archive:
         archive.write(SHAPES / "model.h5", "model.h5")
-    line = _refused(_run(*JOB, "--dataset", model_zip, "--out", tmp_path / "out"))
+    line = _refused(helpers.run_main(*JOB, "--dataset", model_zip, "--out", tmp_path / "out"))
     assert line == (
         f"error: {model_zip}: no usable testing image (found model.h5: not an image (expected one of .jpg, "
         ".jpeg, .png, .bmp, .webp)); expected an Edge Impulse export"
@@ -49,7 +51,7 @@ def test_a_model_zip_given_as_the_dataset_is_refused_saying_what_it_holds(tmp_pa
 def test_an_export_with_training_images_only_says_which_category_to_ask_for(tmp_path):
     images = [(f"training/s{i}.jpg", "circle", jpeg(np.full((40, 40, 3), 90 * i, np.uint8))) for i in range(3)]
     export = write_export(tmp_path / "export.zip", images)
-    line = _refused(_run(*JOB, "--dataset", export, "--out", tmp_path / "out"))
+    line = _refused(helpers.run_main(*JOB, "--dataset", export, "--out", tmp_path / "out"))
     assert line == (
         f"error: {export}: no testing images found (it holds 3 training images: use --category training or all)"
     )
@@ -62,7 +64,9 @@ def test_labels_taken_from_file_names_are_a_warning(tmp_path):
         files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"][:4]
         for f in files:
             (folder / f"{f['label']['label']}.{f['path'].split('/')[-1]}").write_bytes(archive.read(f["path"]))
-    result = _run(*JOB, "--dataset", folder, "--classes", ",".join(SHAPE_CLASSES), "--out", tmp_path / "out")
+    result = helpers.run_main(
+        *JOB, "--dataset", folder, "--classes", ",".join(SHAPE_CLASSES), "--out", tmp_path / "out"
+    )
     assert result.returncode == 0, result.stderr
     warning = (
         "4 of 4 images are not listed in info.labels: their labels were taken from their file names (the part "
@@ -80,7 +84,7 @@ def test_a_tflite_model_is_the_model_by_its_content_whatever_its_name(tmp_path):
     model = tf_keras.Sequential([tf_keras.layers.InputLayer(input_shape=(4,)), tf_keras.layers.Dense(2)])
     tflite = tmp_path / "trained.tflite"
     tflite.write_bytes(to_tflite(model, None))
-    line = _refused(_run("--model", tflite, "--dataset", SHAPES / "export.zip", "--out", tmp_path / "out"))
+    line = _refused(helpers.run_main("--model", tflite, "--dataset", SHAPES / "export.zip", "--out", tmp_path / "out"))
     assert line == (
         f"error: {tflite}: the model takes a flat input of 4 values and does not reshape it; "
         "give the image size (the impulse's width, height and colour depth)"
