@@ -15,6 +15,7 @@ import pytest
 
 from gradcam.cli import main
 from gradcam.job.features import GAP_PX
+from gradcam.job.run import explain_dataset
 from tests import audio, helpers
 from tests import studio_emulator as emu
 from tests.fixtures.make_audio_family import TWO_BLOCK_CEPSTRA, TWO_BLOCKS, two_block_features
@@ -204,3 +205,19 @@ def test_a_real_three_block_project_runs_as_studio_runs_the_block(tmp_path, caps
     picture = cv2.imdecode(np.frombuffer(archive.read(rows[0]["overlay"]), np.uint8), cv2.IMREAD_COLOR)
     # Three panels, 13 x 13 px, 40 x 4 px and 65 x 3 px high, with two gaps; 49 x 8 = 392 px across.
     assert picture.shape[:2] == (13 * 13 + 40 * 4 + 65 * 3 + 2 * GAP_PX, 396)
+
+
+def test_the_python_api_takes_one_features_file_per_block(windows, tmp_path):
+    folder, data, _ = windows
+    summary = explain_dataset(
+        TWO_BLOCKS,
+        out=tmp_path,
+        features=[folder / "X_mfcc.npy", folder / "X_mfe.npy"],
+        feature_shapes=[(audio.FRAMES, TWO_BLOCK_CEPSTRA), (audio.FRAMES, audio.FILTERS)],
+        labels=folder / "y_testing.npy",
+        classes=CLASSES,
+        overlays="mistakes",
+    )
+    assert summary.info.tally.correct >= 57
+    rows, _ = _rows(tmp_path / "deploy.zip")
+    assert np.mean(_in_burst(rows, data)) >= 0.85
