@@ -264,6 +264,7 @@ def _looks(looks: Looks | None, tiles: dict[tuple[str, str], str]) -> dict:
     classes = [explained(look) for look in looks.classes]
     return {
         "input": list(looks.input_size),
+        "windows": looks.windows,  # windows of features: the input is their picture, time across
         "classes": classes,
         "mistakes": [_look(look, tiles.get(("mistakes", look.name), "")) for look in looks.mistakes],
         "shortcuts": [c for c in classes if c["shortcut"]],
