@@ -119,8 +119,8 @@ class StudioClient:
             detection_threshold=keras.detection_threshold,
         )
         if image is None:  # a time-series impulse (audio): the model reads its DSP blocks' features
-            by_id = {b.id: b for b in impulse.dsp_blocks}
-            dsp = [DspData(self).block(project_id, by_id[i]) for i in learn.dsp if i in by_id]
+            by_id, dsp_data = {b.id: b for b in impulse.dsp_blocks}, DspData(self)
+            dsp = [dsp_data.block(project_id, by_id[i]) for i in learn.dsp if i in by_id]
             blocks = feature_blocks(dsp, learn.name)
             for block in blocks:
                 shape = "" if block.shape is None else f", {block.shape[0]} frames x {block.shape[1]}"

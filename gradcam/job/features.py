@@ -38,12 +38,11 @@ MIN_TIME_PX, MIN_BAND_PX = 384, 160
 GAP_PX = 4  # between two blocks' panels
 
 
-def spectrogram(features: np.ndarray, grey_range: tuple[float, float], scale: tuple[int, int]) -> np.ndarray:
-    """(frames, columns) features -> a grey picture turned for people (time left to right, column 0 at
-    the bottom), each feature a block of scale = (along time, across columns) pixels, loud white."""
+def spectrogram(features: np.ndarray, grey_range: tuple[float, float]) -> np.ndarray:
+    """(frames, columns) features -> grey levels turned for people (columns, frames): time left to right,
+    column 0 at the bottom, loud white."""
     low, high = grey_range
-    grey = np.clip((features - low) / (high - low) * 255, 0, 255).astype(np.uint8)
-    return np.rot90(cv2.resize(grey, None, fx=scale[1], fy=scale[0], interpolation=cv2.INTER_NEAREST))
+    return np.rot90(np.clip((features - low) / (high - low) * 255, 0, 255).astype(np.uint8))
 
 
 class FeatureInputs:
@@ -57,29 +56,26 @@ class FeatureInputs:
         if not explainer.adapter.flat_input or explainer.spec.channels != 1:
             shape = "x".join(map(str, explainer.adapter.image_shape))
             raise GradcamError(f"the model takes images ({shape}), not windows of features as {features.source} holds")
-        blocks = features.blocks
-        if len(blocks) == 1 and blocks[0].shape is None and features.values != rows * columns:
+        given = features.blocks
+        if len(given) == 1 and given[0].shape is None and features.values != rows * columns:
             raise GradcamError(
                 f"{features.source}: windows of {features.values} values; the model takes {rows * columns} "
                 f"({rows} frames x {columns}): the features of another DSP block?"
             )
-        shapes = [(b.name, b.shape or (rows, columns), b.band_centres) for b in blocks]
+        shapes = [(b.name, b.shape or (rows, columns), b.band_centres) for b in given]
         self.layout = FeatureLayout.of(shapes, (rows, columns))
-        # Each panel's scale (along time, across columns), the pictures' width and each panel's top row.
-        self.scales = [(-(-MIN_TIME_PX // b.frames), -(-MIN_BAND_PX // b.columns)) for b in self.layout.blocks]
-        self.width = max(b.frames * scale[0] for b, scale in zip(self.layout.blocks, self.scales, strict=True))
-        heights = [b.columns * scale[1] for b, scale in zip(self.layout.blocks, self.scales, strict=True)]
-        self.tops = [sum(heights[:i]) + GAP_PX * i for i in range(len(heights))]
-        self.height = self.tops[-1] + heights[-1]
+        # Each feature a block of whole pixels: the pictures' width (the widest panel's), each panel's
+        # height and top row.
+        blocks = self.layout.blocks
+        self.width = max(b.frames * -(-MIN_TIME_PX // b.frames) for b in blocks)
+        self.heights = [b.columns * -(-MIN_BAND_PX // b.columns) for b in blocks]
+        self.tops = [sum(self.heights[:i]) + GAP_PX * i for i in range(len(blocks))]
+        self.height = self.tops[-1] + self.heights[-1]
 
     def prepare(self, sample: Sample) -> Prepared:
         values = self.features.row(sample)
-        grey = self._stacked(
-            [
-                spectrogram(part, block.grey_range, scale)
-                for part, block, scale in zip(self.layout.split(values), self.features.blocks, self.scales, strict=True)
-            ]
-        )
+        parts = zip(self.layout.split(values), self.features.blocks, strict=True)
+        grey = self._stacked([spectrogram(part, block.grey_range) for part, block in parts])
         picture = np.repeat(grey[:, :, None], 3, axis=2)
         rows, columns = self.layout.shape
         geometry = Geometry(self.width / columns, self.height / rows, 0.0, 0.0, (0, 0, self.width, self.height))
@@ -91,10 +87,9 @@ class FeatureInputs:
         return self._stacked(turned, interpolation=cv2.INTER_LINEAR)
 
     def _stacked(self, panels: list[np.ndarray], interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
-        """The blocks' panels (each turned), each stretched to the pictures' width, stacked with a gap."""
+        """The blocks' panels (each turned), each stretched to its place, stacked with a gap."""
         out = np.zeros((self.height, self.width), panels[0].dtype)
-        for panel, top, block, scale in zip(panels, self.tops, self.layout.blocks, self.scales, strict=True):
-            height = block.columns * scale[1]
+        for panel, top, height in zip(panels, self.tops, self.heights, strict=True):
             out[top : top + height] = cv2.resize(
                 np.ascontiguousarray(panel), (self.width, height), interpolation=interpolation
             )
