@@ -12,12 +12,11 @@ import pytest
 import tf_keras
 
 from gradcam.cli import main
-from gradcam.edge.layout import FeatureLayout
 from gradcam.engine.cam import auto_method
 from gradcam.engine.tasks import PREDICTED
 from gradcam.explainer import Explainer
 from tests import audio, helpers
-from tests.fixtures.make_audio_family import MEMBERS, TEST_SEED, Member
+from tests.fixtures.make_audio_family import MEMBERS, Member
 from tests.helpers import ROOT
 
 WINDOWS = 120
@@ -30,22 +29,19 @@ def _model(member: Member):
 
 @functools.cache
 def _windows(member: Member) -> tuple[audio.Clips, np.ndarray]:
-    data = audio.clips(WINDOWS, TEST_SEED + 100, member.others)
-    return data, audio.features(data, member.block)
+    return member.held_out(WINDOWS)
 
 
 def _peaks_in_burst(model, member: Member, method: str = "auto") -> tuple[np.ndarray, np.ndarray, str]:
     """Per window: whether the map peaks in the burst's frames (one frame of slack); whether the
     model is right; the method auto chose."""
     data, x = _windows(member)
-    columns = audio.COLUMNS[member.block]
     explainer = Explainer(
         model, audio.CLASSES, method=method, reads_features=True, dsp=member.block, faithfulness=False
     )
-    maps = explainer.maps(x.reshape(len(x), audio.FRAMES, columns, 1), np.full(len(x), PREDICTED, np.int32))
+    maps = explainer.maps(x.reshape(len(x), audio.FRAMES, member.columns, 1), np.full(len(x), PREDICTED, np.int32))
     spans = audio.burst_frames(data)
-    layout = FeatureLayout.of([("features", (audio.FRAMES, columns), None)], (audio.FRAMES, columns))
-    peaks = [layout.peak(layout.heat(m.cam)) for m in maps]  # as the job finds the peak
+    peaks = member.peaks([m.cam for m in maps])
     frames = np.array([-10 if peak is None else peak.frame for peak in peaks])  # a blank map points nowhere
     hits = (frames >= spans[:, 0] - 1) & (frames <= spans[:, 1] + 1)
     correct = np.array([m.probabilities.argmax() for m in maps]) == data.labels
