@@ -4,6 +4,7 @@ without loading TensorFlow, and the modules that act on an option check it again
 DEFAULT_HOST = "studio.edgeimpulse.com"
 AUTO = "auto"  # the method: gradcam.engine.cam.auto_method
 METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
+INPUT_METHODS = ("integrated-gradients", "gradient-x-input")  # models explained at their input features
 POOLINGS = ("mean", "sum_abs")
 NORMALIZATIONS = ("percentile", "simple")
 RESIZE_MODES = ("squash", "fit-short", "fit-long", "crop")

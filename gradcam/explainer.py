@@ -58,13 +58,18 @@ class Explainer:
         blocks: Sequence[tuple[int, int]] | None = None,
         reads_features: bool = False,
         dsp: str | None = None,
+        baseline: np.ndarray | None = None,
     ):
         """faithfulness: score every map (two more forward passes per map, gradcam.engine.faithfulness);
         a FOMO model's every object. fill: what the score's deletions put in place of a region: blur
         (images), background (windows of audio features: each column's median over the frames; blocks:
         each DSP block's (frames, columns) where several lie side by side in the input). method auto:
         as `auto_method` rules for images, or (reads_features) for windows of DSP features, whose blocks'
-        types dsp names where known (mfe, mfcc, "+" between several)."""
+        types dsp names where known (mfe, mfcc, "+" between several). A model without convolutions is
+        explained at its input features (gradcam.engine.attribution): baseline, each feature's value
+        where it carries no attribution (None: zero; the job's: the median over the windows), is also
+        what faithfulness deletes a feature to; its attributions are scaled by their largest, never
+        clipped (normalization simple), so that the order of the features is kept."""
         self.adapter = adapter_for(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
@@ -81,10 +86,17 @@ class Explainer:
         objects = isinstance(self.task, Detection)
         self._cut = self.adapter.cut() if objects else None
         self.forward = self._cut or self.adapter
+        path = self.adapter.path
         if method == AUTO:
             two_d = self.adapter.layers[0].width > 1
-            method = auto_method(reads_features, two_d, cepstra=dsp is not None and set(dsp.split("+")) == {"mfcc"})
-        self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, fill_for(fill, blocks))
+            cepstra = dsp is not None and set(dsp.split("+")) == {"mfcc"}
+            method = auto_method(reads_features, two_d, cepstra, inputs=path is not None)
+        if path is not None:
+            path.set_baseline(baseline)
+            fill_with, normalization = path.fill, "simple"
+        else:
+            fill_with = fill_for(fill, blocks)
+        self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, fill_with)
         self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
         self.method = method
         self.normalization = normalization
@@ -112,9 +124,9 @@ class Explainer:
         ]
 
     def last_conv(self) -> dict:
-        """The model's last convolution, explained or not: name and output size."""
+        """The model's last convolution, explained or not: name and output size (empty: it has none)."""
         layer = self.adapter.last_conv
-        return {"name": layer.name, "size": layer.size}
+        return {"name": layer.name, "size": layer.size} if layer else {}
 
     @property
     def resolution(self) -> tuple[int, int]:

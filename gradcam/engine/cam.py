@@ -28,8 +28,9 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from gradcam.choices import NORMALIZATIONS, POOLINGS
+from gradcam.choices import INPUT_METHODS, NORMALIZATIONS, POOLINGS
 from gradcam.engine import faithfulness
+from gradcam.engine.attribution import STEPS
 from gradcam.engine.model import ModelAdapter, Scores
 from gradcam.engine.tasks import PREDICTED
 from gradcam.errors import GradcamError
@@ -239,7 +240,14 @@ class LayerCAM(BaseCAM):
         return _layercam_weights(grads)
 
 
+class InputAttribution(HiResCAM):
+    """Integrated Gradients, or gradient x input (one step), on a model explained at its input
+    (gradcam.engine.attribution): HiResCAM's element-wise product, of the input's difference from the
+    baseline and the gradient its adapter averages along the path."""
+
+
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "layercam": LayerCAM}
+METHODS.update(dict.fromkeys(INPUT_METHODS, InputAttribution))
 
 
 def layer_methods(method: str, layers: int) -> list[str]:
@@ -247,13 +255,16 @@ def layer_methods(method: str, layers: int) -> list[str]:
     return [method] + ["layercam"] * (layers - 1)
 
 
-def auto_method(features: bool, two_d: bool, cepstra: bool = False) -> str:
+def auto_method(features: bool, two_d: bool, cepstra: bool = False, inputs: bool = False) -> str:
     """The method `auto` stands for, measured on the audio fixture family (bench/audio_methods.py,
     README): HiResCAM for a features model's map over time and frequency, whose head weighs each
     position apart: Grad-CAM's gradients, averaged over the whole map, lose where (a 2-D model on MFE:
     0% of peaks in the keyword's frames, HiResCAM 100%). Grad-CAM everywhere else: images; maps along
     time alone, where it has the highest faithfulness and the lowest re-initialised share on every
-    member; and maps over cepstra (MFCC), whose columns are not places."""
+    member; and maps over cepstra (MFCC), whose columns are not places. inputs: a model explained at
+    its input features (no convolution): Integrated Gradients (gradcam.engine.attribution)."""
+    if inputs:
+        return "integrated-gradients"
     return "hirescam" if features and two_d and not cepstra else "gradcam"
 
 
@@ -266,6 +277,15 @@ def make_cam(
 ) -> BaseCAM:
     if method not in METHODS:
         raise GradcamError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    if (adapter.path is None) == (method in INPUT_METHODS):
+        if adapter.path is None:
+            raise GradcamError(f"method {method!r} explains the input features of a model without convolutions")
+        raise GradcamError(
+            f"method {method!r}: this model has no convolution; its input features are explained with "
+            f"{' or '.join(INPUT_METHODS)} (or auto)"
+        )
+    if adapter.path is not None:
+        adapter.path.steps = STEPS if method == "integrated-gradients" else 1
     return METHODS[method](adapter, pooling, faithfulness, fill)
 
 

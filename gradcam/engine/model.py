@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from gradcam.engine.attribution import InputPath, input_layer
 from gradcam.engine.formats import keras_modules
-from gradcam.engine.layers import Layer, children, choose, keras_candidates, last_conv, path_name
+from gradcam.engine.layers import AUTO, Layer, children, choose, keras_candidates, last_conv, path_name
 from gradcam.engine.tasks import Task, task_for
 from gradcam.errors import GradcamError
 
@@ -151,6 +152,7 @@ class Forward:
     image_shape: tuple[int, int, int]  # one input's (height, width, channels)
     task: Task
     output_shape: tuple[int, ...]  # one sample's output
+    path: InputPath | None = None  # a model explained at its input (no convolution): its attribution path
     _predict = None
 
     def __call__(self, inputs: tf.Tensor) -> Scores:
@@ -173,6 +175,8 @@ class ModelAdapter(Forward):
     """A Keras model seen as: image batch -> (activations of the target layers, scores, probabilities).
 
     layer: `auto` (None), `last-conv`, or layer names to fuse, `a,b,c` (see gradcam.engine.layers).
+    A model without a layer of spatial output whose input is a flat vector (a Dense classifier on DSP
+    features) is explained at its input (gradcam.engine.attribution), seen as `values x 1`.
     """
 
     def __init__(self, model, layer: str = "auto", impulse_shape: tuple[int, int, int] | None = None):
@@ -184,14 +188,21 @@ class ModelAdapter(Forward):
         keras = _framework(model)
         self.model = model
         self.candidates = keras_candidates(model)
-        self.last_conv: Layer = last_conv(self.candidates.layers)
-        self.image_shape, self.flat_input = input_image_shape(model, impulse_shape)
         grid = has_grid_output(model)
-        self.layers: list[Layer] = choose(self.candidates, layer, self.image_shape[0], dense=grid)
         last = children(model)[-1]
         self.task: Task = task_for(_activation_name(last), self.num_outputs, last.name, grid)
-        self._tap = _tap(keras, model, [layer.path for layer in self.layers], drop_last=True)
         self._head = _linear_twin(keras, last)
+        values = model.inputs[0].shape[1:]
+        if not self.candidates.layers and len(values) == 1 and (layer or AUTO) == AUTO:
+            self.image_shape, self.flat_input = (int(values[0]), 1, 1), True
+            self.last_conv, self.layers = None, [input_layer(int(values[0]))]
+            self._tap = _tap(keras, model, [], drop_last=True)
+            self.path = InputPath(lambda x: self._head(self._tap(x)[1]), int(values[0]))
+            return
+        self.last_conv: Layer | None = last_conv(self.candidates.layers)
+        self.image_shape, self.flat_input = input_image_shape(model, impulse_shape)
+        self.layers: list[Layer] = choose(self.candidates, layer, self.image_shape[0], dense=grid)
+        self._tap = _tap(keras, model, [layer.path for layer in self.layers], drop_last=True)
 
     @property
     def layer_name(self) -> str:
@@ -220,6 +231,9 @@ class ModelAdapter(Forward):
         x = (
             tf.reshape(images, (-1, int(np.prod(self.image_shape)))) if self.flat_input else images
         )  # an empty batch too
+        if self.path is not None:
+            activations, scores = self.path(x)
+            return Scores([activations], scores, self.task.activation(scores))
         activations, features = self._tap(x)
         scores = self._head(features)
         return Scores(activations, scores, self.task.activation(scores))

@@ -1,0 +1,115 @@
+"""Synthetic motion windows and Edge Impulse's features of them, for the fixtures of models without
+convolutions (tests/fixtures/make_motion_family.py).
+
+Three accelerometer axes at 62.5 Hz in 2 s windows. The class is told by one axis (accY): a sine at
+the class's frequency. accX carries a sine just as strong (the "distractor" design) or twice as strong
+("loud"), at a class's frequency drawn apart from the window's; accZ holds gravity. Every axis has
+noise.
+
+The features are computed as Edge Impulse's processing blocks compute them (edgeimpulse/processing-blocks
+@9b0ceb2): `raw/dsp.py` (the samples, interleaved by time, axes within a step), `flatten/dsp.py` (per
+axis: average, minimum, maximum, RMS, stdev, skewness, kurtosis) and `spectral_analysis/dsp.py` at
+implementation version 4, FFT analysis, no filter (per axis: RMS, skewness, kurtosis, spectral skewness,
+spectral kurtosis, then log10 spectral power of each FFT bin but DC, from a Welch max-hold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASSES = ["slow", "medium", "fast"]
+AXES = ["accX", "accY", "accZ"]
+INFORMATIVE = 1  # accY
+FREQUENCY = 62.5  # Hz
+STEPS = 125  # samples per axis: 2 s
+HERTZ = [2.0, 6.0, 12.0]  # per class
+AMPLITUDE = 1.5
+DESIGNS = {"distractor": 1.0, "loud": 2.0}  # accX's amplitude over accY's
+NOISE = 0.25
+FFT_LENGTH = 32
+SPECTRAL_OPTIONS = {"fft_length": FFT_LENGTH, "filter_type": "none", "do_log": True, "do_fft_overlap": True}
+BLOCKS = ("spectral-analysis", "raw")
+
+
+@dataclass(frozen=True)
+class Windows:
+    signals: np.ndarray  # (n, STEPS, axes)
+    labels: np.ndarray  # (n,) class index
+
+
+def windows(n: int, seed: int, design: str = "distractor") -> Windows:
+    """n seeded windows, classes balanced in turn."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(STEPS) / FREQUENCY
+    labels = np.arange(n) % len(CLASSES)
+    signals = rng.normal(0, NOISE, (n, STEPS, len(AXES)))
+    for i, label in enumerate(labels):
+        for axis, cue, loudness in ((INFORMATIVE, label, 1.0), (0, rng.integers(len(CLASSES)), DESIGNS[design])):
+            scale = AMPLITUDE * loudness * rng.uniform(0.85, 1.15)
+            signals[i, :, axis] += scale * np.sin(2 * np.pi * HERTZ[cue] * t + rng.uniform(0, 2 * np.pi))
+    signals[:, :, 2] += 9.81
+    return Windows(signals.astype(np.float32), labels)
+
+
+def _skew(x: np.ndarray) -> float:
+    """scipy.stats.skew, biased (its default)."""
+    d = x - x.mean()
+    return float(np.mean(d**3) / np.mean(d**2) ** 1.5)
+
+
+def _kurtosis(x: np.ndarray) -> float:
+    """scipy.stats.kurtosis: Fisher's, biased (its defaults)."""
+    d = x - x.mean()
+    return float(np.mean(d**4) / np.mean(d**2) ** 2 - 3)
+
+
+def _welch_max_hold(fx: np.ndarray, nfft: int) -> np.ndarray:
+    """common/spectrum.py's welch_max_hold with n_overlap nfft / 2."""
+    powers, ix = np.zeros(nfft // 2 + 1), 0
+    while ix <= len(fx):
+        powers = np.maximum(powers, np.abs(np.fft.rfft(fx[ix : ix + nfft], nfft)) ** 2 / nfft)
+        ix += nfft - nfft // 2
+    return powers
+
+
+def spectral(signal: np.ndarray) -> tuple[list[float], list[str]]:
+    """One window's spectral-analysis features (v4, FFT, no filter) and one axis's labels."""
+    features, labels = [], []
+    spacing = FREQUENCY / FFT_LENGTH
+    for axis in range(signal.shape[1]):
+        fx = signal[:, axis] - signal[:, axis].mean()
+        powers = _welch_max_hold(fx, FFT_LENGTH)
+        features += [float(np.sqrt(np.mean(fx**2))), _skew(fx), _kurtosis(fx), _skew(powers), _kurtosis(powers)]
+        features += list(np.log10(np.where(powers == 0, 1e-10, powers))[1:])
+        labels = ["RMS", "Skewness", "Kurtosis", "Spectral Skewness", "Spectral Kurtosis"]
+        labels += [
+            f"Spectral Power {round(k * spacing - spacing / 2, 2)} - {round(k * spacing + spacing / 2, 2)} Hz"
+            for k in range(1, FFT_LENGTH // 2 + 1)
+        ]
+    return features, labels
+
+
+def flatten(signal: np.ndarray) -> list[float]:
+    """One window's flatten features, every statistic on."""
+    features = []
+    for axis in range(signal.shape[1]):
+        x = signal[:, axis]
+        rms = float(np.sqrt(np.mean(x**2)))
+        features += [float(x.mean()), float(x.min()), float(x.max()), rms, float(x.std()), _skew(x), _kurtosis(x)]
+    return features
+
+
+def features(data: Windows, block: str) -> np.ndarray:
+    """The windows' features as the block computes them: float32 (n, features)."""
+    if block == "raw":
+        return data.signals.reshape(len(data.signals), -1)
+    compute = {"spectral-analysis": lambda s: spectral(s)[0], "flatten": flatten}[block]
+    return np.array([compute(signal) for signal in data.signals], np.float32)
+
+
+def labels_4col(data: Windows) -> np.ndarray:
+    """The windows' labels as EI's y files hold them: label index from 1, sample id, start and end ms."""
+    n = len(data.labels)
+    return np.stack([data.labels + 1, np.arange(n) + 1000, np.zeros(n), np.full(n, 2000)], axis=1).astype(np.int32)
