@@ -20,6 +20,7 @@ from gradcam.choices import (
     COLORS,
     DEFAULT_HOST,
     EXPLAIN,
+    INPUT_METHODS,
     INPUT_SCALINGS,
     LAYOUTS,
     MAX_BATCH,
@@ -73,6 +74,15 @@ def parser() -> argparse.ArgumentParser:
         help="with several --features: each DSP block's frames x columns, in the same order (49x13,99x40)",
     )
     src.add_argument("--labels", type=Path, help="with --features: their labels, y_testing.npy")
+    src.add_argument(
+        "--axes", type=class_names, help="with --features of motion or sensor data: the axes, in order (accX,accY,accZ)"
+    )
+    src.add_argument(
+        "--dsp-config",
+        type=Path,
+        help="with --features of motion or sensor data: the DSP block as JSON (deployment-metadata.json, or its "
+        "parameters with type, axes, frequency and window_size_ms), to name each feature",
+    )
     src.add_argument("--classes", type=class_names, help="class names in model output order, comma separated")
     src.add_argument(
         "--tflite",
@@ -87,10 +97,11 @@ def parser() -> argparse.ArgumentParser:
     cam = p.add_argument_group("Grad-CAM")
     cam.add_argument(
         "--method",
-        choices=(AUTO, *METHODS),
+        choices=(AUTO, *METHODS, *INPUT_METHODS),
         default=AUTO,
         help="auto (default): hirescam for an audio model's map over time and frequency (MFE, spectrogram), "
-        "gradcam for images, maps along time alone, and MFCC (measured: bench/audio_methods.py)",
+        "gradcam for images, maps along time alone, and MFCC (measured: bench/audio_methods.py); "
+        "integrated-gradients over the input features of a model without convolutions (motion, sensors)",
     )
     cam.add_argument(
         "--layer",
@@ -207,6 +218,10 @@ def _missing(args: argparse.Namespace) -> str | None:
         )
     if args.labels is not None and args.features is None:
         return "--labels goes with --features (the labels of its windows)"
+    if (args.axes or args.dsp_config) and not args.features:
+        return "--axes and --dsp-config go with --features (the motion or sensor features they describe)"
+    if args.dsp_config is not None and not args.dsp_config.is_file():
+        return not_found(args.dsp_config, "DSP config", "a JSON file")
     if args.tflite is not None and not args.tflite.is_file():
         return not_found(args.tflite, "TFLite model")
     if args.metadata is not None and not args.metadata.is_file():
@@ -261,6 +276,8 @@ def list_layers(settings: Settings) -> str:
     if path is None:
         raise GradcamError("--list-layers needs --model (or --metadata with the model in its input folder)")
     adapter = adapter_for(load_model(path), "auto", impulse_shape)
+    if adapter.path is not None:
+        return f"{path}: no layer with a 1-D or 2-D output: its {adapter.image_shape[0]} input features are explained"
     return f"{path}: layers with a 1-D or 2-D output (* = explained by --layer auto)\n" + layers.describe(
         adapter.candidates, adapter.image_shape[0], dense=len(adapter.output_shape) == 3
     )

@@ -18,6 +18,7 @@ A FOMO model's explainer gives, per image, every detection and every missed box 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from gradcam.choices import AUTO
 from gradcam.engine import detection, faithfulness
+from gradcam.engine.attribution import scaled
 from gradcam.engine.cam import CamBatch, auto_method, layer_methods, make_cam, normalize, peak
 from gradcam.engine.faithfulness import fill_for
 from gradcam.engine.faithfulness import scorer as faithfulness_scorer
@@ -68,8 +70,8 @@ class Explainer:
         types dsp names where known (mfe, mfcc, "+" between several). A model without convolutions is
         explained at its input features (gradcam.engine.attribution): baseline, each feature's value
         where it carries no attribution (None: zero; the job's: the median over the windows), is also
-        what faithfulness deletes a feature to; its attributions are scaled by their largest, never
-        clipped (normalization simple), so that the order of the features is kept."""
+        what faithfulness deletes a feature to; its attributions are signed, scaled by their largest
+        magnitude (whatever the normalization), so that the order of the features is kept."""
         self.adapter = adapter_for(model, layer, impulse_shape)
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
@@ -93,13 +95,14 @@ class Explainer:
             method = auto_method(reads_features, two_d, cepstra, inputs=path is not None)
         if path is not None:
             path.set_baseline(baseline)
-            fill_with, normalization = path.fill, "simple"
+            fill_with = path.fill
         else:
             fill_with = fill_for(fill, blocks)
         self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, fill_with)
         self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
         self.method = method
         self.normalization = normalization
+        self._scale = scaled if path is not None else functools.partial(normalize, mode=normalization)
 
     @classmethod
     def from_file(cls, path: str | Path, classes: Sequence[str] | None = None, **options) -> Explainer:
@@ -152,7 +155,7 @@ class Explainer:
 
     def normalised(self, batch: CamBatch) -> CamBatch:
         """The batch with its maps scaled to 0..1 (--heatmap-normalization)."""
-        batch.maps[...] = normalize(batch.maps, self.normalization)
+        batch.maps[...] = self._scale(batch.maps)
         return batch
 
     def maps(self, inputs: np.ndarray, targets: np.ndarray, truths: np.ndarray | None = None) -> list[SampleMaps]:
@@ -163,7 +166,7 @@ class Explainer:
         explained = self.task.explained_classes(batch.probabilities, targets)
         names = self.task.score_names(self.classes)
         for maps in (batch.maps, batch.contrasts):
-            maps[...] = normalize(maps, self.normalization)
+            maps[...] = self._scale(maps)
         out = []
         for i, probabilities in enumerate(batch.probabilities):
             trust = faithfulness.given(batch.faithfulness[i]) if len(batch.faithfulness) else None

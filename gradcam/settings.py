@@ -19,6 +19,8 @@ class Settings:
     labels: Path | None = None  # their labels: y_<category>.npy
     feature_shapes: list[tuple[int, int]] | None = None  # each DSP block's (frames, columns); None: the model's Reshape
     dsp_block: str | None = None  # Studio: the types of the DSP blocks whose features the model reads (mfe, ...)
+    axes: list[str] | None = None  # a flat block's axes (motion and sensors), in its order; None: from dsp_config
+    dsp_config: Path | None = None  # a flat block's parameters: JSON (gradcam.edge.sensors.read_config)
     out: Path = Path("output")
     category: str = "testing"
     classes: list[str] | None = None

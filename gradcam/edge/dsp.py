@@ -16,6 +16,7 @@ import numpy as np
 
 from gradcam.edge.features import BlockFeatures, FeatureSet, Timing, band_centres, feature_set, joined
 from gradcam.edge.impulse import FeatureBlock, enum_value
+from gradcam.edge.sensors import sensor_layout
 from gradcam.errors import GradcamError
 
 if TYPE_CHECKING:
@@ -33,12 +34,18 @@ class DspData:
 
     def block(self, project_id: int, block: ei.ImpulseDspBlock) -> FeatureBlock:
         """A DSP block of the impulse, with its output's shape (frames, columns) from its metadata
-        where that is a spectrogram."""
+        where that is a spectrogram; where it is flat, how its features were built from the axes."""
         meta = self.studio.call("reading the DSP metadata", self._dsp.get_dsp_metadata, project_id, block.id)
-        output, shape = meta.output_config, None
+        output, kind = meta.output_config, enum_value(block.type)
+        shape = sensor = None
         if output.type == "spectrogram" and output.shape.width and output.shape.height:
             shape = (int(output.shape.width), int(output.shape.height))
-        return FeatureBlock(block.id, enum_value(block.type), block.name, shape)
+        elif output.type == "flat" and output.shape.width:
+            window = meta.window_size_ms
+            version = block.implementation_version
+            count = int(output.shape.width)
+            sensor = sensor_layout(kind, block.axes, count, meta.dsp_config, meta.frequency, window, version)
+        return FeatureBlock(block.id, kind, block.name, shape, sensor)
 
     def feature_set(
         self, project_id: int, blocks: tuple[FeatureBlock, ...], category: str, classes: list[str]
@@ -55,7 +62,7 @@ class DspData:
             what = "reading the DSP metadata"
             meta = self.studio.call(what, self._dsp.get_dsp_metadata, project_id, block.id, category=category)
             centres = band_centres(block.type, meta.dsp_config, meta.frequency)
-            parts.append(BlockFeatures(block.name, x, block.shape, centres))
+            parts.append(BlockFeatures(block.name, x, block.shape, centres, block.sensor))
             timing = timing or Timing(
                 [(s.id, s.window_count) for s in meta.included_samples], meta.window_size_ms, meta.window_increase_ms
             )

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gradcam.edge.dataset import Sample
+from gradcam.edge.sensors import SensorLayout
 from gradcam.errors import GradcamError, not_found
 
 LAYOUTS = "int labels with 4 columns (label index from 1, sample id, start ms, end ms) or one-hot rows"
@@ -63,6 +64,7 @@ class BlockFeatures:
     values: np.ndarray
     shape: tuple[int, int] | None = None
     band_centres: list[float] | None = None  # Hz per column (MFE, spectrogram); None: not known
+    sensor: SensorLayout | None = None  # a flat block's (motion, sensors): how its features were built
     grey_range: tuple[float, float] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +76,11 @@ class BlockFeatures:
             raise GradcamError(
                 f"{self.name}: windows of {self.values.shape[1]} values; its DSP block gives {frames} frames x "
                 f"{columns} = {frames * columns}"
+            )
+        if self.sensor is not None and len(self.sensor.axis) != self.values.shape[1]:
+            raise GradcamError(
+                f"{self.name}: windows of {self.values.shape[1]} values; its DSP block ({self.sensor.block}) "
+                f"gives {len(self.sensor.axis)}"
             )
         object.__setattr__(self, "grey_range", grey_range(self.values))
 
@@ -268,9 +275,11 @@ def open_features(
     classes: list[str],
     category: str = "testing",
     shapes: list[tuple[int, int]] | None = None,
+    sensor: Callable[[int], SensorLayout | None] | None = None,
 ) -> FeatureSet:
     """The Dashboard's "Download block output" files: X_<category>.npy of each DSP block (in the
-    impulse's order; shapes: each block's frames x columns, needed for several) and one y_<category>.npy."""
+    impulse's order; shapes: each block's frames x columns, needed for several) and one y_<category>.npy.
+    sensor: a lone flat block's layout, from its count of features (motion and sensors)."""
     if len(features) > 1 and (shapes is None or len(shapes) != len(features)):
         raise GradcamError(
             f"{len(features)} features files: give each DSP block's frames x columns, in the same order "
@@ -280,6 +289,8 @@ def open_features(
         BlockFeatures(path.name, load_npy(path, "features file"), shapes[i] if shapes else None)
         for i, path in enumerate(features)
     ]
+    if sensor is not None and len(blocks) == 1 and blocks[0].values.ndim == 2:
+        blocks = [replace(blocks[0], sensor=sensor(blocks[0].values.shape[1]))]
     y = load_npy(labels, "labels file") if labels is not None else None
     names = (str(features[0]), str(labels))
     return feature_set(blocks, y, classes, source=features[0], category=category, names=names)

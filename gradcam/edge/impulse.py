@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from gradcam.edge.sensors import SensorLayout
 from gradcam.errors import GradcamError
 
 log = logging.getLogger("gradcam")
@@ -52,12 +53,14 @@ def threshold_of(thresholds: list[dict], key: str = "minConfidenceRating") -> fl
 @dataclass(frozen=True)
 class FeatureBlock:
     """A DSP block whose features a learn block takes, when they are not images (audio: mfe, mfcc,
-    spectrogram): its output's shape (frames, columns) where its metadata gives one."""
+    spectrogram): its output's shape (frames, columns) where its metadata gives one; a flat output
+    (motion and sensors: spectral analysis, raw, ...): how its features were built."""
 
     id: int
     type: str
     name: str
     shape: tuple[int, int] | None = None
+    sensor: SensorLayout | None = None
 
 
 def feature_blocks(dsp_blocks: list[FeatureBlock], learn_name: str) -> tuple[FeatureBlock, ...]:
@@ -66,6 +69,12 @@ def feature_blocks(dsp_blocks: list[FeatureBlock], learn_name: str) -> tuple[Fea
     if not dsp_blocks:
         raise GradcamError(f"the learn block {learn_name} takes the features of no DSP block")
     unknown = [f"{b.name} ({b.type}, id {b.id})" for b in dsp_blocks if b.shape is None]
+    if len(dsp_blocks) > 1 and any(b.sensor for b in dsp_blocks):
+        names = ", ".join(f"{b.name} ({b.type}, id {b.id})" for b in dsp_blocks)
+        raise GradcamError(
+            f"the learn block {learn_name} takes the flat features of {len(dsp_blocks)} DSP blocks ({names}): "
+            "only one flat block's features can be explained today"
+        )
     if len(dsp_blocks) > 1 and unknown:
         raise GradcamError(
             f"the learn block {learn_name} takes the features of {len(dsp_blocks)} DSP blocks, and the metadata "

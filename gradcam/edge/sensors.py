@@ -18,8 +18,12 @@ axis's features taken to lie together, and the layout's `note` says so.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from gradcam.errors import GradcamError, not_found
 
 SAMPLES = ("raw", "syntiant-imu")  # blocks whose features are the window's samples
 STATISTICS = ("average", "minimum", "maximum", "rms", "stdev", "skewness", "kurtosis")
@@ -76,6 +80,46 @@ class SensorLayout:
         return f"{self.axes[self.axis[i]]} {self.kind[i]}" if named else self.axes[self.axis[i]]
 
 
+def read_config(path: Path | None, block: str | None, axes: list[str] | None, count: int) -> SensorLayout:
+    """The layout of `count` features from a JSON file (`from_config`; None: the flags alone)."""
+    if path is None:
+        return from_config({}, count, block, axes)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GradcamError(not_found(path, "DSP config", "a JSON file")) from None
+    except (OSError, ValueError) as exc:
+        raise GradcamError(f"{path}: not a JSON file ({exc})") from None
+    if not isinstance(document, dict):
+        raise GradcamError(f"{path}: expected a JSON object describing the DSP block")
+    return from_config(document, count, block, axes)
+
+
+def from_config(document: Mapping, count: int, block: str | None = None, axes: list[str] | None = None) -> SensorLayout:
+    """The layout of `count` features from a DSP block described as JSON: a deployment-metadata.json
+    (its impulse's first DSP block), an impulse's `dspBlocks` entry, or the block's parameters with
+    `type`, `axes`, `frequency`, `window_size_ms` and `implementation_version` beside them; `block`
+    and `axes` (the flags) win over the document's."""
+    entry = dict(document)
+    if isinstance(entry.get("impulse"), Mapping):
+        entry = dict((entry["impulse"].get("dspBlocks") or [{}])[0])
+    meta = entry.get("metadata") if isinstance(entry.get("metadata"), Mapping) else {}
+    options = (meta.get("dspConfig") or {}).get("options") or entry.get("options") or entry
+
+    def first(*keys: str):
+        return next((place[k] for place in (entry, meta) for k in keys if place.get(k) is not None), None)
+
+    return sensor_layout(
+        block or first("type") or "features",
+        axes or first("axes"),
+        count,
+        options,
+        first("frequency", "frequencyHz"),
+        first("window_size_ms", "windowSizeMs"),
+        first("implementation_version", "implementationVersion"),
+    )
+
+
 def sensor_layout(
     block: str,
     axes: list[str] | None,
@@ -120,7 +164,8 @@ def _samples(block: str, axes: tuple[str, ...], count: int, frequency, window_ms
     axis = tuple(i % len(axes) if i < sampled else -1 for i in range(count))
     position = tuple(min(i // len(axes), steps - 1) for i in range(count))
     note = None if frequency else "the sampling frequency is not known: times are given in steps"
-    return SensorLayout(block, axes, axis, ("sample",) * count, position, True, frequency and float(frequency), note)
+    rate = float(frequency) if frequency else None
+    return SensorLayout(block, axes, axis, ("sample",) * count, position, timed=True, frequency=rate, note=note)
 
 
 def _by_axis(block: str, axes: tuple[str, ...], count: int, why: str) -> SensorLayout:

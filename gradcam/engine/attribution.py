@@ -5,8 +5,9 @@ There is no map to take: the explained "layer" is the input itself, seen as `val
 difference of each window from a baseline, A = x - b, is what the input holds; the score's gradient
 is taken along the straight path from b to x and averaged (Integrated Gradients, Sundararajan et al.
 2017), and a feature's attribution is A times that mean gradient. The shared CAM pass (HiResCAM's
-element-wise weights, gradcam.engine.cam) then gives ReLU(A * dy/dA): the features that raised the
-explained score before the softmax. With one step on the path it is gradient x (input - baseline).
+element-wise weights, gradcam.engine.cam) then gives A * dy/dA, signed: what each feature added to
+the explained score before the softmax, or took from it. With one step on the path it is gradient x
+(input - baseline). Each sample's attributions are scaled by their largest magnitude (`scaled`).
 
 The baseline is each feature's median over the windows explained (the job's; the Python API's
 default is zero): a feature at its usual value carries no attribution, and faithfulness deletes a
@@ -29,6 +30,14 @@ INPUT = Node("input", "Input")
 STEPS = 16  # points on the path from the baseline (right Riemann sum, the last one the input itself)
 
 
+def scaled(attributions: np.ndarray) -> np.ndarray:
+    """Each sample's attributions (N, ...) divided by their largest magnitude: -1..1, signs and order
+    kept (a zero map stays zero)."""
+    flat = attributions.reshape(len(attributions), int(np.prod(attributions.shape[1:])))
+    top = np.abs(flat).max(axis=1, initial=0.0)
+    return (flat / np.where(top > 0, top, 1.0)[:, None]).reshape(attributions.shape).astype(np.float32)
+
+
 def input_layer(values: int) -> Layer:
     """The input as the explained layer: `values x 1`, one channel."""
     return Layer((INPUT,), values, 1, 1)
@@ -42,21 +51,22 @@ class InputPath:
     def __init__(self, logits: Callable[[tf.Tensor], tf.Tensor], values: int, steps: int = STEPS):
         self.logits = logits
         self.steps = steps
-        self.baseline = np.zeros(values, np.float32)
+        self.baseline = tf.Variable(tf.zeros(values), trainable=False, name="baseline")
 
     def set_baseline(self, baseline: np.ndarray | None) -> None:
-        """Each feature's value where it carries no attribution (None: zero); set before the first pass."""
+        """Each feature's value where it carries no attribution (None: zero); the passes read it as it
+        is when they run."""
         if baseline is not None:
-            self.baseline = np.asarray(baseline, np.float32).reshape(self.baseline.shape)
+            self.baseline.assign(np.asarray(baseline, np.float32).reshape(self.baseline.shape))
 
     def fill(self, inputs: tf.Tensor) -> tf.Tensor:
         """What faithfulness puts in place of a deleted feature: the baseline."""
-        return tf.broadcast_to(tf.reshape(tf.constant(self.baseline), (1, -1, 1, 1)), tf.shape(inputs))
+        return tf.broadcast_to(tf.reshape(self.baseline, (1, -1, 1, 1)), tf.shape(inputs))
 
     def __call__(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Flat inputs (N, values) -> (their differences from the baseline as a 1-D layer's activations
         (N, values, 1), the logits)."""
-        baseline = tf.constant(self.baseline)
+        baseline = tf.convert_to_tensor(self.baseline)
         steps, logits = self.steps, self.logits
 
         @tf.custom_gradient

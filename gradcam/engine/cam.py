@@ -243,7 +243,11 @@ class LayerCAM(BaseCAM):
 class InputAttribution(HiResCAM):
     """Integrated Gradients, or gradient x input (one step), on a model explained at its input
     (gradcam.engine.attribution): HiResCAM's element-wise product, of the input's difference from the
-    baseline and the gradient its adapter averages along the path."""
+    baseline and the gradient its adapter averages along the path, kept signed: a feature may weigh
+    against the class, and a group of features weighs what its features' attributions add up to."""
+
+    def _layer_map(self, depth: int, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(grads * activations, axis=-1)[..., None]  # (N, values, 1)
 
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "layercam": LayerCAM}

@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 
 from gradcam.engine.fomo import Box, Counts
 from gradcam.job.looks import Looks, View
+from gradcam.job.weights import GroupWeights, Weights
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class WindowFacts:
     peak_filter: int | None = None  # the column under the peak (filter, cepstrum or FFT bin) where the map tells
     peak_hz: float | None = None  # that column's centre frequency (MFE, spectrogram)
     peak_block: str | None = None  # the DSP block under the peak
+    peak_feature: str | None = None  # a flat block's (motion, sensors): the feature that weighs most for the class
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class SampleRecord:
     withheld: str = ""  # why the TFLite twin's map is not shown: its outputs are not LiteRT's ("": shown)
     detection: Objects | None = None  # object detection only
     window: WindowFacts | None = None  # audio (feature) models only
+    weights: GroupWeights | None = None  # models explained at their input features: shares per feature group
 
     @property
     def folder(self) -> str:
@@ -221,6 +224,7 @@ class Totals:
     detection: DetectionTotals | None = None
     tflite: TfliteTotals | None = None
     looks: Looks | None = None  # where each class looks, and the shortcuts found
+    weights: Weights | None = None  # what each class weighs (models explained at their input features)
 
 
 @dataclass(frozen=True)

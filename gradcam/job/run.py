@@ -4,6 +4,7 @@ totals and warnings -> deploy.zip."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from gradcam import stopping
 from gradcam.edge.dataset import Dataset, Sample, open_dataset
 from gradcam.edge.features import FeatureSet, open_features
+from gradcam.edge.sensors import read_config
 from gradcam.engine.formats import load_model
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
@@ -205,7 +207,9 @@ def _opened(source: Source, settings: Settings, classes: list[str]) -> Dataset |
         return source.fetch(classes)
     if settings.dataset is not None:
         log.warning("warning: %s", NO_PLAYER_OFFLINE.format(dataset=settings.dataset))
-    return open_features(settings.features, settings.labels, classes, settings.category, settings.feature_shapes)
+    sensor = functools.partial(read_config, settings.dsp_config, settings.dsp_block, settings.axes)
+    shapes = settings.feature_shapes
+    return open_features(settings.features, settings.labels, classes, settings.category, shapes, sensor)
 
 
 def explain_dataset(

@@ -22,6 +22,7 @@ from gradcam.job.features import FeatureStages
 from gradcam.job.inputs import ImageInputs, Prepared
 from gradcam.job.pictures import PictureOptions
 from gradcam.job.records import Rendered
+from gradcam.job.sensors import SensorStages
 from gradcam.job.totals import RunningTotals
 from gradcam.settings import Settings
 
@@ -64,6 +65,8 @@ def stages_for(
     if isinstance(dataset, FeatureSet):
         if isinstance(explainer.task, Detection):
             raise GradcamError("an object detection model does not take windows of features")
+        if explainer.adapter.path is not None:  # no convolution: attributions over its input features
+            return SensorStages(explainer, dataset, pictures, *judging)
         return FeatureStages(explainer, dataset, pictures, *judging)
     inputs = ImageInputs(dataset, explainer, settings.max_overlay_size)
     if isinstance(explainer.task, Detection):

@@ -20,6 +20,7 @@ from gradcam.job.records import (
     TfliteTotals,
     Totals,
 )
+from gradcam.job.weights import WeightSums
 
 if TYPE_CHECKING:
     from gradcam.job.beside import Comparison
@@ -116,6 +117,7 @@ class RunningTotals:
     ):
         self.scores, self.trust, self.tflite, self.detection = scores, trust, tflite, detection
         self.looks = looks
+        self.weights: WeightSums | None = None  # what each class weighs, for models explained at their input
         self.agreement = ScoreSums(ELSEWHERE, per_class=trust.per_class)  # the TFLite maps' with the Keras maps
         self.folders: Counter[str] = Counter()
         self.blank = self.compared = self.disagreements = self.withheld = 0
@@ -128,6 +130,8 @@ class RunningTotals:
         """One sample's record, and its map and image for the class summaries (if they are summed)."""
         if self.looks is not None and view is not None:
             self.looks.add(view)
+        if self.weights is not None:
+            self.weights.add(record.map.explained, record.weights, record.true_label)
         self.folders[record.folder] += 1
         self.blank += record.map.blank
         for name, value in self.scores(record):
@@ -149,7 +153,8 @@ class RunningTotals:
     def totals(self) -> Totals:
         detection = self.detection and self.detection.result()
         looks = self.looks and self.looks.result()
-        return Totals(self.trust.result(), detection, self._tflite(), looks)
+        weights = self.weights and self.weights.result()
+        return Totals(self.trust.result(), detection, self._tflite(), looks, weights)
 
     def _tflite(self) -> TfliteTotals | None:
         """The TFLite model's agreement with the Keras model over the samples it ran on, or why it

@@ -21,6 +21,7 @@ from gradcam.job.records import (
     TfliteTotals,
     WindowFacts,
 )
+from gradcam.job.weights import ClassWeights, Weights
 
 RESULT_FIELDS = (
     "source",
@@ -58,6 +59,7 @@ WINDOW_FIELDS = (
     "peak_ms",
     "peak_filter",
     "peak_hz",
+    "peak_feature",
     "audio",
 )
 # Object detection runs add per image counts and rates, and write every object to objects.csv.
@@ -272,6 +274,27 @@ def _looks(looks: Looks | None, tiles: dict[tuple[str, str], str]) -> dict:
     }
 
 
+def _weights(weights: Weights) -> dict:
+    """What each class weighs: per feature group, the mean share of the positive attribution."""
+
+    def rows(items: list[ClassWeights]) -> list[dict]:
+        return [
+            {
+                "class": c.name,
+                "windows": c.windows,
+                "shares": dict(zip(weights.groups, map(rounded, c.shares), strict=True)),
+            }
+            for c in items
+        ]
+
+    return {
+        "groups": list(weights.groups),
+        "classes": rows(weights.classes),
+        "mistakes": rows(weights.mistakes),
+        "note": weights.note,
+    }
+
+
 def run_document(info: RunInfo, tiles: dict[tuple[str, str], str] | None = None) -> dict:
     """The run, as results.json's `run` gives it; tiles: the class summaries' tiles' names."""
     return {
@@ -291,4 +314,5 @@ def run_document(info: RunInfo, tiles: dict[tuple[str, str], str] | None = None)
         "detection": _per_class(info.totals.detection, _detection_row),
         "faithfulness": _per_class(info.totals.trust, _trust_row),
         **({"looks": _looks(info.totals.looks, tiles or {})} if info.totals.looks else {}),
+        **({"weights": _weights(info.totals.weights)} if info.totals.weights else {}),
     }

@@ -1,0 +1,226 @@
+"""The job's steps for models without convolutions (motion and sensors): each window of features a flat
+DSP block computed is the model's input as it is, and each feature gets an attribution
+(gradcam.engine.attribution), read through the block's layout (gradcam.edge.sensors).
+
+A window's picture has one lane per axis: where the features are the window's samples (raw,
+Syntiant IMU), the signal itself, its attribution as heat along it; otherwise a row of cells, one per
+feature of the axis (a spectral block's statistics, then its bands from low to high), grey from
+that feature's lowest to highest value over the windows, its attribution as heat on it. Under the
+lanes, a bar chart of the features that weigh most: for the class, to the right; against it, to the
+left. A mistake gets its true class's picture too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from gradcam.edge.features import RANGE_ROWS, FeatureSet
+from gradcam.edge.sensors import SensorLayout, sensor_layout
+from gradcam.engine.overlay import caption_strip, text_width
+from gradcam.engine.preprocess import Geometry
+from gradcam.errors import GradcamError
+from gradcam.explainer import Explainer
+from gradcam.explanation import Explanation, SampleMaps
+from gradcam.job.classify import ClassifyStages
+from gradcam.job.inputs import Prepared
+from gradcam.job.records import SampleRecord, WindowFacts
+from gradcam.job.totals import RunningTotals
+from gradcam.job.weights import GroupWeights, WeightSums, group_shares
+
+log = logging.getLogger("gradcam")
+
+LABEL_PX, LANE_PX, GAP_PX = 64, 56, 4  # the axes' names; one lane's height; between lanes
+BASELINE_ROWS = 5000  # windows (evenly spread) whose median is the baseline
+MIN_PLOT_PX = 576  # a lane is at least this wide, each position a whole number of pixels
+BARS, BAR_PX = 8, 18  # features in the chart; one row's height
+FOR, AGAINST, TRACE = (215, 48, 39), (69, 117, 180), (40, 40, 40)  # RGB
+
+
+def _spread(values: np.ndarray, count: int) -> np.ndarray:
+    """At most `count` evenly spread rows of the windows' features (possibly memory-mapped)."""
+    rows = np.unique(np.linspace(0, len(values) - 1, min(len(values), count)).astype(int))
+    return np.asarray(values[rows], np.float32)
+
+
+def _ranges(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's 1st and 99th percentile over at most RANGE_ROWS evenly spread windows."""
+    low, high = np.percentile(_spread(values, RANGE_ROWS), (1, 99), axis=0)
+    return low, np.where(high > low, high, low + 1.0)
+
+
+class SensorInputs:
+    """Reads the windows of a flat DSP block's features as model inputs and pictures."""
+
+    def __init__(self, features: FeatureSet, explainer: Explainer):
+        """Checks that the model is explained at its input, of this many features, and lays them out
+        (a block read without its layout: one lane of features)."""
+        values = features.values
+        if explainer.adapter.path is None or len(features.blocks) != 1:
+            raise GradcamError(
+                f"{features.source}: flat features for a model that takes {explainer.spec.height} values"
+            )
+        if explainer.spec.height != values:
+            raise GradcamError(
+                f"{features.source}: windows of {values} values; the model takes {explainer.spec.height}: "
+                "the features of another DSP block?"
+            )
+        block = features.blocks[0]
+        self.features = features
+        self.layout: SensorLayout = block.sensor or sensor_layout(block.name, None, values)
+        self.low, self.high = _ranges(block.values)
+        layout = self.layout
+        lanes = np.array(layout.axis) >= 0
+        self.per_lane = [(np.array(layout.axis) == a) for a in range(len(layout.axes))]
+        if layout.timed:  # one range per axis: the signal's
+            for mask in self.per_lane:
+                self.low[mask], self.high[mask] = self.low[mask].min(), self.high[mask].max()
+        self.step = -(-MIN_PLOT_PX // layout.positions)  # pixels per position
+        self.width = LABEL_PX + self.step * layout.positions
+        self.height = len(layout.axes) * (LANE_PX + GAP_PX) - GAP_PX
+        self.lanes = lanes
+
+    def prepare(self, sample) -> Prepared:
+        values = self.features.row(sample)
+        geometry = Geometry(1.0, 1.0, 0.0, 0.0, (LABEL_PX, 0, self.width, self.height))
+        return Prepared(sample, self._picture(values), values.reshape(-1, 1, 1), geometry, (self.width, self.height))
+
+    def _picture(self, values: np.ndarray) -> np.ndarray:
+        """The lanes: each axis's name, and its signal or its features' cells."""
+        layout, picture = self.layout, np.full((self.height, self.width, 3), 255, np.uint8)
+        level = np.clip((values - self.low) / (self.high - self.low), 0, 1)
+        for a, (name, mask) in enumerate(zip(layout.axes, self.per_lane, strict=True)):
+            top = a * (LANE_PX + GAP_PX)
+            _text(picture, name, 4, top + LANE_PX // 2 + 4, LABEL_PX - 8)
+            x = LABEL_PX + (np.array(layout.position)[mask] + 0.5) * self.step
+            if layout.timed:
+                y = top + (1 - level[mask]) * (LANE_PX - 1)
+                points = np.round(np.stack([x, y], axis=1) * 16).astype(np.int32)[None]
+                cv2.polylines(picture, points, False, TRACE, 1, cv2.LINE_AA, shift=4)
+            else:
+                grey = np.round(level[mask] * 255).astype(np.uint8)
+                cells = np.repeat(grey, self.step)
+                picture[top : top + LANE_PX, LABEL_PX : LABEL_PX + len(cells)] = cells[None, :, None]
+        return picture
+
+    def heatmap(self, cam: np.ndarray) -> np.ndarray:
+        """Attributions (values, 1), signed -> the heat of those for the class, along each lane."""
+        heat, layout = np.zeros((self.height, self.width), np.float32), self.layout
+        weights = np.clip(cam.reshape(-1), 0, 1)
+        for a, mask in enumerate(self.per_lane):
+            row = np.zeros(layout.positions, np.float32)
+            np.maximum.at(row, np.array(layout.position)[mask], weights[mask])
+            top = a * (LANE_PX + GAP_PX)
+            heat[top : top + LANE_PX, LABEL_PX:] = np.repeat(row, self.step)[None]
+        return heat
+
+    def chart(self, cam: np.ndarray, explained: str) -> np.ndarray:
+        """The features that weigh most (by magnitude), one bar each: for `explained` to the right,
+        against it to the left."""
+        weights = cam.reshape(-1)
+        order = [i for i in np.argsort(-np.abs(weights), kind="stable") if self.lanes[i] and weights[i] != 0][:BARS]
+        chart = np.full(((len(order) + 1) * BAR_PX + 6, self.width, 3), 255, np.uint8)
+        _text(chart, f"features that weigh most for {explained}", 4, BAR_PX - 4, self.width - 8)
+        names = self.width // 2
+        centre, reach = names + (self.width - names) // 2, (self.width - names) // 2 - 4
+        for row, i in enumerate(order, start=1):
+            y = row * BAR_PX
+            _text(chart, self.layout.name(i), 4, y + BAR_PX - 5, names - 8)
+            end = centre + round(weights[i] * reach)
+            cv2.rectangle(
+                chart,
+                (min(centre, end), y + 3),
+                (max(centre, end), y + BAR_PX - 3),
+                FOR if weights[i] > 0 else AGAINST,
+                -1,
+            )
+        cv2.line(chart, (centre, BAR_PX), (centre, chart.shape[0] - 4), TRACE, 1)
+        return chart
+
+
+def _text(picture: np.ndarray, text: str, x: int, baseline: int, width: int) -> None:
+    scale = min(0.45, 0.45 * width / max(text_width(text), 1))
+    cv2.putText(picture, text, (x, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+@dataclasses.dataclass
+class SensorExplanation(Explanation):
+    """A window's explanation: its lanes with the heat, over its bar chart (`chart`: attributions,
+    explained class -> the chart)."""
+
+    chart: Callable[[np.ndarray, str], np.ndarray] | None = None
+
+    def overlay(self, alpha: float = 0.4) -> np.ndarray:
+        return np.concatenate([super().overlay(alpha), self.chart(self.cam, self.explained)])
+
+    def panel(self, alpha: float, caption: str) -> np.ndarray:
+        """The picture, and for a mistake its true class's beside it, over the caption."""
+        row = np.concatenate([self.overlay(alpha), *([self.contrast.overlay(alpha)] if self.contrast else [])], axis=1)
+        return np.concatenate([row, caption_strip(row.shape[1], caption)])
+
+
+def _with_chart(explanation: Explanation, chart: Callable) -> SensorExplanation:
+    fields = {f.name: getattr(explanation, f.name) for f in dataclasses.fields(explanation)}
+    contrast = explanation.contrast and _with_chart(explanation.contrast, chart)
+    return SensorExplanation(**(fields | {"contrast": contrast}), chart=chart)
+
+
+class SensorStages(ClassifyStages):
+    """Classification, binary and regression models without convolutions, on windows of flat features."""
+
+    windows = True  # deploy.zip's results have the windows' columns
+
+    def __init__(self, explainer: Explainer, features: FeatureSet, *args, **kwargs):
+        """As ClassifyStages; the attributions' baseline is each feature's median over the windows
+        (at most BASELINE_ROWS of them, evenly spread)."""
+        self.features = features
+        super().__init__(explainer, SensorInputs(features, explainer), *args, **kwargs)
+        values = features.blocks[0].values
+        explainer.adapter.path.set_baseline(np.median(_spread(values, BASELINE_ROWS), axis=0))
+        layout = self.inputs.layout
+        log.info(
+            "attributions over %d features of %s (%s), from each one's median over %d windows",
+            len(layout.axis),
+            layout.block,
+            ", ".join(layout.axes),
+            min(len(values), BASELINE_ROWS),
+        )
+        if layout.note:
+            log.warning("warning: %s", layout.note)
+
+    def _frame(self) -> None:
+        """No summaries of pictures: the class summaries are the feature groups' weights."""
+        return None
+
+    def _finish(self, explainer: Explainer, prepared: Prepared, maps: SampleMaps) -> Explanation:
+        explanation = explainer.finish(prepared.image, prepared.geometry, maps, heatmap=self.inputs.heatmap)
+        return _with_chart(explanation, self.inputs.chart)
+
+    def _peak(self, explanation: Explanation, prepared: Prepared) -> None:
+        """A window's attribution peaks at a feature (its WindowFacts), not at a file's pixel."""
+        return None
+
+    def _record(self, prepared: Prepared, explanation: Explanation, *beside) -> SampleRecord:
+        record = super()._record(prepared, explanation, *beside)
+        window = self.features.windows[prepared.sample.path]
+        facts = WindowFacts(window.sample_id, window.start_ms, window.end_ms, None, None)
+        layout, weights = self.inputs.layout, explanation.cam.reshape(-1)
+        groups = group_shares(weights, layout)
+        contrast = explanation.contrast and group_shares(explanation.contrast.cam.reshape(-1), layout)
+        if weights.max() > 0:
+            top = int(np.argmax(weights))
+            facts = dataclasses.replace(
+                facts, peak_feature=layout.name(top), peak_frame=layout.position[top], peak_block=layout.block
+            )
+            if layout.timed and layout.frequency and window.start_ms is not None:
+                facts = dataclasses.replace(facts, peak_ms=window.start_ms + layout.ms(layout.position[top] + 0.5))
+        return dataclasses.replace(record, window=facts, weights=GroupWeights(groups, contrast))
+
+    def running_totals(self) -> RunningTotals:
+        totals = super().running_totals()
+        totals.weights = WeightSums(self.inputs.layout)
+        return totals
