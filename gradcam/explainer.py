@@ -48,7 +48,7 @@ class Explainer:
         classes: Sequence[str] | None = None,
         *,
         layer: str = "auto",
-        method: str = "gradcam",
+        method: str = AUTO,
         pooling: str = "mean",
         normalization: str = "percentile",
         resize_mode: str = "squash",

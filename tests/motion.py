@@ -113,3 +113,35 @@ def labels_4col(data: Windows) -> np.ndarray:
     """The windows' labels as EI's y files hold them: label index from 1, sample id, start and end ms."""
     n = len(data.labels)
     return np.stack([data.labels + 1, np.arange(n) + 1000, np.zeros(n), np.full(n, 2000)], axis=1).astype(np.int32)
+
+
+# --- The real motion projects in ../shared/real (imu-*, motion-*): their DSP block is Syntiant's IMU. ---
+
+SYNTIANT_STEPS, SYNTIANT_PAD = 200, 8  # 2 s at 100 Hz; zeros after the samples (1,808 = 200 x 9 + 8)
+# The Syntiant block's scaling is not public. This stand-in (gyroscope / 64, the rest as recorded)
+# gives the real IMU model 38 of the 40 real samples right (95%).
+SYNTIANT_SCALE = np.array([1, 1, 1, 1 / 64, 1 / 64, 1 / 64, 1, 1, 1], np.float32)
+
+
+def cbor_samples(export_zip) -> tuple[np.ndarray, list[str], list[str]]:
+    """The real CBOR samples of an export zip (info.labels): values (n, steps, axes), labels, axes."""
+    import io
+    import json
+    import zipfile
+
+    import cbor2
+
+    with zipfile.ZipFile(export_zip) as archive:
+        files = json.loads(archive.read("info.labels"))["files"]
+        payloads = [cbor2.load(io.BytesIO(archive.read(f["path"])))["payload"] for f in files]
+    axes = [sensor["name"] for sensor in payloads[0]["sensors"]]
+    values = np.array([p["values"][:SYNTIANT_STEPS] for p in payloads], np.float32)
+    return values, [f["label"]["label"] for f in files], axes
+
+
+def syntiant(values: np.ndarray, axes: int) -> np.ndarray:
+    """Windows (n, steps, all axes) -> the Syntiant IMU block's features of the first `axes`:
+    interleaved by time, scaled, then the padding."""
+    scaled = values[:, :, :axes] * SYNTIANT_SCALE[:axes]
+    padding = np.zeros((len(values), SYNTIANT_PAD), np.float32)
+    return np.concatenate([scaled.reshape(len(values), -1), padding], axis=1)

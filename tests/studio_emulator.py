@@ -69,12 +69,15 @@ class AudioProject:
     frequency: int = 16000
     wavs: dict = field(default_factory=dict)  # sample id -> its audio as WAV (others: 404)
     more: list[DspOutput] = field(default_factory=list)  # further DSP blocks feeding the learn block, in order
+    axes: list[str] = field(default_factory=lambda: ["audio"])  # the input's axes (motion: accX, accY, ...)
+    output: str = "spectrogram"  # the first DSP block's output: spectrogram, or flat (frames x 1 features)
+    version: int = 4  # the DSP blocks' implementationVersion
 
     @property
     def blocks(self) -> list[DspOutput]:
         """Every DSP block feeding the learn block, in the impulse's order (ids DSP_ID, DSP_ID + 1, ...)."""
         first = DspOutput(
-            self.dsp_type, self.dsp_type.upper(), self.frames, self.columns, self.features, self.parameters
+            self.dsp_type, self.dsp_type.upper(), self.frames, self.columns, self.features, self.parameters, self.output
         )
         return [first, *self.more]
 
@@ -382,12 +385,12 @@ def impulse(image: dict, learn_type: str = "keras-transfer-image") -> dict:
 def audio_impulse(audio: AudioProject) -> dict:
     """A keyword-spotting impulse: time series, an audio DSP block (and others), a Keras classifier."""
     dsp = [
-        {"id": DSP_ID + i, "type": block.dsp_type, "name": block.name, "title": block.dsp_type, "axes": ["audio"]}
-        | {"input": 1, "implementationVersion": 4}
+        {"id": DSP_ID + i, "type": block.dsp_type, "name": block.name, "title": block.dsp_type, "axes": audio.axes}
+        | {"input": 1, "implementationVersion": audio.version}
         for i, block in enumerate(audio.blocks)
     ]
     window = {"windowSizeMs": audio.window_ms, "windowIncreaseMs": audio.increase_ms, "frequencyHz": audio.frequency}
-    source = {"id": 1, "type": "time-series", "name": "Time series", "title": "Time series data", "axes": ["audio"]}
+    source = {"id": 1, "type": "time-series", "name": "Time series", "title": "Time series data", "axes": audio.axes}
     learn = {"id": LEARN_ID, "type": "keras", "name": "Classifier", "title": "Classification"}
     return _impulse(source | window | {"padZeros": True}, dsp, [learn | {"dsp": [block["id"] for block in dsp]}])
 

@@ -1,0 +1,70 @@
+"""The attribution over a motion model's input features, on the fixture family (tests/fixtures/make_motion_family.py):
+two Dense architectures x two DSP blocks x two data designs. The class is told by one axis (accY), with a
+distractor axis (accX) as strong or twice as strong. Each window's attribution is grouped per axis as
+the job groups it (gradcam.job.weights)."""
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from gradcam import Explainer
+from gradcam.edge.sensors import sensor_layout
+from gradcam.job.weights import group_shares
+from tests import motion
+from tests.fixtures.make_motion_family import MEMBERS, Member
+
+WINDOWS = 120
+COPIES = 4  # re-initialised copies per member
+# Measured: the informative axis holds 0.97-0.99 on six members. On the small Dense model over raw
+# samples it holds 0.78: the path integral spreads onto the distractor axis, which that model does not
+# use (setting accX to the baseline moves its log-odds by -0.03; accY, by 12.8).
+HOLDS = {"ei-default-raw-distractor": 0.7, "ei-default-raw-loud": 0.7}
+
+
+def _axis_shares(explainer: Explainer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's share per axis of the positive attribution (an axis weighs what its features'
+    attributions add up to), and the model's answer."""
+    layout = sensor_layout("features", motion.AXES, x.shape[1])  # by axis: both blocks keep an axis's features apart
+    if x.shape[1] == motion.STEPS * len(motion.AXES):  # raw: interleaved by time
+        layout = sensor_layout("raw", motion.AXES, x.shape[1])
+    maps = explainer.maps(x.reshape(len(x), -1, 1, 1), np.full(len(x), -1, np.int32))
+    shares = [group_shares(m.cam.reshape(-1), layout) or (0.0,) * 3 for m in maps]
+    return np.array(shares), np.array([np.argmax(m.probabilities) for m in maps])
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return {member.name: member.held_out(WINDOWS) for member in MEMBERS}
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_the_informative_axis_holds_the_attribution(member, held_out):
+    data, x = held_out[member.name]
+    explainer = Explainer.from_file(member.path, motion.CLASSES, baseline=np.median(x, axis=0))
+    shares, predicted = _axis_shares(explainer, x)
+    correct = predicted == data.labels
+    assert correct.mean() > 0.95
+    informative = shares[correct, motion.INFORMATIVE].mean()
+    assert informative >= HOLDS.get(member.name, 0.8), informative
+
+
+@pytest.mark.parametrize("member", MEMBERS[::3], ids=lambda m: m.name)
+def test_a_reinitialised_copy_is_at_chance(member, held_out):
+    """The randomised-weights check (Adebayo et al.): the same architecture with random weights draws
+    no line between the informative axis and the distractor, each about as strong (measured: a mean
+    share of 0.33 to 0.53 on accY over four copies, against 0.97 to 0.99 for the trained models)."""
+    data, x = held_out[member.name]
+    model = keras.models.load_model(member.path, compile=False)
+    informative = []
+    for seed in range(COPIES):
+        copy = keras.models.clone_model(model)
+        keras.utils.set_random_seed(seed)
+        copy.set_weights(
+            [
+                np.random.default_rng(seed).normal(0, w.std() + 1e-3, w.shape) if w.ndim > 1 else w
+                for w in model.get_weights()
+            ]
+        )
+        shares, _ = _axis_shares(Explainer(copy, motion.CLASSES, baseline=np.median(x, axis=0)), x)
+        informative.append(shares[:, motion.INFORMATIVE].mean())
+    assert np.mean(informative) <= 0.55, informative
