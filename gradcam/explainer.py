@@ -18,7 +18,6 @@ A FOMO model's explainer gives, per image, every detection and every missed box 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -102,7 +101,6 @@ class Explainer:
         self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
         self.method = method
         self.normalization = normalization
-        self._scale = scaled if path is not None else functools.partial(normalize, mode=normalization)
 
     @classmethod
     def from_file(cls, path: str | Path, classes: Sequence[str] | None = None, **options) -> Explainer:
@@ -157,6 +155,10 @@ class Explainer:
         """The batch with its maps scaled to 0..1 (--heatmap-normalization)."""
         batch.maps[...] = self._scale(batch.maps)
         return batch
+
+    def _scale(self, maps: np.ndarray) -> np.ndarray:
+        """Maps scaled to 0..1 (--heatmap-normalization); a model's input attributions to -1..1."""
+        return scaled(maps) if self.adapter.path is not None else normalize(maps, self.normalization)
 
     def maps(self, inputs: np.ndarray, targets: np.ndarray, truths: np.ndarray | None = None) -> list[SampleMaps]:
         """Preprocessed batch -> per image its map of the target class (PREDICTED: the prediction),

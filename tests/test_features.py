@@ -6,6 +6,7 @@ in results.csv are checked against it."""
 import csv
 import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -294,14 +295,21 @@ def test_a_mistaken_window_also_gets_the_map_of_its_true_class(keywords, tmp_pat
         assert picture.shape[:2] == (audio.FILTERS * BAND_PX, audio.FRAMES * FRAME_PX)
 
 
-def test_a_model_without_a_convolution_is_refused_in_one_line(keywords, tmp_path, capsys):
+def test_a_dense_model_on_audio_features_is_explained_over_them(keywords, tmp_path, caplog):
+    """A binary Dense model on MFE features, offline without the block's shape: attributions over its
+    input (Integrated Gradients), the features one lane, and the log says they could not be grouped."""
     folder, _ = keywords
     model = _small_model(tmp_path / "dense.h5", "sigmoid", dense=True)
     args = ["--model", str(model), "--features", str(folder / "X_testing.npy"), "--out", str(tmp_path)]
-    assert main(args) == 2
-    assert capsys.readouterr().err == (
-        "error: the model has no convolution layer to explain (it has no layer with a 1-D or 2-D output)\n"
-    )
+    caplog.set_level(logging.INFO, "gradcam")
+    assert main(args) == 0
+    assert "warning: the axes are not known: the features are one group" in caplog.text
+    rows, document, archive = _results(tmp_path / "deploy.zip")
+    assert document["run"]["method"] == "integrated-gradients" and len(rows) == 60
+    assert document["run"]["weights"]["groups"] == ["features"]
+    overlay = next(r["overlay"] for r in rows if r["overlay"])
+    picture = cv2.imdecode(np.frombuffer(archive.read(overlay), np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape[1] == 64 + 1600, "3,960 features shrunk to the widest lane"
 
 
 def test_the_python_api_explains_windows_of_features(keywords, tmp_path):

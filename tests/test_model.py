@@ -51,14 +51,17 @@ def test_keras3_file_loads(tmp_path):
     assert ModelAdapter(load_model(path)).layer_name == "last_conv"
 
 
-def test_model_without_convolution_is_a_clear_error():
+def test_a_model_without_convolution_is_explained_at_its_input():
     model = keras.Sequential(
         [keras.Input((8,)), keras.layers.Dense(4, name="hidden"), keras.layers.Dense(2, activation="softmax")]
     )
+    adapter = ModelAdapter(model)
+    assert adapter.path is not None and adapter.image_shape == (8, 1, 1) and adapter.layer_name == "input"
+    assert adapter.last_conv is None
     with pytest.raises(
         GradcamError, match=r"no convolution layer to explain \(it has no layer with a 1-D or 2-D output\)$"
     ):
-        ModelAdapter(model)
+        ModelAdapter(model, layer="hidden")
 
 
 def test_tasks_are_told_apart():

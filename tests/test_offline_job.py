@@ -120,7 +120,8 @@ def test_model_without_convolution_fails_clearly(tmp_path, capsys):
     )
     assert code == 2
     assert capsys.readouterr().err == (
-        "error: the model has no convolution layer to explain (it has no layer with a 1-D or 2-D output)\n"
+        "error: the model has no convolution layer and takes a flat vector of 12 values: it is explained over "
+        "windows of DSP features (--features; Studio: a time-series impulse), not images\n"
     )
 
 

@@ -162,7 +162,7 @@ def test_api_key_comes_from_the_environment_when_not_given(monkeypatch):
 
 
 def test_cli_choices_match_the_modules_they_feed():
-    assert tuple(cam.METHODS) == cli.METHODS and cli.AUTO not in cam.METHODS
+    assert tuple(cam.METHODS) == (*cli.METHODS, *cli.INPUT_METHODS) and cli.AUTO not in cam.METHODS
     assert cli.POOLINGS is cam.POOLINGS and cli.NORMALIZATIONS is cam.NORMALIZATIONS
     assert cli.RESIZE_MODES is preprocess.RESIZE_MODES and cli.INPUT_SCALINGS is preprocess.INPUT_SCALINGS
     assert cli.CATEGORIES is dataset.CATEGORIES and cli.LAYOUTS is pictures.LAYOUTS

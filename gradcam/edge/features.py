@@ -102,6 +102,12 @@ class FeatureSet:
         row = self.windows[sample.path].row
         return np.concatenate([np.asarray(block.values[row], np.float32) for block in self.blocks])
 
+    def median(self, rows: int) -> np.ndarray:
+        """Each feature's median over at most `rows` evenly spread windows, all blocks side by side."""
+        count = len(self.blocks[0].values)
+        picked = np.unique(np.linspace(0, count - 1, min(count, rows)).astype(int))
+        return np.concatenate([np.median(np.asarray(b.values[picked], np.float32), axis=0) for b in self.blocks])
+
     @property
     def values(self) -> int:
         """Values per window, all blocks together."""

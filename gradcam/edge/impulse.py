@@ -69,12 +69,6 @@ def feature_blocks(dsp_blocks: list[FeatureBlock], learn_name: str) -> tuple[Fea
     if not dsp_blocks:
         raise GradcamError(f"the learn block {learn_name} takes the features of no DSP block")
     unknown = [f"{b.name} ({b.type}, id {b.id})" for b in dsp_blocks if b.shape is None]
-    if len(dsp_blocks) > 1 and any(b.sensor for b in dsp_blocks):
-        names = ", ".join(f"{b.name} ({b.type}, id {b.id})" for b in dsp_blocks)
-        raise GradcamError(
-            f"the learn block {learn_name} takes the flat features of {len(dsp_blocks)} DSP blocks ({names}): "
-            "only one flat block's features can be explained today"
-        )
     if len(dsp_blocks) > 1 and unknown:
         raise GradcamError(
             f"the learn block {learn_name} takes the features of {len(dsp_blocks)} DSP blocks, and the metadata "

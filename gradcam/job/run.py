@@ -67,6 +67,11 @@ class Job:
         bad layer, target class or TFLite model is an error before any long work."""
         explainer = Explainer(model, classes, **settings.explainer_options())
         explainer.target_index(settings.target_class)
+        if explainer.adapter.path is not None and not settings.reads_features:
+            raise GradcamError(
+                f"the model has no convolution layer and takes a flat vector of {explainer.spec.height} values: "
+                "it is explained over windows of DSP features (--features; Studio: a time-series impulse), not images"
+            )
         return cls(explainer, settings, open_tflite(settings, explainer))
 
     def run(self, dataset: Dataset | FeatureSet) -> Summary:

@@ -35,21 +35,15 @@ from gradcam.job.weights import GroupWeights, WeightSums, group_shares
 log = logging.getLogger("gradcam")
 
 LABEL_PX, LANE_PX, GAP_PX = 64, 56, 4  # the axes' names; one lane's height; between lanes
-BASELINE_ROWS = 5000  # windows (evenly spread) whose median is the baseline
-MIN_PLOT_PX = 576  # a lane is at least this wide, each position a whole number of pixels
+MIN_PLOT_PX, MAX_PLOT_PX = 576, 1600  # a lane's width: each position whole pixels, up to the most
 BARS, BAR_PX = 8, 18  # features in the chart; one row's height
 FOR, AGAINST, TRACE = (215, 48, 39), (69, 117, 180), (40, 40, 40)  # RGB
 
 
-def _spread(values: np.ndarray, count: int) -> np.ndarray:
-    """At most `count` evenly spread rows of the windows' features (possibly memory-mapped)."""
-    rows = np.unique(np.linspace(0, len(values) - 1, min(len(values), count)).astype(int))
-    return np.asarray(values[rows], np.float32)
-
-
 def _ranges(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each feature's 1st and 99th percentile over at most RANGE_ROWS evenly spread windows."""
-    low, high = np.percentile(_spread(values, RANGE_ROWS), (1, 99), axis=0)
+    rows = np.unique(np.linspace(0, len(values) - 1, min(len(values), RANGE_ROWS)).astype(int))
+    low, high = np.percentile(np.asarray(values[rows], np.float32), (1, 99), axis=0)
     return low, np.where(high > low, high, low + 1.0)
 
 
@@ -80,7 +74,10 @@ class SensorInputs:
             for mask in self.per_lane:
                 self.low[mask], self.high[mask] = self.low[mask].min(), self.high[mask].max()
         self.step = -(-MIN_PLOT_PX // layout.positions)  # pixels per position
-        self.width = LABEL_PX + self.step * layout.positions
+        if self.step * layout.positions > MAX_PLOT_PX:  # more features than pixels: shrunk
+            self.step = MAX_PLOT_PX / layout.positions
+        self.plot = round(self.step * layout.positions)
+        self.width = LABEL_PX + self.plot
         self.height = len(layout.axes) * (LANE_PX + GAP_PX) - GAP_PX
         self.lanes = lanes
 
@@ -102,20 +99,25 @@ class SensorInputs:
                 points = np.round(np.stack([x, y], axis=1) * 16).astype(np.int32)[None]
                 cv2.polylines(picture, points, False, TRACE, 1, cv2.LINE_AA, shift=4)
             else:
-                grey = np.round(level[mask] * 255).astype(np.uint8)
-                cells = np.repeat(grey, self.step)
-                picture[top : top + LANE_PX, LABEL_PX : LABEL_PX + len(cells)] = cells[None, :, None]
+                cells = self._stretched(np.round(level * 255).astype(np.uint8), mask)
+                picture[top : top + LANE_PX, LABEL_PX:] = cells[None, :, None]
         return picture
+
+    def _stretched(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One lane's values, by position (the largest where several share one), across the plot."""
+        row = np.zeros(self.layout.positions, values.dtype)
+        np.maximum.at(row, np.array(self.layout.position)[mask], values[mask])
+        shrunk = self.plot < self.layout.positions
+        interpolation = cv2.INTER_AREA if shrunk else cv2.INTER_NEAREST
+        return cv2.resize(row[None], (self.plot, 1), interpolation=interpolation)[0]
 
     def heatmap(self, cam: np.ndarray) -> np.ndarray:
         """Attributions (values, 1), signed -> the heat of those for the class, along each lane."""
-        heat, layout = np.zeros((self.height, self.width), np.float32), self.layout
-        weights = np.clip(cam.reshape(-1), 0, 1)
+        heat = np.zeros((self.height, self.width), np.float32)
+        weights = np.clip(cam.reshape(-1), 0, 1).astype(np.float32)
         for a, mask in enumerate(self.per_lane):
-            row = np.zeros(layout.positions, np.float32)
-            np.maximum.at(row, np.array(layout.position)[mask], weights[mask])
             top = a * (LANE_PX + GAP_PX)
-            heat[top : top + LANE_PX, LABEL_PX:] = np.repeat(row, self.step)[None]
+            heat[top : top + LANE_PX, LABEL_PX:] = self._stretched(weights, mask)[None]
         return heat
 
     def chart(self, cam: np.ndarray, explained: str) -> np.ndarray:
@@ -175,20 +177,10 @@ class SensorStages(ClassifyStages):
     windows = True  # deploy.zip's results have the windows' columns
 
     def __init__(self, explainer: Explainer, features: FeatureSet, *args, **kwargs):
-        """As ClassifyStages; the attributions' baseline is each feature's median over the windows
-        (at most BASELINE_ROWS of them, evenly spread)."""
         self.features = features
         super().__init__(explainer, SensorInputs(features, explainer), *args, **kwargs)
-        values = features.blocks[0].values
-        explainer.adapter.path.set_baseline(np.median(_spread(values, BASELINE_ROWS), axis=0))
         layout = self.inputs.layout
-        log.info(
-            "attributions over %d features of %s (%s), from each one's median over %d windows",
-            len(layout.axis),
-            layout.block,
-            ", ".join(layout.axes),
-            min(len(values), BASELINE_ROWS),
-        )
+        log.info("the %d features of %s, by axis: %s", len(layout.axis), layout.block, ", ".join(layout.axes))
         if layout.note:
             log.warning("warning: %s", layout.note)
 

@@ -28,6 +28,8 @@ from gradcam.settings import Settings
 
 log = logging.getLogger("gradcam")
 
+BASELINE_ROWS = 5000  # windows (evenly spread) whose median is an input attribution's baseline
+
 
 class Stages(Protocol):
     """prepare (thread pool) -> run (the model, one batch at a time) -> render (thread pool); each
@@ -65,9 +67,17 @@ def stages_for(
     if isinstance(dataset, FeatureSet):
         if isinstance(explainer.task, Detection):
             raise GradcamError("an object detection model does not take windows of features")
-        if explainer.adapter.path is not None:  # no convolution: attributions over its input features
-            return SensorStages(explainer, dataset, pictures, *judging)
-        return FeatureStages(explainer, dataset, pictures, *judging)
+        path = explainer.adapter.path
+        if path is None:
+            return FeatureStages(explainer, dataset, pictures, *judging)
+        # No convolution: attributions over its input features, from their median; a flat block's
+        # (motion, sensors) drawn per axis, a spectrogram's on its panels.
+        flat = not any(block.shape for block in dataset.blocks)
+        stages = (SensorStages if flat else FeatureStages)(explainer, dataset, pictures, *judging)
+        path.set_baseline(dataset.median(BASELINE_ROWS))
+        count = min(len(dataset.blocks[0].values), BASELINE_ROWS)
+        log.info("attributions from each feature's median over %d windows", count)
+        return stages
     inputs = ImageInputs(dataset, explainer, settings.max_overlay_size)
     if isinstance(explainer.task, Detection):
         return DetectStages(explainer, inputs, pictures, settings.detection_threshold, tflite)
