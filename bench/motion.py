@@ -93,7 +93,7 @@ def job_rate(model: Path, x: np.ndarray, config: dict, work: Path, batch: int, *
     np.save(work / "X.npy", x)
     np.save(work / "y.npy", labels.astype(np.int32))  # as the model answers: every window right
     (work / "dsp.json").write_text(json.dumps(config))
-    classes = [f"class {i}" for i in range(explainer.adapter.num_outputs)]
+    classes = explainer.classes
     settings = Settings(out=work / "out", batch_size=batch, features=[work / "X.npy"], **options).with_defaults()
     start = time.perf_counter()
     sensor = lambda count: read_config(work / "dsp.json", None, None, count)  # noqa: E731

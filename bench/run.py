@@ -9,7 +9,8 @@ is measured with the trained test fixture on scenes of 1 to 3 objects. The job i
 its defaults (faithfulness on, the int8 TFLite model beside) and with --faithfulness 0, on the
 export labelled as a trained model gets it (10% wrong: each mistake's true class is explained
 too). Then the scale row (bench/scale.py) and the audio row (bench/audio.py: keyword windows as with an
-API key, against a bare load + forward loop). Prints a table, ratios first, and writes it to
+API key, against a bare load + forward loop) and the motion row (bench/motion.py: models without
+convolutions, windows per second). Prints a table, ratios first, and writes it to
 bench/results/latest.md.
 
     .venv/bin/python bench/run.py [--n 500] [--big 5000]
@@ -38,6 +39,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 from audio import audio_lines  # noqa: E402
 from common import CLASSES, make_export, peak_rss  # noqa: E402
+from motion import motion_lines  # noqa: E402
 from scale import scale_lines  # noqa: E402
 
 from gradcam.edge.dataset import open_dataset  # noqa: E402
@@ -310,6 +312,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=64, help="4000x3000 JPEGs for the memory run")
     parser.add_argument("--scale", type=int, nargs="+", default=[5000, 50000], help="samples for the scale row")
     parser.add_argument("--windows", type=int, default=1000, help="keyword windows for the audio row")
+    parser.add_argument("--motion-windows", type=int, default=2000, help="windows for the motion row")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="minimum seconds per core measurement")
     parser.add_argument("--upstream", type=int, default=10, help="images for the per-image baseline")
@@ -363,6 +366,7 @@ def main() -> None:
     full_rss, full_seconds = peak_rss(mobilenet, photos, tmp / "rss-photos-full", "--max-overlay-size", "0")
     scale = scale_lines(mobilenet, tmp, tuple(args.scale))
     sounds = audio_lines(args.windows, args.batch)
+    motions = motion_lines(args.motion_windows, args.batch)
 
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
@@ -408,6 +412,8 @@ def main() -> None:
         *scale,
         "",
         *sounds,
+        "",
+        *motions,
     ]
     table = "\n".join(lines)
     print(table)

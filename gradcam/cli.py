@@ -257,7 +257,7 @@ def _main(settings: Settings) -> int:
         return 0
     log.info("loading TensorFlow")
     import_quietly()
-    from gradcam.job.run import log_summary
+    from gradcam.job.closing import log_summary
 
     log_summary(run(settings))
     return 0

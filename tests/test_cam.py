@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tf_keras
 
-from gradcam.engine.cam import make_cam, normalize, peak
+from gradcam.engine.cam import make_cam
+from gradcam.engine.maps import normalize, peak
 from gradcam.engine.model import ModelAdapter
 from gradcam.errors import GradcamError
 from tests import helpers

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradcam.engine.cam import peak
 from gradcam.engine.fomo import Box, Counts, Detection, cell_target, decode, match
+from gradcam.engine.maps import peak
 from gradcam.engine.overlay import blend, draw_objects, panel
 from gradcam.engine.preprocess import Geometry
 

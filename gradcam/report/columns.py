@@ -4,12 +4,10 @@ pixel)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict
 
 from gradcam.engine.fomo import Counts
-from gradcam.job.looks import ClassLook, Looks
 from gradcam.job.records import (
     DetectionRow,
     ObjectRecord,
@@ -21,7 +19,8 @@ from gradcam.job.records import (
     TfliteTotals,
     WindowFacts,
 )
-from gradcam.job.weights import ClassWeights, Weights
+from gradcam.report.numbers import rounded
+from gradcam.report.summaries import class_looks, class_weights
 
 RESULT_FIELDS = (
     "source",
@@ -86,10 +85,6 @@ OBJECT_FIELDS = (
     "tflite_peak_in_box",
     "map_agreement",
 )
-
-
-def rounded(x: float | None, places: int = 6) -> float | None:
-    return None if x is None or math.isnan(x) else round(x, places)
 
 
 def _point(p: tuple[float, float] | None) -> tuple[float | None, float | None]:
@@ -235,66 +230,6 @@ def _agreement_row(row: ScoreRow) -> dict:
     return {"maps": row.maps, "elsewhere": elsewhere, "share": rounded(elsewhere / row.maps), "mean": rounded(row.mean)}
 
 
-def _look(look: ClassLook, tile: str) -> dict:
-    return {"class": look.name, "images": look.images, "tile": tile}
-
-
-def _looks(looks: Looks | None, tiles: dict[tuple[str, str], str]) -> dict:
-    """Where each class looks (its tile, the region its maps land on most, the share of its images
-    there, the stillness of its pixels, whether it is flagged, the heat inside its boxes), the same for
-    the mistakes by true class, and the flagged classes."""
-    if looks is None:
-        return {}
-
-    def explained(look: ClassLook) -> dict:
-        candidate = look.candidate
-        region = (
-            None
-            if candidate is None
-            else dict(zip(("x", "y", "width", "height"), looks.in_input(candidate.region), strict=True))
-        )
-        return _look(look, tiles.get(("explained", look.name), "")) | {
-            "region": region,
-            "share": candidate and rounded(candidate.share),
-            "stillness": candidate and rounded(candidate.stillness),
-            "shortcut": look.flagged,
-            "heat_in_boxes": rounded(look.heat_in_boxes),
-            "box_area": rounded(look.box_area),
-            "images_with_boxes": look.boxed,
-        }
-
-    classes = [explained(look) for look in looks.classes]
-    return {
-        "input": list(looks.input_size),
-        "windows": looks.windows,  # windows of features: the input is their picture, time across
-        "classes": classes,
-        "mistakes": [_look(look, tiles.get(("mistakes", look.name), "")) for look in looks.mistakes],
-        "shortcuts": [c for c in classes if c["shortcut"]],
-        "outside_boxes": [look.name for look in looks.outside],
-    }
-
-
-def _weights(weights: Weights) -> dict:
-    """What each class weighs: per feature group, the mean share of the positive attribution."""
-
-    def rows(items: list[ClassWeights]) -> list[dict]:
-        return [
-            {
-                "class": c.name,
-                "windows": c.windows,
-                "shares": dict(zip(weights.groups, map(rounded, c.shares), strict=True)),
-            }
-            for c in items
-        ]
-
-    return {
-        "groups": list(weights.groups),
-        "classes": rows(weights.classes),
-        "mistakes": rows(weights.mistakes),
-        "note": weights.note,
-    }
-
-
 def run_document(info: RunInfo, tiles: dict[tuple[str, str], str] | None = None) -> dict:
     """The run, as results.json's `run` gives it; tiles: the class summaries' tiles' names."""
     return {
@@ -313,6 +248,6 @@ def run_document(info: RunInfo, tiles: dict[tuple[str, str], str] | None = None)
         "tflite": _tflite(info.totals.tflite),
         "detection": _per_class(info.totals.detection, _detection_row),
         "faithfulness": _per_class(info.totals.trust, _trust_row),
-        **({"looks": _looks(info.totals.looks, tiles or {})} if info.totals.looks else {}),
-        **({"weights": _weights(info.totals.weights)} if info.totals.weights else {}),
+        **({"looks": class_looks(info.totals.looks, tiles or {})} if info.totals.looks else {}),
+        **({"weights": class_weights(info.totals.weights)} if info.totals.weights else {}),
     }
