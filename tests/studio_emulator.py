@@ -72,6 +72,9 @@ class AudioProject:
     axes: list[str] = field(default_factory=lambda: ["audio"])  # the input's axes (motion: accX, accY, ...)
     output: str = "spectrogram"  # the first DSP block's output: spectrogram, or flat (frames x 1 features)
     version: int = 4  # the DSP blocks' implementationVersion
+    raw: dict = field(
+        default_factory=dict
+    )  # sample id -> its raw data, values (steps, axes) at `frequency` (others: 404)
 
     @property
     def blocks(self) -> list[DspOutput]:
@@ -184,6 +187,9 @@ class Emulator:
         if meta and int(meta.group(1)) in blocks:
             block = blocks[int(meta.group(1))]
             return 200, dsp_metadata(audio, block, 10000 if "category=training" in query else 0), {}
+        sample = re.fullmatch(rf"{p}/raw-data/(\d+)", path)
+        if sample and int(sample.group(1)) in audio.raw:
+            return 200, raw_sample(int(sample.group(1)), audio.raw[int(sample.group(1))], audio), {}
         match = re.fullmatch(rf"{p}/raw-data/(\d+)/wav", path)
         if match and int(match.group(1)) in audio.wavs:
             return 200, audio.wavs[int(match.group(1))], {"Content-Type": "audio/wav"}
@@ -414,6 +420,49 @@ def dsp_metadata(audio: AudioProject, block: DspOutput, id_offset: int = 0) -> d
         "padZeros": True,
         "frequency": audio.frequency,
         "outputConfig": {"type": block.output, "shape": shape},
+    }
+
+
+def raw_sample(sample_id: int, values, audio: AudioProject) -> dict:
+    """GET /api/{projectId}/raw-data/{sampleId}: a time-series sample and its values (GetSampleResponse)."""
+    interval = 1000 / audio.frequency
+    sensors = [{"name": axis, "units": "m/s2"} for axis in audio.axes]
+    sample = {
+        "id": sample_id,
+        "filename": f"sample-{sample_id}.cbor",
+        "signatureValidate": False,
+        "created": _now(),
+        "lastModified": _now(),
+        "category": "testing",
+        "coldstorageFilename": f"sample-{sample_id}.cbor",
+        "label": "unknown",
+        "intervalMs": interval,
+        "frequency": audio.frequency,
+        "originalIntervalMs": interval,
+        "originalFrequency": audio.frequency,
+        "deviceType": "emulator",
+        "sensors": sensors,
+        "valuesCount": len(values),
+        "added": _now(),
+        "boundingBoxes": [],
+        "boundingBoxesType": "object_detection",
+        "chartType": "chart",
+        "isDisabled": False,
+        "isProcessing": False,
+        "processingError": False,
+        "isCropped": False,
+        "projectId": PROJECT_ID,
+        "sha256Hash": "0" * 64,
+        "datastreams": [],
+    }
+    payload = {"device_type": "emulator", "sensors": sensors, "values": [list(map(float, row)) for row in values]}
+    payload |= {"intervalMs": interval, "frequencyHz": audio.frequency}
+    return {
+        "success": True,
+        "sample": sample,
+        "payload": payload,
+        "totalPayloadLength": len(values),
+        "datastreamPayloads": [],
     }
 
 

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import logging
+import re
 import zipfile
 
 import cv2
@@ -14,7 +15,7 @@ import pytest
 from gradcam import Explainer
 from gradcam.cli import main
 from gradcam.job.run import explain_dataset
-from gradcam.job.sensors import BAR_PX, FOR, GAP_PX, LABEL_PX, LANE_PX
+from gradcam.job.sensors import BAR_PX, FOR, GAP_PX, LABEL_PX, LANE_PX, TRACE_PX
 from tests import helpers, motion
 from tests import studio_emulator as emu
 from tests.fixtures.make_motion_family import Member
@@ -231,3 +232,52 @@ def test_a_real_motion_project_with_an_api_key(tmp_path):
         helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, tmp_path / "out" / "deploy.zip", False)
     rows, document, _ = _rows(tmp_path / "out" / "deploy.zip")
     assert len(rows) == 40 and document["run"]["method"] == "integrated-gradients"
+
+
+def test_spectral_windows_get_their_raw_signal_from_studio(tmp_path, caplog):
+    """With an API key: the spectral features and, for each sample, its raw data through the official
+    client (RawDataApi.get_sample), drawn above each axis's cells; a sample Studio does not serve is
+    drawn without it, said once."""
+    data = motion.windows(12, 79)
+    x = motion.features(data, "spectral-analysis")
+    y = motion.labels_4col(data)
+    y[:, 1] = 900 + np.arange(12)
+    raw = {900 + i: data.signals[i] for i in range(12) if i != 4}
+    project = emu.AudioProject(
+        motion_npy(x),
+        motion_npy(y),
+        [(900 + i, 1) for i in range(12)],
+        motion.SPECTRAL_OPTIONS,
+        x.shape[1],
+        1,
+        dsp_type="spectral-analysis",
+        window_ms=2000,
+        increase_ms=2000,
+        frequency=motion.FREQUENCY,
+        axes=motion.AXES,
+        output="flat",
+        raw=raw,
+    )
+    model_zip = io.BytesIO()
+    with zipfile.ZipFile(model_zip, "w") as archive:
+        archive.write(SPECTRAL.path, "model.h5")
+    caplog.set_level(logging.INFO, "gradcam")
+    with emu.Emulator(b"", model_zip.getvalue(), classes=motion.CLASSES, audio=project) as studio:
+        result = helpers.run_with_key(studio, "--out", tmp_path / "out", "--work-dir", tmp_path / "work")
+        assert result.returncode == 0, result.stderr
+        served = [r.path for r in studio.requests if re.fullmatch(r".*/raw-data/\d+", r.path)]
+    assert len(served) == 12, "each sample's raw data fetched once"
+    assert result.stdout.count("its windows are drawn without their raw signal") == 1
+    rows, document, archive = _rows(tmp_path / "out" / "deploy.zip")
+    assert sum(r["correct"] == "True" for r in rows) == 12 and document["run"]["weights"]["note"] is None
+    for row in rows:
+        picture = _picture(archive, row["overlay"])
+        trace = picture[:TRACE_PX, LABEL_PX:]  # accX's raw signal, above its cells
+        drawn = (trace.max(axis=2) < 120).any()
+        assert drawn == (row["sample_id"] != "904"), row["sample_id"]
+    # The trace follows the signal: its darkest row per column rises and falls as accY's values do.
+    first = next(r for r in rows if r["sample_id"] == "900")
+    lane = _picture(archive, first["overlay"])[TRACE_PX + LANE_PX + GAP_PX : 2 * TRACE_PX + LANE_PX + GAP_PX, LABEL_PX:]
+    columns = np.linspace(0, lane.shape[1] - 1, 125).astype(int)
+    heights = -lane[:, columns].min(axis=2).argmin(axis=0)
+    assert np.corrcoef(heights, data.signals[0][:, 1])[0, 1] > 0.8

@@ -1,5 +1,6 @@
 """A time-series impulse's DSP blocks through the Studio API (official client): each block's output
-shape, the features it computed (npy bodies), the windows' labels and origin, and a sample's audio."""
+shape, the features it computed (npy bodies), the windows' labels and origin, and a sample's audio
+or raw signal."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from gradcam.edge.features import BlockFeatures, FeatureSet, Timing, band_centres, feature_set, joined
 from gradcam.edge.impulse import FeatureBlock, enum_value
-from gradcam.edge.sensors import sensor_layout
+from gradcam.edge.sensors import Signal, sensor_layout
 from gradcam.errors import GradcamError
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class DspData:
         names = (f"the {category} features of {first.name}", f"the {category} labels of {first.name}")
         source = Path(f"{'+'.join(block.name for block in blocks)}-{category}")
         found = feature_set(parts, y, classes, source=source, category=category, timing=timing, names=names)
+        if first.sensor is not None:  # motion and sensors: each sample's raw signal, for the pictures
+            return dataclasses.replace(found, signal=functools.partial(self.sample_signal, project_id))
         return dataclasses.replace(found, sound=functools.partial(self.sample_wav, project_id))
 
     def sample_wav(self, project_id: int, sample_id: int) -> bytes:
@@ -78,6 +81,14 @@ class DspData:
         api = ei.RawDataApi(self.studio.api_client)
         what = f"downloading the audio of sample {sample_id}"
         return self.studio.call(what, api.get_sample_as_audio, project_id, sample_id, 0, _preload_content=False).data
+
+    def sample_signal(self, project_id: int, sample_id: int) -> Signal:
+        """One sample's raw data (a motion window's lanes)."""
+        api = ei.RawDataApi(self.studio.api_client)
+        what = f"downloading the raw data of sample {sample_id}"
+        payload = self.studio.call(what, api.get_sample, project_id, sample_id).payload
+        axes = tuple(sensor.name for sensor in payload.sensors)
+        return Signal(np.asarray(payload.values, np.float32).reshape(-1, len(axes)), payload.interval_ms, axes)
 
     def _npy(self, what: str, fn: Callable, *args) -> np.ndarray:
         """An npy body, read as bytes (the client would decode it as text)."""

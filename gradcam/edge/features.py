@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gradcam.edge.dataset import Sample
-from gradcam.edge.sensors import SensorLayout
+from gradcam.edge.sensors import SensorLayout, Signal
 from gradcam.errors import GradcamError, not_found
 
 LAYOUTS = "int labels with 4 columns (label index from 1, sample id, start ms, end ms) or one-hot rows"
@@ -95,6 +95,7 @@ class FeatureSet:
     samples: list[Sample]
     windows: dict[str, Window]  # by sample path
     sound: Callable[[int], bytes] | None = None  # a sample's audio as WAV, by sample id; None: not available
+    signal: Callable[[int], Signal] | None = None  # a sample's raw data (motion), by sample id; None: not available
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def row(self, sample: Sample) -> np.ndarray:

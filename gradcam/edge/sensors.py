@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from gradcam.errors import GradcamError, not_found
 
 SAMPLES = ("raw", "syntiant-imu")  # blocks whose features are the window's samples
@@ -78,6 +80,29 @@ class SensorLayout:
     def _group(self, i: int) -> str:
         named = self.named and not self.timed
         return f"{self.axes[self.axis[i]]} {self.kind[i]}" if named else self.axes[self.axis[i]]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A sample's raw data as Studio stores it: values (steps, axes), the interval between steps, the
+    axes' names."""
+
+    values: np.ndarray
+    interval_ms: float
+    axes: tuple[str, ...]
+
+    def window(self, start_ms: int, end_ms: int, axes: tuple[str, ...]) -> np.ndarray | None:
+        """The steps of [start_ms, end_ms) of these axes (steps, axes), by name (by order where the names
+        differ but the counts agree); None where the sample does not hold them."""
+        if all(a in self.axes for a in axes):
+            columns = [self.axes.index(a) for a in axes]
+        elif len(axes) == len(self.axes):
+            columns = list(range(len(axes)))
+        else:
+            return None
+        first, last = round(start_ms / self.interval_ms), round(end_ms / self.interval_ms)
+        part = self.values[first:last, columns]
+        return part if len(part) > 1 else None
 
 
 def read_config(path: Path | None, block: str | None, axes: list[str] | None, count: int) -> SensorLayout:

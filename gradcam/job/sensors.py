@@ -27,6 +27,7 @@ from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation, SampleMaps
 from gradcam.job.classify import ClassifyStages
+from gradcam.job.fetching import PerSample
 from gradcam.job.inputs import Prepared
 from gradcam.job.records import SampleRecord, WindowFacts
 from gradcam.job.totals import RunningTotals
@@ -35,6 +36,7 @@ from gradcam.job.weights import GroupWeights, WeightSums, group_shares
 log = logging.getLogger("gradcam")
 
 LABEL_PX, LANE_PX, GAP_PX = 64, 56, 4  # the axes' names; one lane's height; between lanes
+TRACE_PX = 40  # a window's raw signal above its axis's cells (features that are not samples)
 MIN_PLOT_PX, MAX_PLOT_PX = 576, 1600  # a lane's width: each position whole pixels, up to the most
 BARS, BAR_PX = 8, 18  # features in the chart; one row's height
 FOR, AGAINST, TRACE = (215, 48, 39), (69, 117, 180), (40, 40, 40)  # RGB
@@ -78,7 +80,10 @@ class SensorInputs:
             self.step = MAX_PLOT_PX / layout.positions
         self.plot = round(self.step * layout.positions)
         self.width = LABEL_PX + self.plot
-        self.height = len(layout.axes) * (LANE_PX + GAP_PX) - GAP_PX
+        # Features that are not samples get the window's raw signal above their cells, where it comes.
+        self.traces = features.signal is not None and not layout.timed
+        self.above = TRACE_PX if self.traces else 0
+        self.height = len(layout.axes) * (self.above + LANE_PX + GAP_PX) - GAP_PX
         self.lanes = lanes
 
     def prepare(self, sample) -> Prepared:
@@ -91,16 +96,28 @@ class SensorInputs:
         layout, picture = self.layout, np.full((self.height, self.width, 3), 255, np.uint8)
         level = np.clip((values - self.low) / (self.high - self.low), 0, 1)
         for a, (name, mask) in enumerate(zip(layout.axes, self.per_lane, strict=True)):
-            top = a * (LANE_PX + GAP_PX)
+            top = self._top(a)
             _text(picture, name, 4, top + LANE_PX // 2 + 4, LABEL_PX - 8)
-            x = LABEL_PX + (np.array(layout.position)[mask] + 0.5) * self.step
             if layout.timed:
-                y = top + (1 - level[mask]) * (LANE_PX - 1)
-                points = np.round(np.stack([x, y], axis=1) * 16).astype(np.int32)[None]
-                cv2.polylines(picture, points, False, TRACE, 1, cv2.LINE_AA, shift=4)
+                _trace(picture, top, LABEL_PX + (np.array(layout.position)[mask] + 0.5) * self.step, level[mask])
             else:
                 cells = self._stretched(np.round(level * 255).astype(np.uint8), mask)
                 picture[top : top + LANE_PX, LABEL_PX:] = cells[None, :, None]
+        return picture
+
+    def _top(self, axis: int) -> int:
+        """The top row of an axis's cells (or its signal, where the features are samples)."""
+        return axis * (self.above + LANE_PX + GAP_PX) + self.above
+
+    def with_signal(self, picture: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The picture with the window's raw signal (steps, axes) above each axis's cells, each axis
+        scaled to its own range in the window."""
+        picture = picture.copy()
+        low, high = values.min(axis=0), values.max(axis=0)
+        level = (values - low) / np.where(high > low, high - low, 1.0)
+        x = LABEL_PX + (np.arange(len(values)) + 0.5) * self.plot / len(values)
+        for a in range(values.shape[1]):
+            _trace(picture, self._top(a) - self.above, x, level[:, a], TRACE_PX - 4)
         return picture
 
     def _stretched(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -116,7 +133,7 @@ class SensorInputs:
         heat = np.zeros((self.height, self.width), np.float32)
         weights = np.clip(cam.reshape(-1), 0, 1).astype(np.float32)
         for a, mask in enumerate(self.per_lane):
-            top = a * (LANE_PX + GAP_PX)
+            top = self._top(a)
             heat[top : top + LANE_PX, LABEL_PX:] = self._stretched(weights, mask)[None]
         return heat
 
@@ -142,6 +159,13 @@ class SensorInputs:
             )
         cv2.line(chart, (centre, BAR_PX), (centre, chart.shape[0] - 4), TRACE, 1)
         return chart
+
+
+def _trace(picture: np.ndarray, top: int, x: np.ndarray, level: np.ndarray, height: int = LANE_PX) -> None:
+    """A signal's levels (0..1) drawn as a line at x, in `height` rows from `top`, high values up."""
+    y = top + (1 - level) * (height - 1)
+    points = np.round(np.stack([x, y], axis=1) * 16).astype(np.int32)[None]
+    cv2.polylines(picture, points, False, TRACE, 1, cv2.LINE_AA, shift=4)
 
 
 def _text(picture: np.ndarray, text: str, x: int, baseline: int, width: int) -> None:
@@ -177,8 +201,12 @@ class SensorStages(ClassifyStages):
     windows = True  # deploy.zip's results have the windows' columns
 
     def __init__(self, explainer: Explainer, features: FeatureSet, *args, **kwargs):
+        """As ClassifyStages; where the features are not samples, each sample's raw signal is fetched
+        for its windows' pictures (when the source offers it: Studio, an API key)."""
         self.features = features
         super().__init__(explainer, SensorInputs(features, explainer), *args, **kwargs)
+        why = "its windows are drawn without their raw signal"
+        self._signals = PerSample(features.signal, why) if self.inputs.traces else None
         layout = self.inputs.layout
         log.info("the %d features of %s, by axis: %s", len(layout.axis), layout.block, ", ".join(layout.axes))
         if layout.note:
@@ -188,9 +216,32 @@ class SensorStages(ClassifyStages):
         """No summaries of pictures: the class summaries are the feature groups' weights."""
         return None
 
+    def prepare(self, sample) -> Prepared:
+        """As ClassifyStages; the sample's raw signal starts downloading."""
+        sample_id = self.features.windows[sample.path].sample_id
+        if self._signals is not None and sample_id is not None:
+            self._signals.start(sample_id)
+        return super().prepare(sample)
+
     def _finish(self, explainer: Explainer, prepared: Prepared, maps: SampleMaps) -> Explanation:
-        explanation = explainer.finish(prepared.image, prepared.geometry, maps, heatmap=self.inputs.heatmap)
+        values, image = self._signal(prepared), prepared.image
+        if values is not None:
+            image = self.inputs.with_signal(image, values)
+        explanation = explainer.finish(image, prepared.geometry, maps, heatmap=self.inputs.heatmap)
         return _with_chart(explanation, self.inputs.chart)
+
+    def _signal(self, prepared: Prepared) -> np.ndarray | None:
+        """The window's raw signal (steps, axes), where its sample's came."""
+        window = self.features.windows[prepared.sample.path]
+        if self._signals is None or window.sample_id is None or window.start_ms is None:
+            return None
+        signal = self._signals.get(window.sample_id)
+        return None if signal is None else signal.window(window.start_ms, window.end_ms, self.inputs.layout.axes)
+
+    def close(self) -> None:
+        """Stop fetching raw signals (the job ended, or was stopped)."""
+        if self._signals is not None:
+            self._signals.close()
 
     def _peak(self, explanation: Explanation, prepared: Prepared) -> None:
         """A window's attribution peaks at a feature (its WindowFacts), not at a file's pixel."""
