@@ -281,3 +281,33 @@ def test_spectral_windows_get_their_raw_signal_from_studio(tmp_path, caplog):
     columns = np.linspace(0, lane.shape[1] - 1, 125).astype(int)
     heights = -lane[:, columns].min(axis=2).argmin(axis=0)
     assert np.corrcoef(heights, data.signals[0][:, 1])[0, 1] > 0.8
+
+
+def test_a_tflite_model_beside_is_compared_and_one_alone_is_refused_in_one_line(spectral_run, tmp_path):
+    """The Dense model's float32 TFLite conversion beside the Keras model: its answers compared on every
+    window, its maps not drawn (said); alone, refused in one line naming the file."""
+    import tensorflow as tf
+    import tf_keras
+
+    zip_path, _, _, _ = spectral_run
+    folder = zip_path.parents[1]
+    converter = tf.lite.TFLiteConverter.from_keras_model(tf_keras.models.load_model(SPECTRAL.path, compile=False))
+    tflite = tmp_path / "dense.tflite"
+    tflite.write_bytes(converter.convert())
+    args = [
+        "--features",
+        folder / "X_testing.npy",
+        "--labels",
+        folder / "y_testing.npy",
+        "--classes",
+        ",".join(motion.CLASSES),
+    ]
+    result = helpers.run_main("--model", SPECTRAL.path, *args, "--tflite", tflite, "--out", tmp_path / "beside")
+    assert result.returncode == 0, result.stderr
+    assert "dense.tflite (float32): agrees with the Keras model on 30 of 30 images" in result.stdout
+    assert "is not explained yet; its Keras model is (trained.h5): only its answers are compared" in result.stdout
+    alone = helpers.run_main("--model", tflite, *args, "--out", tmp_path / "alone")
+    assert alone.returncode == 2 and alone.stderr.strip().splitlines()[-1] == (
+        f"error: {tflite}: a TFLite model without convolutions (a Dense classifier on DSP features) is not explained "
+        "yet; its Keras model is (trained.h5)"
+    )

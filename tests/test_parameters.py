@@ -9,7 +9,7 @@ import pytest
 
 from gradcam import cli
 from gradcam.edge import dataset, studio
-from gradcam.engine import cam, preprocess
+from gradcam.engine import cam, maps, preprocess
 from gradcam.job import pictures
 from gradcam.settings import Settings
 from tests.helpers import ROOT, SHAPES
@@ -163,7 +163,7 @@ def test_api_key_comes_from_the_environment_when_not_given(monkeypatch):
 
 def test_cli_choices_match_the_modules_they_feed():
     assert tuple(cam.METHODS) == (*cli.METHODS, *cli.INPUT_METHODS) and cli.AUTO not in cam.METHODS
-    assert cli.POOLINGS is cam.POOLINGS and cli.NORMALIZATIONS is cam.NORMALIZATIONS
+    assert cli.POOLINGS is cam.POOLINGS and cli.NORMALIZATIONS is maps.NORMALIZATIONS
     assert cli.RESIZE_MODES is preprocess.RESIZE_MODES and cli.INPUT_SCALINGS is preprocess.INPUT_SCALINGS
     assert cli.CATEGORIES is dataset.CATEGORIES and cli.LAYOUTS is pictures.LAYOUTS
     assert cli.DEFAULT_HOST is studio.DEFAULT_HOST

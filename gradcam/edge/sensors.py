@@ -196,9 +196,9 @@ def _samples(block: str, axes: tuple[str, ...], count: int, frequency, window_ms
 def _by_axis(block: str, axes: tuple[str, ...], count: int, why: str) -> SensorLayout:
     """Features grouped by axis alone, each axis's taken to lie together (one group if they cannot)."""
     if count % len(axes):
-        axes, why = ("features",), f"{why}; {count} features do not split over {len(axes)} axes"
+        axes, why = ("features",), f"{why}; {count} features do not split over {len(axes)} axes: they are one group"
     per = count // len(axes)
-    note = f"{why}: grouped by axis, each axis's {per} features taken to lie together"
+    note = why if len(axes) == 1 else f"{why}: grouped by axis, each axis's {per} features taken to lie together"
     kinds = tuple(f"feature {i % per + 1}" for i in range(count))
     axis, position = tuple(i // per for i in range(count)), tuple(i % per for i in range(count))
     return SensorLayout(block, axes, axis, kinds, position, named=False, note=note)

@@ -129,6 +129,11 @@ class TwinAdapter(Forward):
     def __init__(self, graph: Graph, layer: str = AUTO, impulse_shape: tuple[int, int, int] | None = None):
         self.graph = graph
         self.twin = Twin(graph)
+        if not any(len(graph.tensors[op.outputs[0]].shape) == 4 for op in graph.operators):
+            raise GradcamError(
+                f"{graph.path}: a TFLite model without convolutions (a Dense classifier on DSP features) is not "
+                "explained yet; its Keras model is (trained.h5)"
+            )
         self.image_shape, self.flat_input, self._one_d = _input(graph, impulse_shape)
         self.candidates, self._tensors = _candidates(graph, self._one_d)
         self.last_conv: Layer = last_conv(self.candidates.layers)
