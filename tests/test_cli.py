@@ -81,13 +81,13 @@ def test_a_tflite_model_is_the_model_by_its_content_whatever_its_name(tmp_path):
 
     from tests.test_tflite import to_tflite
 
-    model = tf_keras.Sequential([tf_keras.layers.InputLayer(input_shape=(4,)), tf_keras.layers.Dense(2)])
+    model = tf_keras.Sequential([tf_keras.layers.InputLayer(input_shape=(4,)), tf_keras.layers.Dense(3)])
     tflite = tmp_path / "trained.tflite"
     tflite.write_bytes(to_tflite(model, None))
     line = _refused(helpers.run_main("--model", tflite, "--dataset", SHAPES / "export.zip", "--out", tmp_path / "out"))
     assert line == (
-        f"error: {tflite}: the model takes a flat input of 4 values and does not reshape it; "
-        "give the image size (the impulse's width, height and colour depth)"
+        "error: the model has no convolution layer and takes a flat vector of 4 values: it is explained over "
+        "windows of DSP features (--features; Studio: a time-series impulse), not images"
     )
     renamed = tmp_path / "model.h5"  # the same bytes under a Keras name: found by their identifier
     renamed.write_bytes(tflite.read_bytes())

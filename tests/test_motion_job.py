@@ -283,31 +283,32 @@ def test_spectral_windows_get_their_raw_signal_from_studio(tmp_path, caplog):
     assert np.corrcoef(heights, data.signals[0][:, 1])[0, 1] > 0.8
 
 
-def test_a_tflite_model_beside_is_compared_and_one_alone_is_refused_in_one_line(spectral_run, tmp_path):
-    """The Dense model's float32 TFLite conversion beside the Keras model: its answers compared on every
-    window, its maps not drawn (said); alone, refused in one line naming the file."""
+def test_the_int8_model_that_ships_is_explained_beside_and_alone(spectral_run, tmp_path):
+    """The Dense model's int8 TFLite conversion (int8 in and out, as Studio builds it): beside the Keras
+    model, its own attributions (its twin's) on every window, agreeing with the Keras ones; alone, it is
+    explained through its twin, checked against LiteRT on every window."""
     import tensorflow as tf
     import tf_keras
 
-    zip_path, _, _, _ = spectral_run
+    zip_path, _, x, _ = spectral_run
     folder = zip_path.parents[1]
     converter = tf.lite.TFLiteConverter.from_keras_model(tf_keras.models.load_model(SPECTRAL.path, compile=False))
-    tflite = tmp_path / "dense.tflite"
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([row[None]] for row in x.astype(np.float32))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    tflite = tmp_path / "dense-int8.tflite"
     tflite.write_bytes(converter.convert())
-    args = [
-        "--features",
-        folder / "X_testing.npy",
-        "--labels",
-        folder / "y_testing.npy",
-        "--classes",
-        ",".join(motion.CLASSES),
-    ]
+    args = ["--features", folder / "X_testing.npy", "--labels", folder / "y_testing.npy"]
+    args += ["--classes", ",".join(motion.CLASSES), "--dsp-config", folder / "dsp.json"]
     result = helpers.run_main("--model", SPECTRAL.path, *args, "--tflite", tflite, "--out", tmp_path / "beside")
     assert result.returncode == 0, result.stderr
-    assert "dense.tflite (float32): agrees with the Keras model on 30 of 30 images" in result.stdout
-    assert "is not explained yet; its Keras model is (trained.h5): only its answers are compared" in result.stdout
+    rows, document, _ = _rows(tmp_path / "beside" / "deploy.zip")
+    assert all(r["agrees"] == "True" and r["tflite_overlay"] for r in rows)
+    agreement = [float(r["map_agreement"]) for r in rows]
+    assert np.mean(agreement) > 0.9 and document["run"]["tflite"]["maps"]["total"]["maps"] == 30, agreement
     alone = helpers.run_main("--model", tflite, *args, "--out", tmp_path / "alone")
-    assert alone.returncode == 2 and alone.stderr.strip().splitlines()[-1] == (
-        f"error: {tflite}: a TFLite model without convolutions (a Dense classifier on DSP features) is not explained "
-        "yet; its Keras model is (trained.h5)"
-    )
+    assert alone.returncode == 0, alone.stderr
+    assert "LiteRT (int8): agrees with the twin whose maps are shown on 30 of 30 images" in alone.stdout
+    rows, document, _ = _rows(tmp_path / "alone" / "deploy.zip")
+    assert document["run"]["method"] == "integrated-gradients" and all(r["peak_feature"] for r in rows)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
+from gradcam.engine.attribution import InputPath, input_layer
 from gradcam.engine.layers import AUTO, Candidates, Layer, Node, choose, last_conv
 from gradcam.engine.model import Forward, Scores, flat_input_shape
 from gradcam.engine.tasks import Task, task_for
@@ -129,19 +130,24 @@ class TwinAdapter(Forward):
     def __init__(self, graph: Graph, layer: str = AUTO, impulse_shape: tuple[int, int, int] | None = None):
         self.graph = graph
         self.twin = Twin(graph)
-        if not any(len(graph.tensors[op.outputs[0]].shape) == 4 for op in graph.operators):
-            raise GradcamError(
-                f"{graph.path}: a TFLite model without convolutions (a Dense classifier on DSP features) is not "
-                "explained yet; its Keras model is (trained.h5)"
-            )
-        self.image_shape, self.flat_input, self._one_d = _input(graph, impulse_shape)
-        self.candidates, self._tensors = _candidates(graph, self._one_d)
-        self.last_conv: Layer = last_conv(self.candidates.layers)
         self.output_shape = tuple(graph.tensors[graph.output].shape[1:])
         grid = len(self.output_shape) == 3
-        self.layers: list[Layer] = choose(self.candidates, layer, self.image_shape[0], dense=grid)
         activation, self._scores = _final(graph)
         self.task: Task = task_for(activation, self.num_outputs, _short(graph.tensors[graph.output].name), grid)
+        shape = graph.tensors[graph.input].shape[1:]
+        spatial = any(len(graph.tensors[op.outputs[0]].shape) == 4 for op in graph.operators)
+        if not spatial and len(shape) == 1 and layer == AUTO:  # a Dense model: explained at its input
+            self.image_shape, self.flat_input, self._one_d = (int(shape[0]), 1, 1), True, False
+            self.candidates, self._tensors = Candidates([], []), {}
+            self.last_conv, self.layers = None, [input_layer(int(shape[0]))]
+            # The real-valued path from the input on: gradients reach it (gradcam.engine.twin).
+            through = frozenset({graph.input})
+            self.path = InputPath(lambda x: self._outputs(self.twin(x, through))[0], int(shape[0]))
+            return
+        self.image_shape, self.flat_input, self._one_d = _input(graph, impulse_shape)
+        self.candidates, self._tensors = _candidates(graph, self._one_d)
+        self.last_conv: Layer | None = last_conv(self.candidates.layers)
+        self.layers: list[Layer] = choose(self.candidates, layer, self.image_shape[0], dense=grid)
 
     @property
     def kind(self) -> str:
@@ -166,6 +172,9 @@ class TwinAdapter(Forward):
 
     def __call__(self, images: tf.Tensor) -> Scores:
         """images: (N, H, W, C) already preprocessed, as the Keras model takes them."""
+        if self.path is not None:
+            activations, scores = self.path(tf.reshape(images, (-1, self.image_shape[0])))
+            return Scores([activations], scores, self.task.activation(scores))
         taps = [self._tensors[layer.path] for layer in self.layers]
         after = frozenset(t for t, before in taps if not before)
         run = self.twin(

@@ -74,7 +74,11 @@ def stages_for(
         # (motion, sensors) drawn per axis, a spectrogram's on its panels.
         flat = not any(block.shape for block in dataset.blocks)
         stages = (SensorStages if flat else FeatureStages)(explainer, dataset, pictures, *judging)
-        path.set_baseline(dataset.median(BASELINE_ROWS))
+        baseline = dataset.median(BASELINE_ROWS)
+        beside = tflite and tflite.twin and tflite.twin.adapter.path  # the TFLite model's own attributions
+        for each in (path, beside):
+            if each is not None:
+                each.set_baseline(baseline)
         count = min(len(dataset.blocks[0].values), BASELINE_ROWS)
         log.info("attributions from each feature's median over %d windows", count)
         return stages
