@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from gradcam.cli import main
-from gradcam.edge.features import mel_centres
+from gradcam.edge.layout import mel_centres
 from tests import audio, helpers
 from tests import studio_emulator as emu
 from tests.helpers import ROOT

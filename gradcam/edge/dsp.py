@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import edgeimpulse_api as ei
 import numpy as np
 
-from gradcam.edge.features import BlockFeatures, FeatureSet, Timing, band_centres, feature_set, joined
+from gradcam.edge.features import BlockFeatures, FeatureSet, Timing, feature_set, joined
 from gradcam.edge.impulse import FeatureBlock, enum_value
+from gradcam.edge.layout import band_centres
 from gradcam.edge.sensors import Signal, sensor_layout
 from gradcam.errors import GradcamError
 

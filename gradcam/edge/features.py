@@ -13,7 +13,6 @@ from (`includedSamples`, in row order) and the window size and step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,9 +104,7 @@ class FeatureSet:
 
     def median(self, rows: int) -> np.ndarray:
         """Each feature's median over at most `rows` evenly spread windows, all blocks side by side."""
-        count = len(self.blocks[0].values)
-        picked = np.unique(np.linspace(0, count - 1, min(count, rows)).astype(int))
-        return np.concatenate([np.median(np.asarray(b.values[picked], np.float32), axis=0) for b in self.blocks])
+        return np.concatenate([np.median(spread_rows(b.values, rows), axis=0) for b in self.blocks])
 
     @property
     def values(self) -> int:
@@ -199,32 +196,6 @@ def _four_columns(values: np.ndarray, classes: list[str], name: str) -> list[tup
     ]
 
 
-def _mel(hz: float) -> float:
-    return 1127 * math.log1p(hz / 700)
-
-
-def mel_centres(filters: int, low: float, high: float) -> list[float]:
-    """The centre frequencies (Hz) of a mel filterbank's triangular filters between low and high."""
-    step = (_mel(high) - _mel(low)) / (filters + 1)
-    return [700 * math.expm1((_mel(low) + step * (k + 1)) / 1127) for k in range(filters)]
-
-
-def band_centres(kind: str, config: dict[str, str], frequency: float | None) -> list[float] | None:
-    """Each column's centre frequency (Hz) from the DSP block's parameters (as its metadata gives
-    them, as text): an MFE's mel filters, a spectrogram's FFT bins; None for MFCC (cepstra are not
-    frequencies) or when a parameter is missing."""
-    try:
-        if kind == "mfe" and frequency:
-            high = float(config.get("high_frequency") or 0) or frequency / 2
-            return mel_centres(int(config["num_filters"]), float(config.get("low_frequency") or 0), high)
-        if kind == "spectrogram" and frequency:
-            fft = int(config["fft_length"])
-            return [k * frequency / fft for k in range(fft // 2 + 1)]
-    except (KeyError, ValueError):
-        return None
-    return None
-
-
 def window_name(window: Window) -> str:
     """A window's name in deploy.zip and the report: its sample and time range where known."""
     if window.sample_id is None:
@@ -233,11 +204,16 @@ def window_name(window: Window) -> str:
     return f"sample-{window.sample_id}{span}"
 
 
+def spread_rows(values: np.ndarray, count: int) -> np.ndarray:
+    """At most `count` evenly spread rows of the windows' values (possibly memory-mapped), as float32."""
+    rows = np.unique(np.linspace(0, len(values) - 1, min(len(values), count)).astype(int))
+    return np.asarray(values[rows], np.float32)
+
+
 def grey_range(features: np.ndarray) -> tuple[float, float]:
     """The 1st and 99th percentiles of the values, over at most RANGE_ROWS evenly spread rows: one
     scale for every window's picture, so a quiet window looks quiet."""
-    rows = np.linspace(0, len(features) - 1, min(len(features), RANGE_ROWS)).astype(int)
-    low, high = np.percentile(np.asarray(features[np.unique(rows)]), (1, 99))
+    low, high = np.percentile(spread_rows(features, RANGE_ROWS), (1, 99))
     return float(low), float(high) if high > low else float(low) + 1.0
 
 

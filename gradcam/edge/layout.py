@@ -1,4 +1,5 @@
-"""Where each DSP block's features lie in a model's input, and the way back from a map to them.
+"""Where each DSP block's features lie in a model's input, and the way back from a map to them; and the
+frequency each block's columns stand for (`band_centres`).
 
 Edge Impulse concatenates the outputs of the DSP blocks that feed a learn block, in the impulse's
 order, each flattened frame by frame (frames x columns: filters, cepstra or FFT bins). The model
@@ -11,6 +12,7 @@ are frames (the usual audio model) is the same mechanism with one piece.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,3 +101,29 @@ class FeatureLayout:
             return FeaturePeak(block, frame, None)
         hottest = np.flatnonzero(row >= row.max() - 1e-6 * row.max())
         return FeaturePeak(block, frame, int(hottest[len(hottest) // 2]))
+
+
+def _mel(hz: float) -> float:
+    return 1127 * math.log1p(hz / 700)
+
+
+def mel_centres(filters: int, low: float, high: float) -> list[float]:
+    """The centre frequencies (Hz) of a mel filterbank's triangular filters between low and high."""
+    step = (_mel(high) - _mel(low)) / (filters + 1)
+    return [700 * math.expm1((_mel(low) + step * (k + 1)) / 1127) for k in range(filters)]
+
+
+def band_centres(kind: str, config: dict[str, str], frequency: float | None) -> list[float] | None:
+    """Each column's centre frequency (Hz) from the DSP block's parameters (as its metadata gives
+    them, as text): an MFE's mel filters, a spectrogram's FFT bins; None for MFCC (cepstra are not
+    frequencies) or when a parameter is missing."""
+    try:
+        if kind == "mfe" and frequency:
+            high = float(config.get("high_frequency") or 0) or frequency / 2
+            return mel_centres(int(config["num_filters"]), float(config.get("low_frequency") or 0), high)
+        if kind == "spectrogram" and frequency:
+            fft = int(config["fft_length"])
+            return [k * frequency / fft for k in range(fft // 2 + 1)]
+    except (KeyError, ValueError):
+        return None
+    return None

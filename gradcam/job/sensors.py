@@ -19,7 +19,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from gradcam.edge.features import RANGE_ROWS, FeatureSet
+from gradcam.edge.features import RANGE_ROWS, FeatureSet, spread_rows
 from gradcam.edge.sensors import SensorLayout, sensor_layout
 from gradcam.engine.overlay import caption_strip, text_width
 from gradcam.engine.preprocess import Geometry
@@ -44,8 +44,7 @@ FOR, AGAINST, TRACE = (215, 48, 39), (69, 117, 180), (40, 40, 40)  # RGB
 
 def _ranges(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each feature's 1st and 99th percentile over at most RANGE_ROWS evenly spread windows."""
-    rows = np.unique(np.linspace(0, len(values) - 1, min(len(values), RANGE_ROWS)).astype(int))
-    low, high = np.percentile(np.asarray(values[rows], np.float32), (1, 99), axis=0)
+    low, high = np.percentile(spread_rows(values, RANGE_ROWS), (1, 99), axis=0)
     return low, np.where(high > low, high, low + 1.0)
 
 
