@@ -163,6 +163,19 @@ class Forward:
         gradient will be asked of it. The same pass here; a TFLite twin skips its real-valued path."""
         return self(inputs)
 
+    def _explain_input(self, values: int, logits: Callable[[tf.Tensor], tf.Tensor]) -> None:
+        """Be explained at the input (a model without convolutions): a flat vector of `values` seen as
+        `values x 1`, its attribution path over `logits` (flat inputs -> scores before the activation)."""
+        self.image_shape, self.flat_input = (values, 1, 1), True
+        self.last_conv, self.layers = None, [input_layer(values)]
+        self.path = InputPath(logits, values)
+
+    def _attributed(self, inputs: tf.Tensor) -> Scores:
+        """The pass of a model explained at its input: the inputs' differences from the baseline as the
+        activations, and the scores along the attribution path."""
+        activations, scores = self.path(tf.reshape(inputs, (-1, self.image_shape[0])))
+        return Scores([activations], scores, self.task.activation(scores))
+
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """The model's outputs (after its activation) for a batch: forward only."""
         if self._predict is None:
@@ -194,10 +207,8 @@ class ModelAdapter(Forward):
         self._head = _linear_twin(keras, last)
         values = model.inputs[0].shape[1:]
         if not self.candidates.layers and len(values) == 1 and (layer or AUTO) == AUTO:
-            self.image_shape, self.flat_input = (int(values[0]), 1, 1), True
-            self.last_conv, self.layers = None, [input_layer(int(values[0]))]
             self._tap = _tap(keras, model, [], drop_last=True)
-            self.path = InputPath(lambda x: self._head(self._tap(x)[1]), int(values[0]))
+            self._explain_input(int(values[0]), lambda x: self._head(self._tap(x)[1]))
             return
         self.last_conv: Layer | None = last_conv(self.candidates.layers)
         self.image_shape, self.flat_input = input_image_shape(model, impulse_shape)
@@ -228,12 +239,11 @@ class ModelAdapter(Forward):
 
     def __call__(self, images: tf.Tensor) -> Scores:
         """images: (N, H, W, C) already preprocessed. Runs in inference mode."""
+        if self.path is not None:
+            return self._attributed(images)
         x = (
             tf.reshape(images, (-1, int(np.prod(self.image_shape)))) if self.flat_input else images
         )  # an empty batch too
-        if self.path is not None:
-            activations, scores = self.path(x)
-            return Scores([activations], scores, self.task.activation(scores))
         activations, features = self._tap(x)
         scores = self._head(features)
         return Scores(activations, scores, self.task.activation(scores))

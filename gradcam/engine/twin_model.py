@@ -13,7 +13,6 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-from gradcam.engine.attribution import InputPath, input_layer
 from gradcam.engine.layers import AUTO, Candidates, Layer, Node, choose, last_conv
 from gradcam.engine.model import Forward, Scores, flat_input_shape
 from gradcam.engine.tasks import Task, task_for
@@ -137,12 +136,10 @@ class TwinAdapter(Forward):
         shape = graph.tensors[graph.input].shape[1:]
         spatial = any(len(graph.tensors[op.outputs[0]].shape) == 4 for op in graph.operators)
         if not spatial and len(shape) == 1 and layer == AUTO:  # a Dense model: explained at its input
-            self.image_shape, self.flat_input, self._one_d = (int(shape[0]), 1, 1), True, False
-            self.candidates, self._tensors = Candidates([], []), {}
-            self.last_conv, self.layers = None, [input_layer(int(shape[0]))]
+            self.candidates, self._tensors, self._one_d = Candidates([], []), {}, False
             # The real-valued path from the input on: gradients reach it (gradcam.engine.twin).
             through = frozenset({graph.input})
-            self.path = InputPath(lambda x: self._outputs(self.twin(x, through))[0], int(shape[0]))
+            self._explain_input(int(shape[0]), lambda x: self._outputs(self.twin(x, through))[0])
             return
         self.image_shape, self.flat_input, self._one_d = _input(graph, impulse_shape)
         self.candidates, self._tensors = _candidates(graph, self._one_d)
@@ -173,8 +170,7 @@ class TwinAdapter(Forward):
     def __call__(self, images: tf.Tensor) -> Scores:
         """images: (N, H, W, C) already preprocessed, as the Keras model takes them."""
         if self.path is not None:
-            activations, scores = self.path(tf.reshape(images, (-1, self.image_shape[0])))
-            return Scores([activations], scores, self.task.activation(scores))
+            return self._attributed(images)
         taps = [self._tensors[layer.path] for layer in self.layers]
         after = frozenset(t for t, before in taps if not before)
         run = self.twin(
