@@ -26,6 +26,7 @@ from gradcam.job.inputs import FrameMap, ImageInputs, Prepared, in_original
 from gradcam.job.looks import SIDE, ClassLooks, View
 from gradcam.job.pictures import PictureOptions, caption, draw, tflite_caption
 from gradcam.job.records import MapFacts, Outcome, Pictures, Rendered, SampleRecord, TfliteMap
+from gradcam.job.weights import WeightSums
 
 ModelOutput = tuple[SampleMaps, Beside | None]  # a sample's maps, and the TFLite model's if it ran
 
@@ -170,7 +171,11 @@ class ClassifyStages:
     def running_totals(self) -> totals.RunningTotals:
         trust = totals.ScoreSums(TRUST_THRESHOLD, per_class=self.explainer.task.classifies)
         looks = self._class_looks() if self.frame else None
-        return totals.RunningTotals(totals.map_scores, trust, self.tflite, looks=looks)
+        return totals.RunningTotals(totals.map_scores, trust, self.tflite, looks=looks, weights=self._weight_sums())
+
+    def _weight_sums(self) -> WeightSums | None:
+        """What each class weighs, summed: only for models explained at their input features."""
+        return None
 
     def _class_looks(self) -> ClassLooks:
         """The class summaries' running sums, their frame scaling the model's input."""

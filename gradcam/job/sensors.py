@@ -30,7 +30,6 @@ from gradcam.job.classify import ClassifyStages
 from gradcam.job.fetching import PerSample
 from gradcam.job.inputs import Prepared
 from gradcam.job.records import SampleRecord, WindowFacts
-from gradcam.job.totals import RunningTotals
 from gradcam.job.weights import GroupWeights, WeightSums, group_shares
 
 log = logging.getLogger("gradcam")
@@ -262,7 +261,5 @@ class SensorStages(ClassifyStages):
                 facts = dataclasses.replace(facts, peak_ms=window.start_ms + layout.ms(layout.position[top] + 0.5))
         return dataclasses.replace(record, window=facts, weights=GroupWeights(groups, contrast))
 
-    def running_totals(self) -> RunningTotals:
-        totals = super().running_totals()
-        totals.weights = WeightSums(self.inputs.layout)
-        return totals
+    def _weight_sums(self) -> WeightSums:
+        return WeightSums(self.inputs.layout)

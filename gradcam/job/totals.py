@@ -114,10 +114,12 @@ class RunningTotals:
         tflite: Comparison | None = None,
         detection: DetectionSums | None = None,
         looks: ClassLooks | None = None,
+        weights: WeightSums | None = None,
     ):
+        """looks: where each class looks (images, audio windows); weights: what each class weighs
+        (models explained at their input features)."""
         self.scores, self.trust, self.tflite, self.detection = scores, trust, tflite, detection
-        self.looks = looks
-        self.weights: WeightSums | None = None  # what each class weighs, for models explained at their input
+        self.looks, self.weights = looks, weights
         self.agreement = ScoreSums(ELSEWHERE, per_class=trust.per_class)  # the TFLite maps' with the Keras maps
         self.folders: Counter[str] = Counter()
         self.blank = self.compared = self.disagreements = self.withheld = 0
