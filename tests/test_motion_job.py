@@ -16,7 +16,7 @@ from gradcam import Explainer
 from gradcam.cli import main
 from gradcam.job.run import explain_dataset
 from gradcam.job.sensors import BAR_PX, FOR, GAP_PX, LABEL_PX, LANE_PX, TRACE_PX
-from tests import helpers, motion
+from tests import audio, helpers, motion
 from tests import studio_emulator as emu
 from tests.fixtures.make_motion_family import Member
 
@@ -175,8 +175,8 @@ def _real_project(name: str, axes: int) -> tuple[emu.AudioProject, dict, bytes]:
     y = np.stack([np.array(index) + 1, 600 + np.arange(len(x)), np.zeros(len(x)), np.full(len(x), 2000)], 1)
     block = meta["impulse"]["dspBlocks"][0]
     project = emu.AudioProject(
-        motion_npy(x),
-        motion_npy(y.astype(np.int32)),
+        audio.npy_bytes(x),
+        audio.npy_bytes(y.astype(np.int32)),
         [(600 + i, 1) for i in range(len(x))],
         block["metadata"]["dspConfig"]["options"],
         x.shape[1],
@@ -190,12 +190,6 @@ def _real_project(name: str, axes: int) -> tuple[emu.AudioProject, dict, bytes]:
         version=1,
     )
     return project, meta, (REAL / f"{name}-trained.h5.zip").read_bytes()
-
-
-def motion_npy(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array)
-    return out.getvalue()
 
 
 @needs_real
@@ -244,8 +238,8 @@ def test_spectral_windows_get_their_raw_signal_from_studio(tmp_path, caplog):
     y[:, 1] = 900 + np.arange(12)
     raw = {900 + i: data.signals[i] for i in range(12) if i != 4}
     project = emu.AudioProject(
-        motion_npy(x),
-        motion_npy(y),
+        audio.npy_bytes(x),
+        audio.npy_bytes(y),
         [(900 + i, 1) for i in range(12)],
         motion.SPECTRAL_OPTIONS,
         x.shape[1],
