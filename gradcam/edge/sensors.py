@@ -17,6 +17,7 @@ axis's features taken to lie together, and the layout's `note` says so.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Mapping
@@ -66,16 +67,17 @@ class SensorLayout:
         """A time step's start in ms from the window's start (the frequency known)."""
         return round(step * 1000 / self.frequency)
 
-    @property
+    @functools.cached_property
     def groups(self) -> tuple[str, ...]:
         """The groups the per-class sums keep: per axis and kind where the features are named and not
-        samples, else per axis; in the features' order."""
+        samples, else per axis; in the features' order. Worked out once per layout."""
         return tuple(dict.fromkeys(self._group(i) for i in range(len(self.axis)) if self.axis[i] >= 0))
 
-    def group_index(self) -> list[int]:
-        """Each feature's group (an index into `groups`; -1: padding)."""
+    @functools.cached_property
+    def group_index(self) -> np.ndarray:
+        """Each feature's group (an index into `groups`; -1: padding). Worked out once per layout."""
         index = {group: k for k, group in enumerate(self.groups)}
-        return [index[self._group(i)] if self.axis[i] >= 0 else -1 for i in range(len(self.axis))]
+        return np.array([index[self._group(i)] if self.axis[i] >= 0 else -1 for i in range(len(self.axis))])
 
     def _group(self, i: int) -> str:
         named = self.named and not self.timed

@@ -68,8 +68,9 @@ class SensorInputs:
         self.layout: SensorLayout = block.sensor or sensor_layout(block.name, None, values)
         self.low, self.high = _ranges(block.values)
         layout = self.layout
-        lanes = np.array(layout.axis) >= 0
-        self.per_lane = [(np.array(layout.axis) == a) for a in range(len(layout.axes))]
+        axis, self.position = np.array(layout.axis), np.array(layout.position)
+        lanes = axis >= 0
+        self.per_lane = [axis == a for a in range(len(layout.axes))]
         if layout.timed:  # one range per axis: the signal's
             for mask in self.per_lane:
                 self.low[mask], self.high[mask] = self.low[mask].min(), self.high[mask].max()
@@ -97,7 +98,7 @@ class SensorInputs:
             top = self._top(a)
             _text(picture, name, 4, top + LANE_PX // 2 + 4, LABEL_PX - 8)
             if layout.timed:
-                _trace(picture, top, LABEL_PX + (np.array(layout.position)[mask] + 0.5) * self.step, level[mask])
+                _trace(picture, top, LABEL_PX + (self.position[mask] + 0.5) * self.step, level[mask])
             else:
                 cells = self._stretched(np.round(level * 255).astype(np.uint8), mask)
                 picture[top : top + LANE_PX, LABEL_PX:] = cells[None, :, None]
@@ -121,7 +122,7 @@ class SensorInputs:
     def _stretched(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """One lane's values, by position (the largest where several share one), across the plot."""
         row = np.zeros(self.layout.positions, values.dtype)
-        np.maximum.at(row, np.array(self.layout.position)[mask], values[mask])
+        np.maximum.at(row, self.position[mask], values[mask])
         shrunk = self.plot < self.layout.positions
         interpolation = cv2.INTER_AREA if shrunk else cv2.INTER_NEAREST
         return cv2.resize(row[None], (self.plot, 1), interpolation=interpolation)[0]

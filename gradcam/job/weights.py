@@ -19,7 +19,7 @@ from gradcam.edge.sensors import SensorLayout
 def group_shares(weights: np.ndarray, layout: SensorLayout) -> tuple[float, ...] | None:
     """One window's signed attributions -> each group's share of the positive total (None: nothing
     weighs for the class)."""
-    index = np.array(layout.group_index())
+    index = layout.group_index
     sums = np.bincount(index[index >= 0], weights=weights[index >= 0], minlength=len(layout.groups))
     positive = np.maximum(sums, 0)
     total = positive.sum()
