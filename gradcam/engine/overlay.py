@@ -41,11 +41,15 @@ def text_width(text: str, scale: float = FONT_SCALE) -> int:
     return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
 
 
+def write(picture: np.ndarray, text: str, x: int, baseline: int, width: int) -> None:
+    """Write `text` in black from (x, baseline), its font shrunk if it is wider than `width` pixels."""
+    scale = min(FONT_SCALE, FONT_SCALE * width / max(text_width(text), 1))
+    cv2.putText(picture, text, (x, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
 def _write(strip: np.ndarray, x: int, line: int, text: str, width: int) -> None:
     """Write `text` from x on the given line of the strip, its font shrunk if it is wider than `width`."""
-    scale = min(FONT_SCALE, FONT_SCALE * (width - 2 * MARGIN) / max(text_width(text), 1))
-    baseline = (line + 1) * CAPTION_HEIGHT - 9
-    cv2.putText(strip, text, (x + MARGIN, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    write(strip, text, x + MARGIN, (line + 1) * CAPTION_HEIGHT - 9, width - 2 * MARGIN)
 
 
 def _strip(width: int, texts: list[tuple[int, str]], space: int) -> np.ndarray:

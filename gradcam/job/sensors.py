@@ -21,7 +21,7 @@ import numpy as np
 
 from gradcam.edge.features import RANGE_ROWS, FeatureSet, spread_rows
 from gradcam.edge.sensors import SensorLayout, sensor_layout
-from gradcam.engine.overlay import caption_strip, text_width
+from gradcam.engine.overlay import caption_strip, write
 from gradcam.engine.preprocess import Geometry
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
@@ -96,7 +96,7 @@ class SensorInputs:
         level = np.clip((values - self.low) / (self.high - self.low), 0, 1)
         for a, (name, mask) in enumerate(zip(layout.axes, self.per_lane, strict=True)):
             top = self._top(a)
-            _text(picture, name, 4, top + LANE_PX // 2 + 4, LABEL_PX - 8)
+            write(picture, name, 4, top + LANE_PX // 2 + 4, LABEL_PX - 8)
             if layout.timed:
                 _trace(picture, top, LABEL_PX + (self.position[mask] + 0.5) * self.step, level[mask])
             else:
@@ -142,12 +142,12 @@ class SensorInputs:
         weights = cam.reshape(-1)
         order = [i for i in np.argsort(-np.abs(weights), kind="stable") if self.lanes[i] and weights[i] != 0][:BARS]
         chart = np.full(((len(order) + 1) * BAR_PX + 6, self.width, 3), 255, np.uint8)
-        _text(chart, f"features that weigh most for {explained}", 4, BAR_PX - 4, self.width - 8)
+        write(chart, f"features that weigh most for {explained}", 4, BAR_PX - 4, self.width - 8)
         names = self.width // 2
         centre, reach = names + (self.width - names) // 2, (self.width - names) // 2 - 4
         for row, i in enumerate(order, start=1):
             y = row * BAR_PX
-            _text(chart, self.layout.name(i), 4, y + BAR_PX - 5, names - 8)
+            write(chart, self.layout.name(i), 4, y + BAR_PX - 5, names - 8)
             end = centre + round(weights[i] * reach)
             cv2.rectangle(
                 chart,
@@ -165,11 +165,6 @@ def _trace(picture: np.ndarray, top: int, x: np.ndarray, level: np.ndarray, heig
     y = top + (1 - level) * (height - 1)
     points = np.round(np.stack([x, y], axis=1) * 16).astype(np.int32)[None]
     cv2.polylines(picture, points, False, TRACE, 1, cv2.LINE_AA, shift=4)
-
-
-def _text(picture: np.ndarray, text: str, x: int, baseline: int, width: int) -> None:
-    scale = min(0.45, 0.45 * width / max(text_width(text), 1))
-    cv2.putText(picture, text, (x, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
 @dataclasses.dataclass
