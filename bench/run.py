@@ -33,12 +33,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 from audio import audio_lines  # noqa: E402
 from common import CLASSES, make_export, peak_rss  # noqa: E402
+from fomo import fomo_line  # noqa: E402
+from loops import bare_loop, decode, end_to_end, rate, stage_times  # noqa: E402
 from motion import motion_lines  # noqa: E402
 from scale import scale_lines  # noqa: E402
 
@@ -46,12 +47,9 @@ from gradcam.edge.dataset import open_dataset  # noqa: E402
 from gradcam.engine.cam import make_cam  # noqa: E402
 from gradcam.engine.formats import adapter_for, load_model  # noqa: E402
 from gradcam.engine.model import ModelAdapter  # noqa: E402
-from gradcam.engine.tasks import Detection  # noqa: E402
 from gradcam.engine.tflite import TfliteModel  # noqa: E402
 from gradcam.explainer import Explainer  # noqa: E402
-from gradcam.job.run import Job  # noqa: E402
-from gradcam.settings import Settings  # noqa: E402
-from tests.fixtures import make_fomo, make_models  # noqa: E402
+from tests.fixtures import make_models  # noqa: E402
 
 # -- inputs -------------------------------------------------------------------------------------
 
@@ -62,7 +60,7 @@ def as_trained(export: Path, model_path: Path, path: Path, wrong: float = 0.1) -
     Each mistake's true class is explained too, so the mistakes' share drives the job's cost."""
     explainer = Explainer(load_model(model_path), CLASSES, resize_mode="fit-short")
     with open_dataset(export) as dataset, zipfile.ZipFile(export) as source:
-        inputs = np.stack([_decode(dataset.read(s), explainer) for s in dataset.samples])
+        inputs = np.stack([decode(dataset.read(s), explainer) for s in dataset.samples])
         predicted = explainer.adapter.predict(inputs).argmax(axis=1)
         info = json.loads(source.read("info.labels"))
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
@@ -70,21 +68,6 @@ def as_trained(export: Path, model_path: Path, path: Path, wrong: float = 0.1) -
                 archive.writestr(f["path"], source.read(f["path"]))
                 f["label"]["label"] = CLASSES[(index + (i % round(1 / wrong) == 0)) % len(CLASSES)]
             archive.writestr("info.labels", json.dumps(info))
-    return path
-
-
-def fomo_export(path: Path, n: int, seed: int = 3) -> Path:
-    """n scenes of 1 to 3 shapes (128x128 JPEGs) with their boxes in info.labels, as an object
-    detection project exports them."""
-    images, boxes = make_fomo.scenes(n, seed)
-    files = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for i, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
-            name = f"testing/{i:05d}.jpg.abcdefgh.ingestion-1.jpg"
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-            archive.writestr(name, cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-            files.append({"path": name, "category": "testing", "boundingBoxes": image_boxes})
-        archive.writestr("info.labels", json.dumps({"version": 1, "files": files}))
     return path
 
 
@@ -117,18 +100,6 @@ def small_conv_model(path: Path) -> Path:
 
 
 # -- measurements -------------------------------------------------------------------------------
-
-
-def rate(fn, images: int, min_seconds: float) -> float:
-    """images/s of fn (which processes `images` images), after one warm-up call."""
-    fn()
-    runs, start = 0, time.perf_counter()
-    while True:
-        fn()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return runs * images / elapsed
 
 
 def core(model_path: Path, batch: int, seconds: float) -> tuple[float, float, float]:
@@ -164,82 +135,6 @@ def tflite_rate(model_path: Path, batch: int, seconds: float) -> float:
     return rate(lambda: device.predict(x), batch, seconds)
 
 
-def _decode(data: bytes, explainer: Explainer) -> np.ndarray:
-    image = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return explainer.prepare(image)[0]
-
-
-def bare_loop(model_path: Path, export: Path, batch: int, classes=CLASSES, resize_mode: str = "fit-short") -> float:
-    """decode + preprocess + forward, single thread, batched: the floor the job is compared with."""
-    model = load_model(model_path)
-    explainer = Explainer(model, classes, resize_mode=resize_mode)
-    forward = tf.function(lambda t: model(t, training=False))
-    with open_dataset(export) as dataset:
-        samples = dataset.samples
-        forward(tf.constant(np.zeros((batch, *(model.inputs[0].shape[1:])), np.float32)))  # warm-up
-
-        def run():
-            for i in range(0, len(samples), batch):
-                x = np.stack([_decode(dataset.read(s), explainer) for s in samples[i : i + batch]])
-                forward(tf.constant(x.reshape(len(x), *model.inputs[0].shape[1:]))).numpy()
-
-        start = time.perf_counter()
-        run()
-        return len(samples) / (time.perf_counter() - start)
-
-
-def _warm_up(explainer: Explainer, batch: int) -> None:
-    """Trace the model's functions once, as the job does at its start: the CAM pass, and the pass
-    that also explains mistakes for their true class."""
-    x = np.zeros((batch, *explainer.adapter.image_shape), np.float32)
-    if isinstance(explainer.task, Detection):
-        grids = np.zeros((batch, *explainer.adapter.output_shape), np.float32)
-        explainer.forward.predict(explainer.start(x))
-        cams = explainer.cam(explainer.start(x), grids)
-        if explainer.score_objects:
-            explainer.score_objects(x, np.arange(batch, dtype=np.int32), cams.maps, cams.scores, grids)
-    else:
-        targets = np.full(batch, -1, np.int32)
-        explainer.maps(x, targets)
-        predicted = explainer.adapter.predict(x).argmax(axis=1)
-        explainer.maps(x, targets, ((predicted + 1) % len(explainer.classes)).astype(np.int32))
-
-
-def end_to_end(
-    model_path: Path,
-    export: Path,
-    out: Path,
-    batch: int,
-    classes=CLASSES,
-    resize_mode: str = "fit-short",
-    faithfulness: bool = True,
-    tflite: Path | None = None,
-    explain: str = "both",
-):
-    """The whole offline job (decode, preprocess, CAM, faithfulness if on, the TFLite model beside
-    if given, with its own maps unless explain is "keras", overlay, encode, zip, report): (images/s,
-    summary)."""
-    settings = Settings(
-        model=model_path,
-        dataset=export,
-        out=out,
-        batch_size=batch,
-        resize_mode=resize_mode,
-        faithfulness=faithfulness,
-        tflite=tflite,
-        explain=explain,
-    ).with_defaults()
-    job = Job.build(load_model(model_path), settings, classes)
-    for explainer in (job.explainer, job.tflite and job.tflite.twin):
-        if explainer:
-            _warm_up(explainer, batch)
-    with open_dataset(export) as dataset:
-        n = len(dataset.samples)
-        start = time.perf_counter()
-        summary = job.run(dataset)
-        return n / (time.perf_counter() - start), summary
-
-
 def tflite_maps(model_path: Path, export: Path, out: Path, batch: int, seconds: float) -> tuple[float, float]:
     """(the int8 twin's CAM pass against the Keras CAM pass, in images/s; the default job, with both
     models' maps, against the job with the Keras maps alone), each measured in this one run."""
@@ -252,49 +147,12 @@ def tflite_maps(model_path: Path, export: Path, out: Path, batch: int, seconds: 
     return keras_cam / twin_cam, alone / both
 
 
-def fomo_rates(export: Path, out: Path, batch: int) -> dict:
-    """The FOMO fixture: the job against decode+preprocess+forward, and objects/s explained in the
-    job's batched pass against one CAM pass per object."""
-    classes = list(make_fomo.CLASSES)
-    job, summary = end_to_end(make_fomo.OUT, export, out, batch, classes, "squash")
-    floor = bare_loop(make_fomo.OUT, export, batch, classes, "squash")
-    with zipfile.ZipFile(summary.zip_path) as archive:
-        results = json.loads(archive.read("results.json"))["results"]
-    objects, explained = sum(len(r["objects"]) for r in results), len(results)
-    explainer = Explainer(load_model(make_fomo.OUT), classes)
-    with open_dataset(export) as dataset:
-        images = [
-            cv2.cvtColor(cv2.imdecode(np.frombuffer(dataset.read(s), np.uint8), 1), cv2.COLOR_BGR2RGB)
-            for s in dataset.samples[:batch]
-        ]
-    inputs, geometries = zip(*(explainer.prepare(image) for image in images), strict=True)
-    frames = [explainer.frame((im.shape[1], im.shape[0]), g) for im, g in zip(images, geometries, strict=True)]
-    plans = explainer.run_objects(np.stack(inputs), frames, [None] * len(images))
-    targets = [(t.owner, t.mask(len(classes) + 1)) for plan, _, _ in plans for t in plan.targets]
-    start = time.perf_counter()
-    for owner, mask in targets:
-        explainer.run(np.stack(inputs)[owner : owner + 1], mask[None])
-    one_by_one = len(targets) / (time.perf_counter() - start)
-    return {
-        "job": job,
-        "floor": floor,
-        "objects_per_image": objects / explained,
-        "job_objects": job * objects / explained,
-        "one_by_one": one_by_one,
-        "stages": _stages(summary),
-    }
-
-
-def _stages(summary) -> str:
-    return ", ".join(f"{k} {v:.1f}s" for k, v in summary.stage_times.items())
-
-
 def upstream_style(model_path: Path, export: Path, count: int) -> float:
     """The original block's way: a gradient model built and its function traced again for every image."""
     model = load_model(model_path)
     explainer = Explainer(model, CLASSES, resize_mode="fit-short")
     with open_dataset(export) as dataset:
-        images = [_decode(dataset.read(s), explainer) for s in dataset.samples[:count]]
+        images = [decode(dataset.read(s), explainer) for s in dataset.samples[:count]]
     start = time.perf_counter()
     for x in images:
         cam = make_cam(ModelAdapter(model))  # rebuilds the tapped model and a new tf.function
@@ -353,10 +211,10 @@ def main() -> None:
         details.append(
             f"| {name} | {cam_rate:.0f} | {last_conv_rate:.0f} | {forward_rate:.0f} | {int8_rate:.0f} "
             f"| {job_rate:.0f} | {plain_rate:.0f} | {floor:.0f} "
-            f"| {upstream:.2f} | {_stages(summary)} | {_stages(plain)} |"
+            f"| {upstream:.2f} | {stage_times(summary)} | {stage_times(plain)} |"
         )
         mistakes.append(summary.info.tally.incorrect)
-    fomo = fomo_rates(fomo_export(tmp / "fomo.zip", args.n), tmp / "fomo-out", args.batch)
+    fomo = fomo_line(args.n, args.batch, tmp)
     mobilenet = models["MobileNetV2 0.35 96x96 (nested, trained)"]
     labelled = tmp / f"{mobilenet.stem}-labelled.zip"
     twin_pass, both_maps = tflite_maps(mobilenet, labelled, tmp / "tflite-maps", args.batch, args.seconds)
@@ -397,11 +255,7 @@ def main() -> None:
         f"{twin_pass:.2f}x the Keras CAM pass per image; the default job, with both models' maps, costs "
         f"{both_maps:.2f}x the job with the Keras maps alone (--explain keras; goal <= 1.6).",
         "",
-        f"FOMO (MobileNetV2 0.35 96x96, the trained test fixture; {args.n} scenes, "
-        f"{fomo['objects_per_image']:.1f} objects explained per image): job {fomo['job']:.0f} img/s, "
-        f"decode+preprocess+forward {fomo['floor']:.0f} img/s: ratio {fomo['job'] / fomo['floor']:.2f}; "
-        f"{fomo['job_objects']:.0f} objects/s explained in the job against {fomo['one_by_one']:.0f} objects/s with "
-        f"one CAM pass per object ({fomo['job_objects'] / fomo['one_by_one']:.1f}x). Stages: " + fomo["stages"] + ".",
+        fomo,
         "",
         "| model | CAM default img/s | CAM last conv img/s | forward img/s | TFLite int8 img/s | job img/s "
         "| job --faithfulness 0 img/s | decode+preprocess+forward img/s | upstream img/s "

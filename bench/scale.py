@@ -19,6 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from browser import chromium, missing
 from common import make_export, peak_rss
 
 FIRST_IMAGE = (
@@ -38,16 +39,10 @@ CHANGES = {"sort": ["sort", "faithfulness-asc"], "filter": ["outcome", "incorrec
 def report_timings(index: Path, loads: int = 3) -> dict[str, float] | None:
     """Seconds to the first gallery image (median of `loads`), and the slowest redraw per change in
     seconds; None without Chromium or Playwright."""
-    chromium = shutil.which("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return None
-    if chromium is None:
+    if missing():
         return None
     firsts, changes = [], {name: 0.0 for name in CHANGES}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+    with chromium() as browser:
         for _ in range(loads):
             page = browser.new_page()
             start = time.perf_counter()
@@ -58,7 +53,6 @@ def report_timings(index: Path, loads: int = 3) -> dict[str, float] | None:
             for name, change in CHANGES.items():
                 changes[name] = max(changes[name], page.evaluate(CHANGE, change) / 1000)
             page.close()
-        browser.close()
     return {"first": statistics.median(firsts), **changes}
 
 

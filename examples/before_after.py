@@ -1,4 +1,4 @@
-"""The README's before/after picture: the last conv alone against the default, on Edge Impulse's
+"""docs/images.md's before/after picture: the last conv alone against the default, on Edge Impulse's
 MobileNetV2 0.35 96x96 (the trained test fixture), for a few of the bundled example's test images.
 
     .venv/bin/python examples/before_after.py     # writes docs/before-after.jpg

@@ -8,7 +8,6 @@ docs/example-report.png (the report, opened in Chromium through Playwright).
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import tempfile
 import zipfile
@@ -20,6 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.browser import chromium  # noqa: E402
 from gradcam.cli import main  # noqa: E402
 
 DEMO = ["--model", str(ROOT / "examples/shapes/model.h5"), "--dataset", str(ROOT / "examples/shapes/export.zip")]
@@ -50,16 +50,12 @@ def panels(folder: Path) -> np.ndarray:
 
 
 def report_screenshot(folder: Path, path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"])
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto((folder / "index.html").as_uri())
         page.wait_for_selector("body[data-ready]", state="attached")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(path))
-        browser.close()
 
 
 def main_() -> None:

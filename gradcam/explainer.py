@@ -27,12 +27,13 @@ from gradcam.choices import AUTO
 from gradcam.engine import detection, faithfulness
 from gradcam.engine.attribution import scaled
 from gradcam.engine.cam import CamBatch, auto_method, layer_methods, make_cam
+from gradcam.engine.detection import ObjectMaps
 from gradcam.engine.faithfulness import fill_for
 from gradcam.engine.faithfulness import scorer as faithfulness_scorer
 from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.engine.formats import adapter_for, load_model
 from gradcam.engine.maps import normalize, peak
-from gradcam.engine.objects import ObjectMaps, explain_objects
+from gradcam.engine.objects import explain_objects
 from gradcam.engine.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
 from gradcam.engine.tasks import Answer, Detection, Task
 from gradcam.errors import GradcamError

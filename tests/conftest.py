@@ -6,12 +6,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import io
 import json
-import shutil
 import zipfile
 
 import pytest
 import tf_keras
 
+from bench import browser as web
 from tests import studio_emulator as emu
 from tests.helpers import OUTPUT_ORDER, SHAPE_CLASSES, SHAPES
 
@@ -54,25 +54,11 @@ def studio(export_zip, model_zip):
 
 @pytest.fixture(scope="session")
 def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it): browser tests skipped")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield browser
-        browser.close()
+    reason = web.missing()
+    if reason:
+        pytest.skip(f"{reason}: browser tests skipped")
+    with web.chromium() as launched:
+        yield launched
 
 
 # The longest test files first: --dist loadfile hands whole files to the workers in collection

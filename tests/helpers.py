@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -259,11 +258,6 @@ def independent_predictions(samples):
     return model.predict(np.stack(batch), verbose=0)
 
 
-def readme_python_example() -> str:
-    """The first Python example of the README's "Python API" section."""
-    return re.search(r"## Python API\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
-
-
 def sample_pictures(names: list[str]) -> list[str]:
     """The samples' pictures in deploy.zip: its JPEGs but the class tiles (classes/)."""
     return [n for n in names if n.endswith(".jpg") and not n.startswith("classes/")]
@@ -365,6 +359,13 @@ def assert_key_kept_secret(studio, output: str, zip_path, exported: bool = True)
 
 
 # --- Do the maps point at the object? The shapes export knows where each object is. ---
+
+
+def bundled_samples(n: int) -> list[tuple[str, str, bytes]]:
+    """The first n test images of the bundled example: (path, label, bytes)."""
+    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
+        files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"][:n]
+        return [(f["path"], f["label"]["label"], archive.read(f["path"])) for f in files]
 
 
 def _bundled_test_files() -> list[tuple[dict, bytes]]:

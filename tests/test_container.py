@@ -12,12 +12,13 @@ import zipfile
 
 import pytest
 
-from tests import helpers
+from tests import docs, helpers
 from tests import studio_emulator as emu
 from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(3600)]  # a cold build installs TensorFlow
-IMAGE = "gradcam-block:test"
+BUILD = docs.readme_command("docker build")  # the README's: docker build -t <image> .
+IMAGE = BUILD[BUILD.index("-t") + 1]
 MAX_IMAGE_BYTES = 1.5e9
 REPORT = ROOT / "test-artifacts" / "container.txt"
 
@@ -34,7 +35,8 @@ def image():
     if info.returncode != 0:
         pytest.skip(f"no Docker daemon answers: {(info.stderr.strip().splitlines() or ['?'])[-1]}")
     started = time.monotonic()
-    build = _docker("build", "--network", "host", "-t", IMAGE, str(ROOT), timeout=3600)
+    # As the README says, with the host's network (these machines reach the registries only through it).
+    build = _docker("build", "--network", "host", *BUILD[2:-1], str(ROOT), timeout=3600)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     size = int(_docker("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout)
     REPORT.parent.mkdir(exist_ok=True)
@@ -85,3 +87,14 @@ def test_a_bad_parameter_is_one_line_from_the_container(image, tmp_path):
     result = _docker("run", "--rm", "--network", "host", IMAGE, "--alpha", "1.5")
     assert result.returncode == 2
     assert result.stderr == "error: argument --alpha: 1.5 is out of range: expected a number from 0 to 1 (see --help)\n"
+
+
+def test_the_readmes_docker_run_with_an_api_key(image, studio, tmp_path, export_zip):
+    """The README's `docker run` word for word, but for the key, the emulator's host and the folder."""
+    words = docs.readme_command("docker run")
+    words = [w.replace("$PWD", str(tmp_path)).replace("ei_...", studio.api_key) for w in words]
+    command = [*words[:2], "--network", "host", *words[2:], "--host", studio.host]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    helpers.check_deploy_zip(tmp_path / "out" / "deploy.zip", export_zip)
+    helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, tmp_path / "out" / "deploy.zip")

@@ -214,7 +214,7 @@ def test_maps_of_found_objects_peak_inside_their_box_and_random_weights_do_not()
 
 def _peaks(frame, cams, targets):
     from gradcam.engine import detection
-    from gradcam.engine.objects import ObjectMaps
+    from gradcam.engine.detection import ObjectMaps
 
     found = ObjectMaps(detection.Plan(targets, None, None), list(cams), [None] * len(targets), np.zeros((1, 1, 2)))
     finished = detection.finish(np.zeros((frame.shown[1], frame.shown[0], 3), np.uint8), frame, found)

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, SHAPES, readme_python_example, shapes_test_set
+from tests import docs
+from tests.helpers import ROOT, SHAPES, shapes_test_set
 
 pytestmark = [pytest.mark.fresh_install, pytest.mark.timeout(1800)]
 REPORT = ROOT / "test-artifacts" / "fresh-install.txt"
@@ -100,7 +101,7 @@ def test_the_readme_python_example_runs(venv, tmp_path):
     shutil.copy(SHAPES / "model.h5", tmp_path / "model.h5")
     images, labels, _boxes = shapes_test_set(grey=True)
     cv2.imwrite(str(tmp_path / "photo.jpg"), cv2.cvtColor(images[0], cv2.COLOR_RGB2BGR))
-    result = _run([bin_ / "python", "-c", readme_python_example()], tmp_path)
+    result = _run([bin_ / "python", "-c", docs.python_example(docs.README.read_text())], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split(" ", 1)[0] == labels[0]
     assert cv2.imread(str(tmp_path / "overlay.jpg")).shape == images[0].shape

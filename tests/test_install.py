@@ -12,7 +12,8 @@ import pytest
 
 from gradcam import Explainer
 from gradcam.errors import GradcamError
-from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, readme_python_example, shapes_test_set
+from tests import docs
+from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES, shapes_test_set
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_the_command_does_what_main_py_does(installed, tmp_path):
 
 
 def test_the_readme_python_example_runs_from_any_folder(installed, tmp_path):
-    code = readme_python_example()
+    code = docs.python_example(docs.README.read_text())
     shutil.copy(SHAPES / "model.h5", tmp_path / "model.h5")
     images, labels, _boxes = shapes_test_set(grey=True)
     cv2.imwrite(str(tmp_path / "photo.jpg"), cv2.cvtColor(images[0], cv2.COLOR_RGB2BGR))

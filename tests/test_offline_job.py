@@ -18,13 +18,6 @@ from tests.helpers import ROOT, SHAPES, jpeg, write_export
 CLASSES = ["circle", "square", "triangle"]
 
 
-def _shape_samples(n: int):
-    """The first n test images of the bundled example: (path, label, bytes)."""
-    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
-        files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"][:n]
-        return [(f["path"], f["label"]["label"], archive.read(f["path"])) for f in files]
-
-
 def _run(*args):
     return helpers.run_main(*args)
 
@@ -33,7 +26,7 @@ def _run(*args):
 def job(tmp_path_factory):
     """One run of main.py on 24 shapes, a corrupt image, a text file and a name used twice."""
     tmp = tmp_path_factory.mktemp("job")
-    samples = _shape_samples(24)
+    samples = helpers.bundled_samples(24)
     twin_name = samples[0][0].split("/")[1]
     extra = [
         ("testing/broken.jpg", "circle", b"\xff\xd8\xff not really a jpeg"),
@@ -195,7 +188,7 @@ def test_class_count_mismatch_names_the_fix(tmp_path, capsys):
 
 
 def test_panel_layout_puts_original_heatmap_and_blend_side_by_side(tmp_path):
-    samples = _shape_samples(2)
+    samples = helpers.bundled_samples(2)
     path, label, data = samples[0]
     wrong = CLASSES[(CLASSES.index(label) + 1) % 3]
     mislabelled = (path.replace("testing/", "testing/mislabelled-"), wrong, data)
@@ -244,7 +237,7 @@ def _source(overlay: str, samples) -> str:
 def test_blank_maps_for_an_unpredicted_target_class_are_counted_and_marked(tmp_path):
     """Explaining a class the model did not predict often gives an all-zero map after the ReLU:
     each is marked `blank`, counted in the log and results.json, and named in the report's warnings."""
-    samples = _shape_samples(24)
+    samples = helpers.bundled_samples(24)
     export = write_export(tmp_path / "export.zip", samples)
     out = tmp_path / "out"
     args = ["--model", SHAPES / "model.h5", "--dataset", export, "--resize-mode", "fit-short", "--out", out]
@@ -273,7 +266,7 @@ def test_blank_maps_for_an_unpredicted_target_class_are_counted_and_marked(tmp_p
 def test_the_explained_layers_and_a_coarse_map_are_reported(tmp_path):
     """On Edge Impulse's MobileNetV2 96x96 the log and results.json name the layers and their sizes;
     the last conv alone (3x3) is warned about."""
-    export = write_export(tmp_path / "export.zip", _shape_samples(6))
+    export = write_export(tmp_path / "export.zip", helpers.bundled_samples(6))
     model = ROOT / "tests" / "fixtures" / "mobilenetv2_96.h5"
     runs = {}
     for layer in ("auto", "last-conv"):
@@ -358,7 +351,7 @@ def test_a_96x96_image_gets_a_readable_panel_and_peaks_in_its_own_pixels(tmp_pat
             label,
             jpeg(cv2.resize(cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), 1), cv2.COLOR_BGR2RGB), (96, 96))),
         )
-        for path, label, data in _shape_samples(6)
+        for path, label, data in helpers.bundled_samples(6)
     ]
     path, label, data = small[0]
     wrong = CLASSES[(CLASSES.index(label) + 1) % 3]

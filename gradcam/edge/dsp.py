@@ -10,7 +10,7 @@ import io
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import edgeimpulse_api as ei
 import numpy as np
@@ -21,16 +21,21 @@ from gradcam.edge.layout import band_centres
 from gradcam.edge.sensors import Signal, sensor_layout
 from gradcam.errors import GradcamError
 
-if TYPE_CHECKING:
-    from gradcam.edge.studio import StudioClient
-
 log = logging.getLogger("gradcam")
+
+
+class Caller(Protocol):
+    """What DspData needs of a Studio client (gradcam.edge.studio.StudioClient, which makes it)."""
+
+    api_client: ei.ApiClient
+
+    def call(self, what: str, fn: Callable, *args, **kwargs): ...
 
 
 class DspData:
     """The DSP blocks' side of one project's API, through a Studio client (its key, retries, errors)."""
 
-    def __init__(self, studio: StudioClient):
+    def __init__(self, studio: Caller):
         self.studio = studio
         self._dsp = ei.DSPApi(studio.api_client)
 

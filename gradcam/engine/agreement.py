@@ -7,7 +7,7 @@ and it needs no threshold of "hot". 1: the same order; 0: unrelated; below 0: op
 nothing: None.
 
 ELSEWHERE, the value below which the TFLite model "looks elsewhere", comes from
-bench/agreement_threshold.py (see the README's measurements): int8 models calibrated as Studio
+bench/agreement_threshold.py (see docs/tflite.md): int8 models calibrated as Studio
 calibrates them stay above it on nearly every sample, models calibrated on a few unrepresentative
 images fall below it on many.
 """

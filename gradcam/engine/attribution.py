@@ -11,7 +11,7 @@ the explained score before the softmax, or took from it. With one step on the pa
 
 The baseline is each feature's median over the windows explained (the job's; the Python API's
 default is zero): a feature at its usual value carries no attribution, and faithfulness deletes a
-feature by setting it to the same baseline. Measured on the motion fixture family (README): the
+feature by setting it to the same baseline. Measured on the motion fixture family (docs/motion.md): the
 informative axis holds 0.97-0.99 of the positive attribution per axis on 6 of 8 members for both
 Integrated Gradients and gradient x input; on the small Dense model over raw samples, the first order
 is poor (0.57) and the path integral does better (0.78).

@@ -260,7 +260,7 @@ def layer_methods(method: str, layers: int) -> list[str]:
 
 def auto_method(features: bool, two_d: bool, cepstra: bool = False, inputs: bool = False) -> str:
     """The method `auto` stands for, measured on the audio fixture family (bench/audio_methods.py,
-    README): HiResCAM for a features model's map over time and frequency, whose head weighs each
+    docs/audio.md): HiResCAM for a features model's map over time and frequency, whose head weighs each
     position apart: Grad-CAM's gradients, averaged over the whole map, lose where (a 2-D model on MFE:
     0% of peaks in the keyword's frames, HiResCAM 100%). Grad-CAM everywhere else: images; maps along
     time alone, where it has the highest faithfulness and the lowest re-initialised share on every

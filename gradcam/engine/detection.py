@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,9 +22,6 @@ from gradcam.engine.fomo import Box, Counts, Detection, cell_target, decode, mat
 from gradcam.engine.maps import peak
 from gradcam.engine.overlay import blend, draw_objects, panel
 from gradcam.engine.preprocess import Geometry
-
-if TYPE_CHECKING:
-    from gradcam.engine.objects import ObjectMaps
 
 
 @dataclass(frozen=True)
@@ -200,6 +197,17 @@ class DetectionExplanation:
 
     def panel(self, alpha: float, caption: str) -> np.ndarray:
         return self._drawn(panel(self.image, self.heatmap, alpha, caption, self.region), 2 * self.image.shape[1])
+
+
+class ObjectMaps(NamedTuple):
+    """One image's objects: its plan (detections and missed boxes), their normalised maps, each
+    map's faithfulness (None: not measured, or a box of no model class), and the model's output
+    grid."""
+
+    plan: Plan
+    cams: list[np.ndarray]
+    faithfulness: list[float | None]
+    grid: np.ndarray
 
 
 def finish(image: np.ndarray, frame: Frame, found: ObjectMaps) -> DetectionExplanation:

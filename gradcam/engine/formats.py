@@ -21,13 +21,6 @@ from gradcam.errors import GradcamError, not_found
 ONNX = "ONNX models are not supported: give the project's TFLite model (trained.tflite) or its SavedModel"
 
 
-def keras_modules() -> list:
-    import keras
-    import tf_keras
-
-    return [tf_keras, keras]
-
-
 def is_tflite(path: Path) -> bool:
     """A TFLite flatbuffer: its identifier, TFL3, follows the 4-byte root offset."""
     with open(path, "rb") as f:
@@ -35,6 +28,8 @@ def is_tflite(path: Path) -> bool:
 
 
 def _keras_file(path: Path):
+    from gradcam.engine.model import keras_modules  # TensorFlow, once a Keras model is to be loaded
+
     loaders = keras_modules() if path.suffix.lower() in (".h5", ".hdf5") else keras_modules()[::-1]
     errors = []
     for module in loaders:

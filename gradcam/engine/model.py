@@ -16,10 +16,17 @@ import numpy as np
 import tensorflow as tf
 
 from gradcam.engine.attribution import InputPath, input_layer
-from gradcam.engine.formats import keras_modules
 from gradcam.engine.layers import AUTO, Layer, children, choose, keras_candidates, last_conv, path_name
 from gradcam.engine.tasks import Task, task_for
 from gradcam.errors import GradcamError
+
+
+def keras_modules() -> list:
+    """Keras 2 (tf_keras, which Edge Impulse's .h5 files need) first, then Keras 3."""
+    import keras
+    import tf_keras
+
+    return [tf_keras, keras]
 
 
 def _framework(model):

@@ -5,24 +5,12 @@ neighbourhood. The layers below the shallowest explained one run once per image 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 
 from gradcam.engine import detection
 from gradcam.engine.faithfulness import given
 from gradcam.engine.fomo import Box
-
-
-class ObjectMaps(NamedTuple):
-    """One image's objects: its plan (detections and missed boxes), their normalised maps, each
-    map's faithfulness (None: not measured, or a box of no model class), and the model's output
-    grid."""
-
-    plan: detection.Plan
-    cams: list[np.ndarray]
-    faithfulness: list[float | None]
-    grid: np.ndarray
 
 
 def explain_objects(
@@ -32,7 +20,7 @@ def explain_objects(
     boxes: Sequence[Sequence[Box] | None],
     threshold,
     plans: Sequence[detection.Plan] | None = None,
-) -> list[ObjectMaps]:
+) -> list[detection.ObjectMaps]:
     """A preprocessed batch -> per image, its objects with their maps (explainer: gradcam.explainer.Explainer).
     plans: the objects to explain, as another model found them (the TFLite model's maps of the
     Keras model's objects); None: the objects this model finds."""
@@ -54,7 +42,7 @@ def explain_objects(
     out, first = [], 0
     for p, grid in zip(plans, grids, strict=True):
         last = first + len(p.targets)
-        out.append(ObjectMaps(p, maps[first:last], scores[first:last], grid))
+        out.append(detection.ObjectMaps(p, maps[first:last], scores[first:last], grid))
         first = last
     return out
 

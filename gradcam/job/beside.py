@@ -18,7 +18,7 @@ import numpy as np
 from gradcam.engine.tflite import TfliteModel
 
 if TYPE_CHECKING:
-    from gradcam.engine.objects import ObjectMaps
+    from gradcam.engine.detection import ObjectMaps
     from gradcam.explainer import Explainer
     from gradcam.explanation import SampleMaps
 

@@ -12,8 +12,8 @@ import numpy as np
 from gradcam.edge.dataset import Sample
 from gradcam.engine import detection, fomo
 from gradcam.engine.agreement import map_agreement
+from gradcam.engine.detection import ObjectMaps
 from gradcam.engine.faithfulness import TRUST_THRESHOLD
-from gradcam.engine.objects import ObjectMaps
 from gradcam.engine.preprocess import display_image
 from gradcam.explainer import Explainer
 from gradcam.job import totals

@@ -13,7 +13,7 @@ not. Flagged when
   (overlapping it by half or more), and
 - stillness: the pixels' spread across the class's images there is at most STILLNESS of their spread
   over the whole frame;
-with at least MIN_IMAGES images. The thresholds are measured (tests/test_looks.py, README).
+with at least MIN_IMAGES images. The thresholds are measured (tests/test_looks.py, docs/shortcuts.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ with the attribution of that class. Pure NumPy, running sums: memory stays flat 
 
 A group weighs what its features' signed attributions add up to (a feature may weigh against the
 class); a window's share per group is the group's positive sum over all groups' positive sums. On
-the motion fixture family (README), the axis that tells the classes apart holds 0.97-0.99 of it.
+the motion fixture family (docs/motion.md), the axis that tells the classes apart holds 0.97-0.99 of it.
 """
 
 from __future__ import annotations
