@@ -363,9 +363,7 @@ def assert_key_kept_secret(studio, output: str, zip_path, exported: bool = True)
 
 def bundled_samples(n: int) -> list[tuple[str, str, bytes]]:
     """The first n test images of the bundled example: (path, label, bytes)."""
-    with zipfile.ZipFile(SHAPES / "export.zip") as archive:
-        files = [f for f in json.loads(archive.read("info.labels"))["files"] if f["category"] == "testing"][:n]
-        return [(f["path"], f["label"]["label"], archive.read(f["path"])) for f in files]
+    return [(f["path"], f["label"]["label"], data) for f, data in _bundled_test_files()[:n]]
 
 
 def _bundled_test_files() -> list[tuple[dict, bytes]]:
