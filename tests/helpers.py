@@ -447,20 +447,29 @@ def randomised(model, images: np.ndarray, seed: int = 0):
     return random
 
 
-def converted(model, calibration: np.ndarray | None = None) -> tflite_graph.Graph:
+def tflite_file(model, calibration: np.ndarray | None = None) -> bytes:
     """The model converted as Edge Impulse converts it (batch 1): float32, or full-integer int8
-    calibrated on `calibration` (model inputs)."""
+    calibrated on `calibration` (model inputs). The converter is handed the model's variables, not
+    the Keras model: given the model, it first saves every layer's traces (about 17 s for
+    MobileNetV2, against 3 s), for the same bytes."""
     shape = tuple(model.inputs[0].shape[1:])
     run = tf.function(lambda x: model(x, training=False))
     concrete = run.get_concrete_function(tf.TensorSpec((1, *shape), tf.float32))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    holder = tf.Module()
+    holder.held = list(model.variables)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
     if calibration is not None:
         flat = calibration.reshape(len(calibration), *shape)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([x[None]] for x in flat)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.int8
-    return tflite_graph.parse(converter.convert(), Path("converted.tflite"))
+    return converter.convert()
+
+
+def converted(model, calibration: np.ndarray | None = None) -> tflite_graph.Graph:
+    """tflite_file's model, parsed."""
+    return tflite_graph.parse(tflite_file(model, calibration), Path("converted.tflite"))
 
 
 # --- Studio's deployment layout: /home/input/deployment-metadata.json, /home/output ---

@@ -79,11 +79,9 @@ def test_labels_taken_from_file_names_are_a_warning(tmp_path):
 def test_a_tflite_model_is_the_model_by_its_content_whatever_its_name(tmp_path):
     import tf_keras
 
-    from tests.test_tflite import to_tflite
-
     model = tf_keras.Sequential([tf_keras.layers.InputLayer(input_shape=(4,)), tf_keras.layers.Dense(3)])
     tflite = tmp_path / "trained.tflite"
-    tflite.write_bytes(to_tflite(model, None))
+    tflite.write_bytes(helpers.tflite_file(model, None))
     line = _refused(helpers.run_main("--model", tflite, "--dataset", SHAPES / "export.zip", "--out", tmp_path / "out"))
     assert line == (
         "error: the model has no convolution layer and takes a flat vector of 4 values: it is explained over "

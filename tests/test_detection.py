@@ -26,6 +26,7 @@ from gradcam.cli import main
 from gradcam.engine.fomo import Box, Counts, decode, match
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
+from tests import helpers
 from tests import studio_emulator as emu
 from tests.helpers import fused_reference, jpeg, make_shapes, open_report, randomised, studio_home
 
@@ -356,14 +357,14 @@ def test_the_job_splits_images_as_edge_impulse_scores_them(tmp_path):
 def test_the_int8_models_detections_are_compared_with_the_keras_models(tmp_path):
     """Per image: the same objects (each with a twin of its class in the same cell) or not, against
     an independent per-image interpreter run decoded by the reference flood fill."""
-    from tests.test_tflite import reference, to_tflite
+    from tests.test_tflite import reference
 
     images, boxes = scenes()
     images, boxes = images[:24], boxes[:24]
     export = _export(tmp_path / "export.zip", images, boxes)
     calibration, _ = scenes(30, seed=7)
     int8 = tmp_path / "fomo.tflite"
-    int8.write_bytes(to_tflite(fomo(), _reference_inputs(calibration)))
+    int8.write_bytes(helpers.tflite_file(fomo(), _reference_inputs(calibration)))
     job = ["--model", FIXTURE, "--dataset", export, "--classes", ",".join(CLASSES), "--tflite", int8]
     assert main([*map(str, job), "--out", str(tmp_path)]) == 0
     document, _, table, _ = _read(tmp_path / "deploy.zip")

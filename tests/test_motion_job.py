@@ -281,18 +281,13 @@ def test_the_int8_model_that_ships_is_explained_beside_and_alone(spectral_run, t
     """The Dense model's int8 TFLite conversion (int8 in and out, as Studio builds it): beside the Keras
     model, its own attributions (its twin's) on every window, agreeing with the Keras ones; alone, it is
     explained through its twin, checked against LiteRT on every window."""
-    import tensorflow as tf
     import tf_keras
 
     zip_path, _, x, _ = spectral_run
     folder = zip_path.parents[1]
-    converter = tf.lite.TFLiteConverter.from_keras_model(tf_keras.models.load_model(SPECTRAL.path, compile=False))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([row[None]] for row in x.astype(np.float32))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
     tflite = tmp_path / "dense-int8.tflite"
-    tflite.write_bytes(converter.convert())
+    model = tf_keras.models.load_model(SPECTRAL.path, compile=False)
+    tflite.write_bytes(helpers.tflite_file(model, x.astype(np.float32)))
     args = ["--features", folder / "X_testing.npy", "--labels", folder / "y_testing.npy"]
     args += ["--classes", ",".join(motion.CLASSES), "--dsp-config", folder / "dsp.json"]
     result = helpers.run_main("--model", SPECTRAL.path, *args, "--tflite", tflite, "--out", tmp_path / "beside")

@@ -27,17 +27,6 @@ from tests.helpers import SHAPE_CLASSES, SHAPES, open_report
 JOB = ["--model", SHAPES / "model.h5", "--dataset", SHAPES / "export.zip", "--resize-mode", "fit-short"]
 
 
-def to_tflite(model, calibration: np.ndarray | None) -> bytes:
-    """float32 without calibration images; full-integer int8 calibrated on them otherwise."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if calibration is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.int8
-    return converter.convert()
-
-
 def _inputs(explainer: Explainer, category: str) -> tuple[list[str], np.ndarray]:
     """The export's images of `category`, preprocessed as the job does: (paths, model inputs)."""
     with zipfile.ZipFile(SHAPES / "export.zip") as archive:
@@ -56,7 +45,7 @@ def models(tmp_path_factory):
     paths = {}
     for name, calibration in [("int8", training[:100]), ("float32", None), ("bad", training[:3] * 0.1)]:
         paths[name] = folder / f"{name}.tflite"
-        paths[name].write_bytes(to_tflite(model, calibration))
+        paths[name].write_bytes(helpers.tflite_file(model, calibration))
     return paths
 
 
@@ -173,7 +162,7 @@ def _other_model(tmp_path, inputs: int, outputs: int):
     tf_keras.utils.set_random_seed(0)
     model = tf_keras.Sequential([tf_keras.layers.InputLayer(input_shape=(inputs,)), tf_keras.layers.Dense(outputs)])
     path = tmp_path / f"other-{inputs}-{outputs}.tflite"
-    path.write_bytes(to_tflite(model, None))
+    path.write_bytes(helpers.tflite_file(model, None))
     return path
 
 
@@ -220,7 +209,7 @@ def studio_tflite(model_zip, tmp_path_factory) -> bytes:
     (folder / "trained.h5.zip").write_bytes(model_zip)
     model = load_model(folder / "trained.h5.zip")
     _, training = _inputs(Explainer(model, helpers.OUTPUT_ORDER, resize_mode="fit-short"), "training")
-    return to_tflite(model, training[:100])
+    return helpers.tflite_file(model, training[:100])
 
 
 def _run_block(home, studio):
@@ -263,7 +252,7 @@ def test_a_bad_trained_tflite_in_studio_is_a_warning_and_the_job_completes(fault
 def test_regression_and_binary_models_are_compared_too(activation, tmp_path):
     model = helpers.single_output_cnn(activation, k=tf_keras)
     model.save(tmp_path / "model.h5")
-    (tmp_path / "model.tflite").write_bytes(to_tflite(model, None))
+    (tmp_path / "model.tflite").write_bytes(helpers.tflite_file(model, None))
     rng = np.random.default_rng(5)
     labels = ["0.25", "0.5", "1.5"] if activation is None else ["no", "yes", "yes"]
     samples = [
