@@ -12,16 +12,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.block import read_metadata
 from gradcam.edge.dataset import Dataset, open_dataset
-from gradcam.edge.dsp import DspData
 from gradcam.edge.features import FeatureSet
 from gradcam.edge.impulse import FeatureBlock, choose_learn_block
-from gradcam.edge.studio import StudioClient
 from gradcam.errors import GradcamError
 from gradcam.settings import Settings
+
+if TYPE_CHECKING:
+    from gradcam.edge.dsp import DspData
+    from gradcam.edge.studio import StudioClient
 
 log = logging.getLogger("gradcam")
 
@@ -35,6 +38,20 @@ class Source:
     settings: Settings
     # Fetches and opens the dataset for the model's classes; None: settings.dataset (or features) is local.
     fetch: Callable[[list[str]], Dataset | FeatureSet] | None = None
+
+
+def _client(api_key: str, host: str) -> StudioClient:
+    """Studio's client, imported here: edgeimpulse_api builds its pydantic models on import (about 2 s),
+    which a local run does not need."""
+    from gradcam.edge.studio import StudioClient
+
+    return StudioClient(api_key, host)
+
+
+def _dsp(client: StudioClient) -> DspData:
+    from gradcam.edge.dsp import DspData
+
+    return DspData(client)
 
 
 def _complete(
@@ -80,7 +97,7 @@ def from_block(settings: Settings, work: Path) -> Source:
     """Studio's deployment: deployment-metadata.json, trained.h5.zip in the input folder."""
     meta = read_metadata(settings.metadata)
     meta.check_output()
-    client = StudioClient(meta.require_key(), settings.host or meta.studio_host or DEFAULT_HOST)
+    client = _client(meta.require_key(), settings.host or meta.studio_host or DEFAULT_HOST)
     log.info("project %s (%s)", meta.project_id, meta.project_name)
     model = meta.model_zip
     features = ()
@@ -114,7 +131,7 @@ def from_block(settings: Settings, work: Path) -> Source:
     )
     if features:
         return Source(
-            settings, lambda classes: DspData(client).feature_set(meta.project_id, features, settings.category, classes)
+            settings, lambda classes: _dsp(client).feature_set(meta.project_id, features, settings.category, classes)
         )
     return Source(
         settings,
@@ -143,7 +160,7 @@ def _download_models(
 
 def from_api_key(settings: Settings) -> Source:
     """A local run with an API key: the key's project, its Keras learn block, a fresh export."""
-    client = StudioClient(settings.api_key or "", settings.host or DEFAULT_HOST)
+    client = _client(settings.api_key or "", settings.host or DEFAULT_HOST)
     project_id = settings.project_id or client.project_id()
     info = client.impulse(project_id, settings.impulse_id)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +182,7 @@ def from_api_key(settings: Settings) -> Source:
     )
     if info.features:
         return Source(
-            settings, lambda classes: DspData(client).feature_set(project_id, info.features, settings.category, classes)
+            settings, lambda classes: _dsp(client).feature_set(project_id, info.features, settings.category, classes)
         )
 
     def fetch(_classes: list[str]) -> Dataset:

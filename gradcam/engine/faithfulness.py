@@ -222,5 +222,5 @@ def scorer(adapter: Forward) -> Callable[..., np.ndarray]:
         part = (tf.gather(images, owners), maps, logits, targets)
         return measure(lambda x: adapter.untapped(x).scores, adapter.task, [part])[0]
 
-    traced = tf.function(run, input_signature=specs)
+    traced = tf.function(run, input_signature=specs, autograph=False)
     return lambda *args: traced(*(tf.constant(a, s.dtype) for a, s in zip(args, specs, strict=True))).numpy()

@@ -187,7 +187,9 @@ class Forward:
         """The model's outputs (after its activation) for a batch: forward only."""
         if self._predict is None:
             spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
-            self._predict = tf.function(lambda x: self.untapped(x).probabilities, input_signature=[spec])
+            self._predict = tf.function(
+                lambda x: self.untapped(x).probabilities, input_signature=[spec], autograph=False
+            )
         return self._predict(tf.constant(inputs, tf.float32)).numpy()
 
 
@@ -273,7 +275,7 @@ class Above(Forward):
         self.image_shape = tuple(int(d) for d in start.shape[1:])
         self.task, self.output_shape = adapter.task, adapter.output_shape
         spec = tf.TensorSpec((None, *adapter.image_shape), tf.float32)
-        self._below = tf.function(lambda x: self.below(x, training=False), input_signature=[spec])
+        self._below = tf.function(lambda x: self.below(x, training=False), input_signature=[spec], autograph=False)
 
     def start(self, images: np.ndarray) -> np.ndarray:
         """The shallowest explained layer's output for a batch of model inputs."""
