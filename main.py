@@ -1,5 +1,3 @@
-import sys
+from gradcam.cli import command
 
-from gradcam.cli import main
-
-sys.exit(main())
+command()

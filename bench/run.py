@@ -19,14 +19,12 @@ bench/results/latest.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,7 +37,7 @@ import tf_keras  # noqa: E402
 from audio import audio_lines  # noqa: E402
 from common import CLASSES, make_export, peak_rss  # noqa: E402
 from fomo import fomo_line  # noqa: E402
-from loops import bare_loop, decode, end_to_end, rate, stage_times  # noqa: E402
+from loops import as_trained, bare_loop, decode, end_to_end, rate, stage_times  # noqa: E402
 from motion import motion_lines  # noqa: E402
 from scale import scale_lines  # noqa: E402
 
@@ -52,23 +50,6 @@ from gradcam.explainer import Explainer  # noqa: E402
 from tests.fixtures import make_models  # noqa: E402
 
 # -- inputs -------------------------------------------------------------------------------------
-
-
-def as_trained(export: Path, model_path: Path, path: Path, wrong: float = 0.1) -> Path:
-    """A copy of the export labelled as a trained model would get it right: the model's own
-    prediction, but for a `wrong` share of the images (every 1/wrong-th), which get another class.
-    Each mistake's true class is explained too, so the mistakes' share drives the job's cost."""
-    explainer = Explainer(load_model(model_path), CLASSES, resize_mode="fit-short")
-    with open_dataset(export) as dataset, zipfile.ZipFile(export) as source:
-        inputs = np.stack([decode(dataset.read(s), explainer) for s in dataset.samples])
-        predicted = explainer.adapter.predict(inputs).argmax(axis=1)
-        info = json.loads(source.read("info.labels"))
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-            for i, (f, index) in enumerate(zip(info["files"], predicted, strict=True)):
-                archive.writestr(f["path"], source.read(f["path"]))
-                f["label"]["label"] = CLASSES[(index + (i % round(1 / wrong) == 0)) % len(CLASSES)]
-            archive.writestr("info.labels", json.dumps(info))
-    return path
 
 
 def trained_mobilenet(path: Path) -> Path:

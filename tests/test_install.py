@@ -46,7 +46,7 @@ def test_the_wheel_holds_the_gradcam_package_and_its_command(wheel):
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert {n.split("/")[0] for n in names} == {"gradcam", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "gradcam/report/report.html" in names and "gradcam/cli.py" in names
-    assert "gradcam-block = gradcam.cli:main" in entry_points
+    assert "gradcam-block = gradcam.cli:command" in entry_points
 
 
 def test_the_command_does_what_main_py_does(installed, tmp_path):

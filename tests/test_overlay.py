@@ -1,5 +1,6 @@
 """Overlays: JET colours, a float blend that is clipped, panels."""
 
+import cv2
 import numpy as np
 
 from gradcam.engine.overlay import CAPTION_HEIGHT, blend, colorize, panel
@@ -9,6 +10,16 @@ def test_colorize_runs_from_blue_to_red():
     colours = colorize(np.array([[0.0, 1.0]]))
     assert tuple(colours[0, 0]) == (0, 0, 128)  # JET's dark blue, in RGB
     assert tuple(colours[0, 1]) == (128, 0, 0)  # JET's dark red
+
+
+def test_colorize_gives_opencv_s_jet_colours_at_every_level():
+    """The lookup table against OpenCV's own colouring, on every level and on a smooth map."""
+    heatmap = cv2.resize(np.random.default_rng(0).random((6, 6)).astype(np.float32), (97, 61))
+    for values in (np.linspace(0, 1, 256, dtype=np.float32)[None], heatmap, heatmap[5:40, 3:90]):
+        levels = np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
+        expected = cv2.applyColorMap(levels, cv2.COLORMAP_JET)[..., ::-1]
+        np.testing.assert_array_equal(colorize(values), expected)
+    assert colorize(np.array([[-0.2, 1.3]], np.float32)).tolist() == [[[0, 0, 128], [128, 0, 0]]]  # clipped
 
 
 def test_blend_is_a_weighted_mix_in_float():

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gradcam import stopping
+from gradcam.edge.block import read_metadata
 from gradcam.edge.dataset import Dataset, Sample, open_dataset
 from gradcam.edge.features import FeatureSet, open_features
 from gradcam.edge.sensors import read_config
-from gradcam.engine.formats import load_model
+from gradcam.engine import layers
+from gradcam.engine.formats import adapter_for, load_model
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job import warnings as warned
@@ -176,6 +178,22 @@ def _describe_layers(explainer: Explainer) -> str:
     if not last:
         return f"explaining {layers}: the model has no convolution, its input features are explained"
     return f"explaining {layers}; the last conv is {last['name']} ({last['size']})"
+
+
+def list_layers(settings: Settings) -> str:
+    """The table that --list-layers prints: for --model, or the model mounted beside --metadata."""
+    path, impulse_shape = settings.model, settings.image_shape
+    if path is None and settings.metadata:
+        meta = read_metadata(settings.metadata)
+        path, impulse_shape = meta.model_zip, meta.image_shape
+    if path is None:
+        raise GradcamError("--list-layers needs --model (or --metadata with the model in its input folder)")
+    adapter = adapter_for(load_model(path), "auto", impulse_shape)
+    if adapter.path is not None:
+        return f"{path}: no layer with a 1-D or 2-D output: its {adapter.image_shape[0]} input features are explained"
+    return f"{path}: layers with a 1-D or 2-D output (* = explained by --layer auto)\n" + layers.describe(
+        adapter.candidates, adapter.image_shape[0], dense=len(adapter.output_shape) == 3
+    )
 
 
 def run(source: Source) -> Summary:
