@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-install test-container lint format bench clean
+.PHONY: venv demo test test-install test-container lint format bench bench-peers clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) output .pytest_cache
+	rm -rf $(VENV) .venv-peer output .pytest_cache
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# The job against pytorch-grad-cam doing the same work; the peer gets its own .venv-peer (torch, grad-cam).
+bench-peers: $(STAMP)
+	$(PY) bench/peers.py

@@ -4,8 +4,9 @@ For a change to the drawing or the encoding: run the job before and after on the
 
     .venv/bin/python bench/pictures.py before/deploy.zip after/deploy.zip
 
-prints the number of pictures compared, the lowest and median PSNR (dB; identical pictures count
-as infinite) and the share at 40 dB or more. Exits 1 when the two hold different pictures.
+prints the number of pictures compared, the lowest and median PSNR (dB; OpenCV's, which gives
+equal pictures 361 dB), the share at 40 dB or more and the share identical. Stops with a message
+when the two hold different pictures or sizes.
 """
 
 from __future__ import annotations
@@ -16,12 +17,6 @@ import zipfile
 
 import cv2
 import numpy as np
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio of two uint8 pictures of one size, in dB (inf when equal)."""
-    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
 
 
 def compare(before: str, after: str) -> list[float]:
@@ -36,7 +31,7 @@ def compare(before: str, after: str) -> list[float]:
             a, b = (cv2.imdecode(np.frombuffer(z.read(name), np.uint8), cv2.IMREAD_COLOR) for z in (old, new))
             if a.shape != b.shape:
                 raise SystemExit(f"{name}: {a.shape} before, {b.shape} after")
-            scores.append(psnr(a, b))
+            scores.append(cv2.PSNR(a, b))  # 361 dB where they are equal
     return scores
 
 
@@ -48,7 +43,7 @@ def main() -> None:
     scores = np.array(compare(args.before, args.after))
     print(
         f"{len(scores)} pictures: PSNR lowest {scores.min():.1f} dB, median {np.median(scores):.1f} dB; "
-        f"{np.mean(scores >= 40):.1%} at 40 dB or more, {np.mean(np.isinf(scores)):.1%} identical"
+        f"{np.mean(scores >= 40):.1%} at 40 dB or more, {np.mean(scores > 360):.1%} identical"
     )
 
 

@@ -82,6 +82,29 @@ def test_heatmap_peak_maps_back_to_the_same_spot_in_the_original(mode):
     assert abs(x - spot[0]) <= cell and abs(y - spot[1]) <= cell
 
 
+@pytest.mark.parametrize(("mode", "size"), [("squash", (96, 96)), ("squash", (131, 77)), ("fit-short", (200, 120))])
+def test_a_map_lies_on_its_image_as_a_bilinear_interpolation_holding_its_edges(mode, size):
+    """The map on the image against np.interp, row by row then column by column (the cells' centres
+    at (j + 0.5) * k + offset in image pixels, the edge cells held beyond them); and, where the map
+    covers the image exactly (squash), against OpenCV's bilinear resize."""
+    width, height = size
+    _, geometry = fit(np.zeros((height, width, 3), np.uint8), ImageSpec(48, 48, resize_mode=mode))
+    cam = np.random.default_rng(0).random((12, 12)).astype(np.float32)
+    back = geometry.to_original(cam, size, (48, 48))
+    kx, ky = 48 / 12 * geometry.scale_x, 48 / 12 * geometry.scale_y
+    centres_x, centres_y = (
+        (np.arange(12) + 0.5) * kx + geometry.offset_x,
+        (np.arange(12) + 0.5) * ky + geometry.offset_y,
+    )
+    pixels_x, pixels_y = np.arange(width) + 0.5, np.arange(height) + 0.5
+    rows = np.stack([np.interp(pixels_x, centres_x, row) for row in cam])
+    expected = np.stack([np.interp(pixels_y, centres_y, column) for column in rows.T], axis=1)
+    x0, y0, x1, y1 = geometry.valid
+    np.testing.assert_allclose(back[y0:y1, x0:x1], expected[y0:y1, x0:x1], atol=1e-5)
+    if mode == "squash":
+        np.testing.assert_allclose(back, cv2.resize(cam, size, interpolation=cv2.INTER_LINEAR), atol=1e-5)
+
+
 def test_fit_short_heatmap_is_zero_outside_the_crop():
     _, geometry = fit(np.zeros((100, 200, 3), np.uint8), ImageSpec(10, 10, resize_mode="fit-short"))
     back = geometry.to_original(np.ones((5, 5), np.float32), (200, 100), (10, 10))
