@@ -124,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="images for maps and pictures")
     parser.add_argument("--subset", type=int, default=200, help="images for the faithfulness row")
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each side; the fastest counts")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side; the fastest counts")
     args = parser.parse_args()
 
     python = peer_python()
@@ -133,37 +133,14 @@ def main() -> None:
     export = as_trained(make_export(tmp / "raw.zip", args.n, size=(SIDE, SIDE)), model, tmp / "export.zip")
     small = subset(export, tmp / "subset.zip", args.subset)
 
+    def both(out: str, flags: tuple[str, ...]) -> list:
+        return ["--classes", ",".join(CLASSES), "--out", tmp / out, *flags]
+
     def job(dataset: Path, out: str, *flags: str) -> list:
-        classes = ",".join(CLASSES)
-        return [
-            sys.executable,
-            "main.py",
-            "--model",
-            model,
-            "--dataset",
-            dataset,
-            "--classes",
-            classes,
-            "--out",
-            tmp / out,
-            *flags,
-        ]
+        return [sys.executable, "main.py", "--model", model, "--dataset", dataset, *both(out, flags)]
 
     def peer(dataset: Path, out: str, *flags: str) -> list:
-        classes = ",".join(CLASSES)
-        return [
-            python,
-            "bench/peer_gradcam.py",
-            "--export",
-            dataset,
-            "--weights",
-            weights,
-            "--classes",
-            classes,
-            "--out",
-            tmp / out,
-            *flags,
-        ]
+        return [python, "bench/peer_gradcam.py", "--weights", weights, "--export", dataset, *both(out, flags)]
 
     subprocess.run([str(c) for c in peer(small, "check", "--keep", "32")], cwd=ROOT, check=True)
     outputs, correlation = same_function(model, export, tmp / "check" / "kept.npz")
