@@ -143,7 +143,7 @@ def main() -> None:
         return [python, "bench/peer_gradcam.py", "--weights", weights, "--export", dataset, *both(out, flags)]
 
     subprocess.run([str(c) for c in peer(small, "check", "--keep", "32")], cwd=ROOT, check=True)
-    outputs, correlation = same_function(model, export, tmp / "check" / "kept.npz")
+    outputs, correlation = same_function(model, small, tmp / "check" / "kept.npz")
     runs = {
         "maps": (job(export, "job", "--faithfulness", "0"), peer(export, "peer")),
         "faithfulness": (job(small, "job-trust"), peer(small, "peer-road", "--road")),

@@ -32,6 +32,7 @@ from gradcam.engine import faithfulness
 from gradcam.engine.attribution import STEPS
 from gradcam.engine.model import ModelAdapter, Scores
 from gradcam.engine.tasks import PREDICTED
+from gradcam.engine.traced import traced
 from gradcam.errors import GradcamError
 
 
@@ -84,11 +85,9 @@ class BaseCAM:
             adapter.task.target_spec(adapter.output_shape),
         ]
         # Traced at their first call: the pass with the contrast maps holds the model twice,
-        # so it is traced only once some image comes with a true class. Without autograph: the
-        # passes branch on nothing but Python values, and its rewriting of every function they
-        # call was 2.4 s of the 3.3 s before the bundled example's first image.
-        self._pass = tf.function(lambda *args: self._batch_pass(*args), input_signature=signature, autograph=False)
-        self._contrast_pass = tf.function(self._batch_pass, input_signature=[*signature, signature[1]], autograph=False)
+        # so it is traced only once some image comes with a true class.
+        self._pass = traced(lambda *args: self._batch_pass(*args), signature)
+        self._contrast_pass = traced(self._batch_pass, [*signature, signature[1]])
 
     def weights(self, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
         """One weight per channel (N, K), or per position and channel (N, h, w, K)."""

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradcam.engine.tasks import Task
+from gradcam.engine.traced import traced
 from gradcam.errors import GradcamError
 
 if TYPE_CHECKING:
@@ -222,5 +223,5 @@ def scorer(adapter: Forward) -> Callable[..., np.ndarray]:
         part = (tf.gather(images, owners), maps, logits, targets)
         return measure(lambda x: adapter.untapped(x).scores, adapter.task, [part])[0]
 
-    traced = tf.function(run, input_signature=specs, autograph=False)
-    return lambda *args: traced(*(tf.constant(a, s.dtype) for a, s in zip(args, specs, strict=True))).numpy()
+    graph = traced(run, specs)
+    return lambda *args: graph(*(tf.constant(a, s.dtype) for a, s in zip(args, specs, strict=True))).numpy()

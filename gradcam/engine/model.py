@@ -18,6 +18,7 @@ import tensorflow as tf
 from gradcam.engine.attribution import InputPath, input_layer
 from gradcam.engine.layers import AUTO, Layer, children, choose, keras_candidates, last_conv, path_name
 from gradcam.engine.tasks import Task, task_for
+from gradcam.engine.traced import traced
 from gradcam.errors import GradcamError
 
 
@@ -187,9 +188,7 @@ class Forward:
         """The model's outputs (after its activation) for a batch: forward only."""
         if self._predict is None:
             spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
-            self._predict = tf.function(
-                lambda x: self.untapped(x).probabilities, input_signature=[spec], autograph=False
-            )
+            self._predict = traced(lambda x: self.untapped(x).probabilities, [spec])
         return self._predict(tf.constant(inputs, tf.float32)).numpy()
 
 
@@ -275,7 +274,7 @@ class Above(Forward):
         self.image_shape = tuple(int(d) for d in start.shape[1:])
         self.task, self.output_shape = adapter.task, adapter.output_shape
         spec = tf.TensorSpec((None, *adapter.image_shape), tf.float32)
-        self._below = tf.function(lambda x: self.below(x, training=False), input_signature=[spec], autograph=False)
+        self._below = traced(lambda x: self.below(x, training=False), [spec])
 
     def start(self, images: np.ndarray) -> np.ndarray:
         """The shallowest explained layer's output for a batch of model inputs."""

@@ -173,11 +173,11 @@ def _usable(dataset: Dataset, stages: Stages) -> tuple[list[Sample], list[Skippe
 
 
 def _describe_layers(explainer: Explainer) -> str:
-    layers = " x ".join(f"{layer['name']} ({layer['size']}, {layer['method']})" for layer in explainer.layers())
+    explained = " x ".join(f"{layer['name']} ({layer['size']}, {layer['method']})" for layer in explainer.layers())
     last = explainer.last_conv()
     if not last:
-        return f"explaining {layers}: the model has no convolution, its input features are explained"
-    return f"explaining {layers}; the last conv is {last['name']} ({last['size']})"
+        return f"explaining {explained}: the model has no convolution, its input features are explained"
+    return f"explaining {explained}; the last conv is {last['name']} ({last['size']})"
 
 
 def list_layers(settings: Settings) -> str:
