@@ -15,12 +15,14 @@ class Terminated(BaseException):
 
 
 _pending: type[BaseException] | None = None
+_deferred = False
 
 
 def _stop(signum: int, frame) -> None:
     global _pending
     _pending = KeyboardInterrupt if signum == signal.SIGINT else Terminated
-    raise _pending
+    if not _deferred:
+        raise _pending
 
 
 @contextmanager
@@ -39,6 +41,20 @@ def handled() -> Iterator[None]:
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block, a signal is remembered, not raised; it is raised as the block ends. For
+    writes that a stop must not cut in half: a zip entry cut while open leaves the zip unable to
+    close, and Python then reports that on stderr as the file is let go."""
+    global _deferred
+    outer, _deferred = _deferred, True
+    try:
+        yield
+    finally:
+        _deferred = outer
+    check()
 
 
 def check() -> None:

@@ -224,3 +224,25 @@ def test_a_signal_whose_raise_was_lost_still_stops_the_job_at_the_next_check():
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
+
+
+def test_a_signal_during_a_zip_write_lands_after_it_and_the_half_written_zip_is_removed(tmp_path):
+    """The writes of deploy.zip defer a stop: the entry is written whole, the stop is raised after it,
+    and abort then closes and removes the zip (a cut entry would leave it unable to close)."""
+    from gradcam import stopping
+    from gradcam.report.writer import DeployZip
+
+    output = DeployZip(tmp_path / "deploy.zip")
+    write = output._zip.writestr
+
+    def signalled_while_writing(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)  # the signal is delivered here, inside the write
+        write(*args, **kwargs)
+
+    output._zip.writestr = signalled_while_writing
+    with stopping.handled(), pytest.raises(stopping.Terminated):
+        output.add_tiles({("explained", "circle"): b"a picture"})
+    assert output._zip.namelist() == ["classes/explained/circle.jpg"], "written whole before the stop"
+    output.abort()
+    assert list(tmp_path.iterdir()) == []

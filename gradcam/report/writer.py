@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
+from gradcam import stopping
 from gradcam.errors import GradcamError
 from gradcam.job.records import Pictures, RunInfo, SampleRecord
 from gradcam.report.columns import (
@@ -79,6 +80,7 @@ class DeployZip:
             return False
         return True
 
+    @stopping.deferred()  # a stop lands between samples, never inside a zip entry
     def add(self, record: SampleRecord, pictures: Pictures) -> str:
         """Store a sample's encoded overlay (already compressed: stored as is), if it has one, under a
         unique, traceable name, and beside it the overlay of a mistake's contrast map and the TFLite
@@ -137,6 +139,7 @@ class DeployZip:
                 separator = ",\n  "
             out.write("[]\n}" if separator.startswith("[") else "\n ]\n}")
 
+    @stopping.deferred()
     def add_tiles(self, tiles: dict[tuple[str, str], bytes]) -> dict[tuple[str, str], str]:
         """Store the class summaries' tiles, keyed by (group, class): their names in the zip."""
         return {key: self._store(f"classes/{key[0]}", _safe(key[1]), tile) for key, tile in tiles.items()}
@@ -145,21 +148,23 @@ class DeployZip:
         """tiles: the class summaries' tiles' names (add_tiles)."""
         extra = (*(DETECTION_FIELDS if self.detection else ()), *(WINDOW_FIELDS if self.windows else ()))
         fields = [*RESULT_FIELDS, *extra, *(f"score:{c}" for c in self._scores)]
-        self._write_csv("results.csv", fields, (csv_row(row, fields) for row in self._each_row()))
-        if self.detection:
-            objects = (o for row in self._each_row() for o in object_csv_rows(row))
-            self._write_csv("objects.csv", list(OBJECT_FIELDS), objects)
-        run = run_document(info, tiles or {})
-        self._write_json(run)
-        self._zip.writestr("index.html", render_html(run, self.page.close()))
-        self._zip.close()
+        with stopping.deferred():  # a stop during the last entries lands before the zip is moved into place
+            self._write_csv("results.csv", fields, (csv_row(row, fields) for row in self._each_row()))
+            if self.detection:
+                objects = (o for row in self._each_row() for o in object_csv_rows(row))
+                self._write_csv("objects.csv", list(OBJECT_FIELDS), objects)
+            run = run_document(info, tiles or {})
+            self._write_json(run)
+            self._zip.writestr("index.html", render_html(run, self.page.close()))
+            self._zip.close()
         self._rows.close()
         os.replace(self._partial, self.path)
         return self.path
 
     def abort(self) -> None:
-        """Remove the half-written zip, in whatever state the stop left it: a signal that cut a write
-        short leaves an open writing handle, and the zip then refuses to close (ValueError)."""
+        """Remove the half-written zip, in whatever state the stop left it: a write cut short by an
+        error (a full disk; signals wait for the write to end) leaves an open writing handle, and
+        the zip then refuses to close (ValueError)."""
         with contextlib.suppress(ValueError, OSError):
             self._zip.close()
         self._rows.close()
