@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+from ai_edge_litert.interpreter import Interpreter
 
 from gradcam.engine import tflite_graph
 from gradcam.engine.agreement import ELSEWHERE, map_agreement
@@ -146,7 +147,7 @@ def test_map_agreement_tells_a_broken_quantization_from_a_good_one(mobilenet):
 def test_the_int8_twin_gives_litert_s_outputs(mobilenet):
     _model, _keras, int8, _test, calibration = mobilenet
     steps = _steps_apart(int8, calibration)
-    assert (steps <= 1.0 + 1e-6).mean() >= 0.95, f"steps apart: {np.percentile(steps, [50, 95, 100])}"
+    assert steps.max() <= 1e-6, f"steps apart: {np.percentile(steps, [50, 95, 100])}"
 
 
 def _small_cnn(activation):
@@ -203,16 +204,50 @@ def test_real_fomo_twins_give_litert_s_outputs_and_keras_layers(name):
     twin = Explainer(graph, faithfulness=False)
     assert _short(twin.layer_name) == keras.layer_name == "block_6_expand_relu,block_3_expand_relu"
     steps = _steps_apart(graph, _roadsign_inputs(keras, 63))
-    if "float32" in name:
-        assert steps.max() <= 1e-4, steps.max()
-        return
-    # int8: convolutions and fully connected layers are computed as the kernels compute them
-    # (gradcam.engine.requantize); the other operators round in float. Measured on these 63 photos:
-    # 62 within one output step, 61 of them exact (the job withholds the other's map). Rounding
-    # every operator in float gave 56 within one step.
-    within = float((steps <= 1.0 + 1e-6).mean())
-    print(f"{name}: {within:.0%} of images within one output step; steps apart {np.bincount(steps.astype(int))}")
-    assert within >= 0.95
+    # int8: every operator LiteRT runs as an int8 kernel is computed as XNNPACK computes it
+    # (gradcam.engine.requantize): the same outputs on all 63 photos. Forming the scales in float64 and
+    # adding in float gave 61 exact, 62 within one step.
+    assert steps.max() <= (1e-4 if "float32" in name else 1e-6), steps.max()
+
+
+# Every real int8 file the twin covers, with the colour depth of its input.
+REAL_INT8 = [
+    "classifier-periquito96-int8.tflite",
+    "roadsigns-fomo-int8.tflite",
+    "microsleep-trained.tflite",
+    "fomo-gray96-int8.tflite",
+    "fomo-boxwheel160-int8.tflite",
+]
+
+
+@real
+@pytest.mark.parametrize("name", REAL_INT8)
+def test_every_tensor_of_a_real_int8_twin_is_litert_s(name):
+    """Tensor by tensor, not only at the output: a near-tie rounded the other way in an early layer
+    grows to tens of output steps by the end (measured before the kernels' own arithmetic: 11 of 87
+    photos of the periquito classifier more than one step apart, the first difference in the first
+    convolution or an ADD)."""
+    graph = load_model(REAL / name)
+    explainer = Explainer(graph, faithfulness=False)
+    inputs = _roadsign_inputs(explainer, 40)
+    quantized = [op.outputs[0] for op in graph.operators if graph.tensors[op.outputs[0]].quantized]
+    twin = explainer.adapter.twin
+    kept = set(quantized) - {op.outputs[0] for op in graph.operators if op.index in twin.skipped}
+    values = twin(tf.constant(inputs), keep=frozenset(kept)).values
+    interpreter = Interpreter(model_content=graph.content, experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    given = interpreter.get_input_details()[0]
+    scale, zero = given["quantization"]
+    for i, x in enumerate(inputs):  # quantized as the SDK does: round(x / scale) + zero point
+        q = np.clip(np.round(x / np.float32(scale)) + zero, -128, 127).astype(given["dtype"])
+        interpreter.set_tensor(given["index"], q.reshape(given["shape"]))
+        interpreter.invoke()
+        for tensor in kept:
+            t = graph.tensors[tensor]
+            litert = interpreter.get_tensor(tensor).astype(np.float64)
+            ours = tf.reshape(values[tensor], (len(inputs), -1))[i].numpy().reshape(litert.shape)
+            ours = np.round(ours / t.scale[0] + t.zero_point[0])
+            assert np.array_equal(ours, litert), f"{name}: image {i}, tensor {t.name}: {np.abs(ours - litert).max()}"
 
 
 @real
@@ -240,12 +275,23 @@ def test_the_real_multi_dsp_audio_twin_sees_frames():
 
 
 @real
-def test_the_job_explains_a_real_int8_fomo_model_and_checks_it_on_litert(tmp_path):
+def test_the_job_explains_a_real_int8_fomo_model_and_checks_it_on_litert(tmp_path, monkeypatch):
     from gradcam.cli import main
 
+    # The twin is LiteRT on every one of these photos (above): LiteRT is made to depart from it by
+    # three output steps on every other image of each batch, whose maps must then be withheld.
+    predict = TfliteModel.predict
+
+    def departing(self, inputs):
+        outputs = predict(self, inputs)
+        outputs[::2] += 3 * self._output["quantization"][0]
+        return outputs
+
+    monkeypatch.setattr(TfliteModel, "predict", departing)
     classes = "pedestrian,speed limit,traffic light"
     args = ["--dataset", REAL / "roadsigns-export.zip", "--category", "training", "--classes", classes]
-    assert main(["--model", str(REAL / "roadsigns-fomo-int8.tflite"), *map(str, args), "--out", str(tmp_path)]) == 0
+    args += ["--batch-size", "32", "--model", REAL / "roadsigns-fomo-int8.tflite", "--out", tmp_path]
+    assert main([str(a) for a in args]) == 0
     with zipfile.ZipFile(tmp_path / "deploy.zip") as archive:
         run = json.loads(archive.read("results.json"))["run"]
         rows = json.loads(archive.read("results.json"))["results"]
@@ -255,10 +301,8 @@ def test_the_job_explains_a_real_int8_fomo_model_and_checks_it_on_litert(tmp_pat
     assert run["tflite"]["compared"] == len(rows) == 63
     found = sum(r["true_positives"] for r in rows)
     assert found >= 15, "the int8 model finds the signs Studio's float model finds (19 of 66 boxes here)"
-    # Where the twin is not LiteRT (two output steps or more, counted here apart), no map is shown.
-    graph = load_model(REAL / "roadsigns-fomo-int8.tflite")
-    steps = _steps_apart(graph, _roadsign_inputs(Explainer(graph, faithfulness=False), 63))
     withheld = [r for r in rows if r["tflite_map_withheld"]]
-    assert len(withheld) == int((steps >= 1.5).sum()) == run["tflite"]["withheld"] >= 1
-    assert all(r["tflite_map_withheld"].startswith("the twin's outputs lie ") for r in withheld)
+    assert len(withheld) == 16 + 16 == run["tflite"]["withheld"]  # two batches, of 32 and 31 images
+    assert all(r["tflite_map_withheld"] == "the twin's outputs lie 3 output steps from LiteRT's (allowed: 1)" for r in withheld)
     assert all(r["overlay"] == "" and all(o["peak_x"] is None for o in r["objects"]) for r in withheld)
+    assert all(r["overlay"] for r in rows if not r["tflite_map_withheld"])

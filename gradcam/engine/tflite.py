@@ -4,6 +4,7 @@ It runs with LiteRT (`ai-edge-litert`, the successor of tf.lite.Interpreter) on 
 the Keras model saw (Edge Impulse's preprocessing, already scaled), quantized with its input
 tensor's own scale and zero point, q = round(x / scale + zero_point) clipped to the type's range;
 its output is dequantized as (q - zero_point) * scale.
+
 """
 
 from __future__ import annotations
@@ -126,7 +127,9 @@ def _quantize(x: np.ndarray, tensor: dict) -> np.ndarray:
         return x.astype(dtype)
     scale, zero_point = tensor["quantization"]
     info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+    # Rounded before the zero point is added, in float32, as the twin's fake quantization does
+    # (gradcam.engine.twin): adding it first moves near-ties of a grayscale image's pixels.
+    return np.clip(np.round(x / np.float32(scale)) + zero_point, info.min, info.max).astype(dtype)
 
 
 def _dequantize(q: np.ndarray, tensor: dict) -> np.ndarray:

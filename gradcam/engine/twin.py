@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-from gradcam.engine.requantize import Integers, exact, integer, requantized
+from gradcam.engine.requantize import ACCUMULATING, Integers, exact
 from gradcam.engine.tflite_graph import Graph, Operator, Tensor
 from gradcam.errors import GradcamError
 
@@ -205,7 +205,8 @@ class Twin:
                 i: tf.constant(graph.tensors[i].real()) for i in used if graph.tensors[i].data is not None
             }
         self.exact = {op.index for op in graph.operators if op.index not in self.skipped and exact(graph, op)}
-        weights = {i for op in graph.operators if op.index in self.exact for i in op.inputs[1:] if i >= 0}
+        accumulating = [op for op in graph.operators if op.index in self.exact and op.op in ACCUMULATING]
+        weights = {i for op in accumulating for i in op.inputs[1:] if i >= 0}
         self.integers = Integers(graph, weights)
 
     def shape(self, tensor: int) -> tuple[int, ...]:
@@ -254,8 +255,7 @@ class Twin:
                 continue
             inputs = [values[i] if i in values else self.constant(i) for i in op.inputs if i >= 0]
             if op.index in self.exact:  # the int8 kernel's own value
-                accumulator = getattr(_Ops, op.op)(self.integers, op, [integer(inputs[0], tensors[op.inputs[0]])])
-                value = requantized(self.graph, op, accumulator)
+                value = self.integers.value(op, inputs, getattr(_Ops, op.op))
                 if not through and out not in keep_before:  # no gradient passes here: the value alone
                     values[out] = kept(value, found, out) if out in keep else value
                     continue
