@@ -6,7 +6,7 @@ whose objects differ in brightness), for each trained model the tests use.
 `python bench/trust_threshold.py` prints, per threshold, the share of own and of random maps at or
 above it, and the threshold that separates them best: the difference of the two shares, averaged
 over the models, is flat near its top, so the lowest threshold within 0.02 of the largest
-difference. faithfulness.TRUST_THRESHOLD was set from it (0.5; 0.45 since the bundled example was
+difference. gradcam.engine.trust.TRUST_THRESHOLD was set from it (0.5; 0.45 since the bundled example was
 retrained on grey backgrounds, with the same difference to two decimals: see docs/trust.md)."""
 
 from __future__ import annotations

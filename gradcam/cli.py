@@ -19,6 +19,7 @@ from gradcam.choices import (
     CATEGORIES,
     COLORS,
     DEFAULT_HOST,
+    EVIDENCE_CHECKS,
     EXPLAIN,
     INPUT_METHODS,
     INPUT_SCALINGS,
@@ -26,6 +27,7 @@ from gradcam.choices import (
     MAX_BATCH,
     METHODS,
     NORMALIZATIONS,
+    OCCLUSION,
     OVERLAYS,
     POOLINGS,
     RESIZE_MODES,
@@ -97,11 +99,11 @@ def parser() -> argparse.ArgumentParser:
     cam = p.add_argument_group("Grad-CAM")
     cam.add_argument(
         "--method",
-        choices=(AUTO, *METHODS, *INPUT_METHODS),
+        choices=(AUTO, *METHODS, OCCLUSION, *INPUT_METHODS),
         default=AUTO,
-        help="auto (default): hirescam for an audio model's map over time and frequency (MFE, spectrogram), "
-        "gradcam for images, maps along time alone, and MFCC (measured: bench/audio_methods.py); "
-        "integrated-gradients over the input features of a model without convolutions (motion, sensors)",
+        help="auto (default): chosen per model on a sample of the job's own, against the model's own evidence: the "
+        "sharpest gradient map that agrees with it, else occlusion (the evidence itself: each part of the input "
+        "hidden in turn); integrated-gradients over the input features of a model without convolutions",
     )
     cam.add_argument(
         "--layer",
@@ -147,6 +149,13 @@ def parser() -> argparse.ArgumentParser:
         const=True,
         default=True,
         help="score how far each map can be trusted (two more forward passes per image; default on, 0: off)",
+    )
+    cam.add_argument(
+        "--evidence",
+        choices=EVIDENCE_CHECKS,
+        default="budget",
+        help="check each map against the model's own evidence (hiding each part of the input in turn): budget "
+        "(default: every map while the checks at most double the job's time, else an evenly spread share), all, off",
     )
     cam.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH), default=32, help="images per model call")
 

@@ -19,11 +19,12 @@ A FOMO model's explainer gives, per image, every detection and every missed box 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from gradcam.choices import AUTO
+from gradcam.choices import AUTO, OCCLUSION
 from gradcam.engine import detection, faithfulness
 from gradcam.engine.attribution import scaled
 from gradcam.engine.cam import CamBatch, auto_method, layer_methods, make_cam
@@ -34,6 +35,7 @@ from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.engine.formats import adapter_for, load_model
 from gradcam.engine.maps import normalize, peak
 from gradcam.engine.objects import explain_objects
+from gradcam.engine.occlusion import Evidence, Occlusion, groups, parts_for
 from gradcam.engine.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
 from gradcam.engine.tasks import Answer, Detection, Task
 from gradcam.errors import GradcamError
@@ -74,6 +76,7 @@ class Explainer:
         what faithfulness deletes a feature to; its attributions are signed, scaled by their largest
         magnitude (whatever the normalization), so that the order of the features is kept."""
         self.adapter = adapter_for(model, layer, impulse_shape)
+        self.impulse_shape = impulse_shape
         height, width, channels = self.adapter.image_shape
         if grayscale is None:
             grayscale = channels == 1
@@ -87,8 +90,6 @@ class Explainer:
         # FOMO explains several objects per image: the layers below the shallowest explained one run
         # once per image, and only the rest once per object; its objects are scored apart.
         objects = isinstance(self.task, Detection)
-        self._cut = self.adapter.cut() if objects else None
-        self.forward = self._cut or self.adapter
         path = self.adapter.path
         if method == AUTO:
             two_d = self.adapter.layers[0].width > 1
@@ -96,10 +97,22 @@ class Explainer:
             method = auto_method(reads_features, two_d, cepstra, inputs=path is not None)
         if path is not None:
             path.set_baseline(baseline)
-            fill_with = path.fill
+            self.fill = path.fill
         else:
-            fill_with = fill_for(fill, blocks)
-        self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, fill_with)
+            self.fill = fill_for(fill, blocks)
+        # The model's own evidence: the reference of every map, and a method of its own. A flat vector's
+        # parts are its DSP block's feature groups, given once known (use_groups).
+        self.evidence = None
+        if path is None:
+            self.evidence = Evidence(
+                self.adapter, self.task, parts_for(self.adapter.image_shape, reads_features, blocks, dsp), self.fill
+            )
+        self._cut = self.adapter.cut() if objects and method != OCCLUSION else None
+        self.forward = self._cut or self.adapter
+        if method == OCCLUSION:
+            self.cam = Occlusion(self.adapter, self.evidence, faithfulness and not objects)
+        else:
+            self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, self.fill)
         self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
         self.method = method
         self.normalization = normalization
@@ -115,16 +128,26 @@ class Explainer:
 
     @property
     def layer_name(self) -> str:
-        """The explained layers, deepest first, comma separated."""
-        return self.adapter.layer_name
+        """The explained layers, deepest first, comma separated; `input` for occlusion."""
+        return "input" if self.method == OCCLUSION else self.adapter.layer_name
 
     def layers(self) -> list[dict]:
-        """The explained layers, deepest first: name, type, output size and the method used on each."""
+        """The explained layers, deepest first: name, type, output size and the method used on each;
+        for occlusion, the input and its map's cells."""
+        if self.method == OCCLUSION:
+            return [
+                {"name": "input", "type": "Input", "size": "x".join(map(str, self.resolution)), "method": OCCLUSION}
+            ]
         methods = layer_methods(self.method, len(self.adapter.layers))
         return [
             {"name": layer.name, "type": layer.kind, "size": layer.size, "method": method}
             for layer, method in zip(self.adapter.layers, methods, strict=True)
         ]
+
+    def use_groups(self, index: np.ndarray) -> None:
+        """A flat vector's feature groups (each feature's group, -1: none), its parts for the model's own
+        evidence (gradcam.engine.occlusion.groups)."""
+        self.evidence = Evidence(self.adapter, self.task, groups(index), self.fill)
 
     def last_conv(self) -> dict:
         """The model's last convolution, explained or not: name and output size (empty: it has none)."""
@@ -133,7 +156,9 @@ class Explainer:
 
     @property
     def resolution(self) -> tuple[int, int]:
-        """(height, width) of the explained map: the finest explained layer's."""
+        """(height, width) of the explained map: the finest explained layer's; occlusion's cells."""
+        if self.method == OCCLUSION:
+            return self.evidence.parts.shape
         return max((layer.height, layer.width) for layer in self.adapter.layers)
 
     def target_index(self, label: str | None) -> int:
@@ -179,6 +204,24 @@ class Explainer:
             maps = (batch.maps[i], probabilities, names[explained[i]], trust, contrast, contrast_class)
             out.append(SampleMaps(*maps, faithfulness.given(contrast_trust)))
         return out
+
+    def check(self, inputs: np.ndarray, maps: list[SampleMaps]) -> list[SampleMaps]:
+        """The maps of a preprocessed batch (of `maps`), each with its agreement with the model's own
+        evidence for the class it explains, and its contrast map's (gradcam.engine.occlusion); as
+        they are for occlusion's maps, which are that evidence."""
+        if self.evidence is None or self.method == OCCLUSION or not maps:
+            return maps
+        names = self.task.score_names(self.classes)
+        pairs = [(i, m.cam, m.explained) for i, m in enumerate(maps)]
+        pairs += [(i, m.contrast, m.contrast_class) for i, m in enumerate(maps) if m.contrast is not None]
+        owners, cams, explained = zip(*pairs, strict=True)
+        targets = [names.index(name) if self.task.classifies else 0 for name in explained]
+        found = self.evidence.agreements(inputs, targets, np.array(owners, np.int32), cams)
+        contrasts = iter(found[len(maps) :])
+        return [
+            replace(m, evidence=found[i], contrast_evidence=next(contrasts) if m.contrast is not None else None)
+            for i, m in enumerate(maps)
+        ]
 
     def frame(self, image_size: tuple[int, int], geometry: Geometry, original: tuple[int, int] | None = None):
         """Where the model's output grid lies in an image of this (width, height) (FOMO)."""
@@ -254,8 +297,15 @@ class Explainer:
 
         contrast = None
         if maps.contrast is not None:
-            contrast = explanation(maps.contrast, maps.contrast_class, faithfulness=maps.contrast_faithfulness)
-        return explanation(maps.cam, maps.explained, faithfulness=maps.faithfulness, contrast=contrast)
+            contrast = explanation(
+                maps.contrast,
+                maps.contrast_class,
+                faithfulness=maps.contrast_faithfulness,
+                evidence=maps.contrast_evidence,
+            )
+        return explanation(
+            maps.cam, maps.explained, faithfulness=maps.faithfulness, evidence=maps.evidence, contrast=contrast
+        )
 
     def explain(
         self,

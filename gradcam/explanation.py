@@ -26,6 +26,7 @@ class Explanation:
     peak: tuple[int, int] | None  # (x, y) original pixel at the centre of the map's hottest region; None: blank
     explained: str = ""  # the class whose score the map explains (regression: "value")
     faithfulness: float | None = None  # -1..1, see gradcam.engine.faithfulness; None: not measured
+    evidence: float | None = None  # 0..1, agreement with the model's own evidence (gradcam.engine.agreement)
     contrast: Explanation | None = None  # a mistake's map of its true class (labels given); else None
 
     def overlay(self, alpha: float = 0.4) -> np.ndarray:
@@ -74,3 +75,7 @@ class SampleMaps:
     contrast: np.ndarray | None = None
     contrast_class: str | None = None
     contrast_faithfulness: float | None = None
+    evidence: float | None = (
+        None  # agreement with the model's own evidence (gradcam.engine.agreement); None: not measured
+    )
+    contrast_evidence: float | None = None

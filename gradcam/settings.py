@@ -37,6 +37,7 @@ class Settings:
     regression_threshold: float = 0.1
     detection_threshold: float | None = None  # FOMO: a cell's minimum probability; None: the learn block's, else 0.5
     faithfulness: bool = True  # score every map: two more forward passes per image (gradcam.engine.faithfulness)
+    evidence: str = "budget"  # which maps are checked against the model's own evidence (gradcam.job.checks)
     batch_size: int = 32
     list_layers: bool = False  # print the explainable layers and exit
     # The TFLite model (int8 or float32) to compare with the Keras model on every sample.
@@ -111,6 +112,7 @@ class Settings:
             "regression_threshold",
             "detection_threshold",
             "faithfulness",
+            "evidence",
             "explain",
             "resize_mode",
             "color",

@@ -17,9 +17,9 @@ import tf_keras
 
 from gradcam.engine import faithfulness
 from gradcam.engine.cam import make_cam
-from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.model import ModelAdapter
 from gradcam.engine.tasks import PREDICTED
+from gradcam.engine.trust import TRUST_THRESHOLD
 from gradcam.explainer import Explainer
 from tests import audio, helpers
 from tests.helpers import ROOT

@@ -14,6 +14,7 @@ import tensorflow as tf
 from gradcam.engine import faithfulness
 from gradcam.engine.formats import load_model
 from gradcam.engine.tasks import PREDICTED
+from gradcam.engine.trust import TRUST_THRESHOLD
 from gradcam.explainer import Explainer
 from tests import helpers
 from tests.helpers import ROOT, SHAPE_CLASSES, SHAPES
@@ -87,8 +88,8 @@ def test_own_maps_are_faithful_and_random_uniform_and_randomised_maps_are_not(na
     assert np.abs(uniform).max() < 1e-6, "a uniform map's hot and cold regions are the same pixels"
     for other in ("random", "randomised"):
         assert means["own"] - means[other] >= 0.4, other
-    assert np.mean(own >= faithfulness.TRUST_THRESHOLD) >= 0.8
-    assert np.mean(random >= faithfulness.TRUST_THRESHOLD) <= 0.3
+    assert np.mean(own >= TRUST_THRESHOLD) >= 0.8
+    assert np.mean(random >= TRUST_THRESHOLD) <= 0.3
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -106,7 +107,7 @@ def test_a_more_confident_model_keeps_its_scores(name):
         other = np.array([m.faithfulness for m in maps])
         print(name, factor, round(scores.mean(), 3), round(other.mean(), 3))
         assert abs(other.mean() - scores.mean()) <= 0.1
-        trusted = np.mean(scores >= faithfulness.TRUST_THRESHOLD), np.mean(other >= faithfulness.TRUST_THRESHOLD)
+        trusted = np.mean(scores >= TRUST_THRESHOLD), np.mean(other >= TRUST_THRESHOLD)
         assert abs(trusted[0] - trusted[1]) <= 0.1
 
 

@@ -303,6 +303,8 @@ def test_the_job_explains_a_real_int8_fomo_model_and_checks_it_on_litert(tmp_pat
     assert found >= 15, "the int8 model finds the signs Studio's float model finds (19 of 66 boxes here)"
     withheld = [r for r in rows if r["tflite_map_withheld"]]
     assert len(withheld) == 16 + 16 == run["tflite"]["withheld"]  # two batches, of 32 and 31 images
-    assert all(r["tflite_map_withheld"] == "the twin's outputs lie 3 output steps from LiteRT's (allowed: 1)" for r in withheld)
+    assert all(
+        r["tflite_map_withheld"] == "the twin's outputs lie 3 output steps from LiteRT's (allowed: 1)" for r in withheld
+    )
     assert all(r["overlay"] == "" and all(o["peak_x"] is None for o in r["objects"]) for r in withheld)
     assert all(r["overlay"] for r in rows if not r["tflite_map_withheld"])

@@ -30,7 +30,7 @@ import tensorflow as tf
 from gradcam.choices import INPUT_METHODS, POOLINGS
 from gradcam.engine import faithfulness
 from gradcam.engine.attribution import STEPS
-from gradcam.engine.model import ModelAdapter, Scores
+from gradcam.engine.model import ModelAdapter
 from gradcam.engine.tasks import PREDICTED
 from gradcam.engine.traced import traced
 from gradcam.errors import GradcamError
@@ -102,8 +102,9 @@ class BaseCAM:
             return tf.nn.relu(tf.einsum("nhwk,nk->nhw", activations, weights))
         return tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))
 
-    def _maps(self, out: Scores, grads: list[tf.Tensor]) -> tf.Tensor:
-        return fuse([self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(out.activations, grads, strict=True))])
+    def maps_of(self, activations: list[tf.Tensor], grads: list[tf.Tensor]) -> tf.Tensor:
+        """Each target's map from its layers' activations and gradients, deepest first (fused)."""
+        return fuse([self._layer_map(i, a, g) for i, (a, g) in enumerate(zip(activations, grads, strict=True))])
 
     def _scored(self, parts: list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]) -> list[tf.Tensor]:
         """The faithfulness of each part's maps, parts being (inputs, maps, scores, explained classes):
@@ -129,11 +130,11 @@ class BaseCAM:
                 again = self.adapter(again_inputs)
                 y_true = task.target(again.scores, tf.gather(truths, rows))
         if not contrast:
-            maps = self._maps(out, tape.gradient(y, out.activations))
+            maps = self.maps_of(out.activations, tape.gradient(y, out.activations))
             [scored] = self._scored([(inputs, maps, out.scores, self._explained(out.scores, targets))])
             return maps, out.scores, out.probabilities, maps[:0], tf.zeros((0,), tf.int32), scored, scored[:0]
         grads, true_grads = tape.gradient([y, y_true], [out.activations, again.activations])
-        maps, contrasts = self._maps(out, grads), self._maps(again, true_grads)
+        maps, contrasts = self.maps_of(out.activations, grads), self.maps_of(again.activations, true_grads)
         scored, contrast_scored = self._scored(
             [
                 (inputs, maps, out.scores, self._explained(out.scores, targets)),

@@ -45,10 +45,6 @@ if TYPE_CHECKING:
 
 DELETED_SHARE = 0.2  # of the model input's pixels, deleted per copy
 BLUR = 1 / 16  # the blurred copy's Gaussian sigma, as a share of the input's short side
-# Maps scoring below this are "maps not to trust" in the report. Measured by bench/trust_threshold.py
-# on the four trained test models: at 0.5, 85-94% of their own maps and 17-23% of random maps are
-# trusted; the separation (own share minus random share, 0.70 on average) is flat from 0.4 to 0.7.
-TRUST_THRESHOLD = 0.5
 # A score is given to this many decimals: finer differences are the float32 pass's noise, and the
 # trust threshold is then applied to the very value that results.csv and the report show.
 DECIMALS = 4

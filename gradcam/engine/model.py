@@ -161,7 +161,7 @@ class Forward:
     task: Task
     output_shape: tuple[int, ...]  # one sample's output
     path: InputPath | None = None  # a model explained at its input (no convolution): its attribution path
-    _predict = None
+    _predict = _logits = None
 
     def __call__(self, inputs: tf.Tensor) -> Scores:
         raise NotImplementedError
@@ -187,9 +187,27 @@ class Forward:
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """The model's outputs (after its activation) for a batch: forward only."""
         if self._predict is None:
-            spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
-            self._predict = traced(lambda x: self.untapped(x).probabilities, [spec])
+            self._predict = self._forward(lambda x: self.untapped(x).probabilities)
         return self._predict(tf.constant(inputs, tf.float32)).numpy()
+
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        """The model's scores before its final activation for a batch: forward only, on the model
+        that runs (the model's own evidence, gradcam.engine.occlusion)."""
+        return self.run(self.encode(inputs))
+
+    def encode(self, inputs: np.ndarray) -> np.ndarray:
+        """Model inputs as `run` takes them: as they are here (a TFLite model's: quantized once, so
+        that the hidden copies of an input are made from its integers)."""
+        return inputs
+
+    def run(self, encoded: np.ndarray) -> np.ndarray:
+        """Encoded inputs (`encode`) -> the scores before the final activation."""
+        if self._logits is None:
+            self._logits = self._forward(lambda x: self.untapped(x).scores)
+        return self._logits(tf.constant(encoded, tf.float32)).numpy()
+
+    def _forward(self, pass_: Callable[[tf.Tensor], tf.Tensor]) -> Callable:
+        return traced(pass_, [tf.TensorSpec((None, *self.image_shape), tf.float32)])
 
 
 class ModelAdapter(Forward):

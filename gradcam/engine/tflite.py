@@ -64,11 +64,14 @@ class TfliteModel:
         return cls(path, math.prod(adapter.image_shape), math.prod(adapter.output_shape))
 
     @classmethod
-    def of(cls, graph: Graph) -> TfliteModel:
-        """LiteRT on a twin's own flatbuffer: what the twin is checked against."""
-        tensors = graph.tensors
-        sizes = (math.prod(tensors[graph.input].shape[1:]), math.prod(tensors[graph.output].shape[1:]))
-        return cls(graph.path, *sizes, content=graph.content)
+    def of(cls, graph: Graph, output: int | None = None) -> TfliteModel:
+        """LiteRT on a twin's own flatbuffer: what the twin is checked against; with `output`, on the
+        graph ending at that tensor (its scores before the final activation)."""
+        from gradcam.engine.tflite_graph import with_output
+
+        tensors, end = graph.tensors, graph.output if output is None else output
+        sizes = (math.prod(tensors[graph.input].shape[1:]), math.prod(tensors[end].shape[1:]))
+        return cls(graph.path, *sizes, content=graph.content if output is None else with_output(graph, output))
 
     @property
     def kind(self) -> str:
@@ -77,10 +80,18 @@ class TfliteModel:
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """Float inputs as the Keras model takes them (batch, ...) -> dequantized outputs (batch, outputs)."""
+        return self.run(self.quantize(inputs))
+
+    def quantize(self, inputs: np.ndarray) -> np.ndarray:
+        """Float inputs (batch, ...) -> what the model's input tensor holds: its integers, or floats."""
+        return _quantize(inputs.reshape(len(inputs), *self._input["shape"][1:]), self._input)
+
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """Quantized inputs (`quantize`) -> dequantized outputs (batch, outputs)."""
         inputs = inputs.reshape(len(inputs), *self._input["shape"][1:])
         if self._batch != len(inputs) and not self._resize(len(inputs)):
-            return np.concatenate([self.predict(x[None]) for x in inputs])
-        self._interpreter.set_tensor(self._input["index"], _quantize(inputs, self._input))
+            return np.concatenate([self.run(x[None]) for x in inputs])
+        self._interpreter.set_tensor(self._input["index"], inputs)
         self._interpreter.invoke()
         return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._output).reshape(len(inputs), -1)
 

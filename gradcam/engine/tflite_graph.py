@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
@@ -82,6 +83,16 @@ class Graph:
 
     def consumers(self, tensor: int) -> list[Operator]:
         return [op for op in self.operators if tensor in op.inputs]
+
+
+def with_output(graph: Graph, tensor: int) -> bytes:
+    """The graph's flatbuffer with `tensor` as its output: the scores before a final softmax, or the raw
+    outputs before a post-processing operator, as LiteRT computes them."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(graph.content, 0))
+    model.subgraphs[0].outputs = np.array([tensor], np.int32)
+    builder = flatbuffers.Builder(len(graph.content))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _tensor(index: int, t, buffers) -> Tensor:

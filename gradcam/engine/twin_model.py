@@ -126,6 +126,8 @@ def _final(graph: Graph) -> tuple[str, int]:
 class TwinAdapter(Forward):
     """A TFLite model seen as: image batch -> (activations of the target layers, scores, outputs)."""
 
+    _scores_model = None  # LiteRT on the file, up to its scores (`run`)
+
     def __init__(self, graph: Graph, layer: str = AUTO, impulse_shape: tuple[int, int, int] | None = None):
         self.graph = graph
         self.twin = Twin(graph)
@@ -178,6 +180,23 @@ class TwinAdapter(Forward):
         )
         activations = [(run.before_activation if before else run.kept)[t] for t, before in taps]
         return Scores(activations, *self._outputs(run))
+
+    def encode(self, inputs: np.ndarray) -> np.ndarray:
+        """Model inputs as LiteRT's input tensor holds them (quantized, for an int8 model)."""
+        return self._litert().quantize(inputs)
+
+    def run(self, encoded: np.ndarray) -> np.ndarray:
+        """Encoded inputs -> the scores before the final activation, as LiteRT computes them (the
+        model's own evidence): the file run up to the final activation's input."""
+        return self._litert().run(encoded).reshape(len(encoded), *self.output_shape)
+
+    def _litert(self):
+        if self._scores_model is None:
+            from gradcam.engine.tflite import TfliteModel
+
+            end = None if self._scores == self.graph.output else self._scores
+            self._scores_model = TfliteModel.of(self.graph, end)
+        return self._scores_model
 
     def untapped(self, images: tf.Tensor) -> Scores:
         """The scores and outputs alone: int8 kernels' values without the real-valued path."""

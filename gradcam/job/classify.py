@@ -9,6 +9,7 @@ how far they agree) and its pictures.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 
 import cv2
@@ -16,12 +17,13 @@ import numpy as np
 
 from gradcam.edge.dataset import Sample
 from gradcam.engine.agreement import map_agreement
-from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.tasks import Answer
+from gradcam.engine.trust import TRUST_THRESHOLD
 from gradcam.explainer import Explainer
 from gradcam.explanation import Explanation, SampleMaps
 from gradcam.job import totals
 from gradcam.job.beside import Beside, Comparison, tflite_kind
+from gradcam.job.checks import EvidenceChecks
 from gradcam.job.inputs import FrameMap, ImageInputs, Prepared, in_original
 from gradcam.job.looks import SIDE, ClassLooks, View
 from gradcam.job.pictures import PictureOptions, caption, draw, tflite_caption
@@ -45,10 +47,13 @@ class ClassifyStages:
         target_class: str | None = None,
         threshold: float = 0.1,
         tflite: Comparison | None = None,
+        checks: EvidenceChecks | None = None,
     ):
         """target_class: the class every map explains (None: the prediction); threshold: the error up
-        to which a regression answer counts as correct; tflite: the TFLite model to run beside."""
+        to which a regression answer counts as correct; tflite: the TFLite model to run beside;
+        checks: which samples' maps are checked against the model's own evidence (None: none)."""
         self.explainer, self.inputs, self.pictures = explainer, inputs, pictures
+        self.checks = checks or EvidenceChecks("off")
         self.target = explainer.target_index(target_class)
         self.threshold = threshold
         self.tflite = tflite
@@ -63,13 +68,20 @@ class ClassifyStages:
         return self.inputs.prepare(sample)
 
     def run(self, batch: list[Prepared]) -> list[ModelOutput]:
-        """One batch through the CAM pass and, if there is one, the TFLite model."""
+        """One batch through the CAM pass and, if there is one, the TFLite model; the maps of the
+        samples the checks choose checked against the model's own evidence."""
         explainer = self.explainer
+        started = time.monotonic()
         inputs = np.stack([p.inputs for p in batch])
         truths = np.array([explainer.task.truth(p.sample.label, explainer.classes) for p in batch], np.int32)
         targets = np.full(len(batch), self.target, np.int32)
         maps = explainer.maps(inputs, targets, truths)
         beside = self.tflite.run(inputs, targets, maps) if self.tflite else [None] * len(batch)
+        checking = time.monotonic()
+        chosen = np.flatnonzero(self.checks.choose(len(batch)))
+        for i, checked in zip(chosen, explainer.check(inputs[chosen], [maps[i] for i in chosen]), strict=True):
+            maps[i] = checked
+        self.checks.spent(len(batch), len(chosen), time.monotonic() - checking, checking - started)
         return list(zip(maps, beside, strict=True))
 
     def render(self, prepared: Prepared, output: ModelOutput) -> Rendered:
@@ -130,12 +142,15 @@ class ClassifyStages:
         explanation, when drawn and not withheld)."""
         sample, answer = prepared.sample, explanation.answer
         contrast = explanation.contrast and explanation.contrast.faithfulness
+        contrast_evidence = explanation.contrast and explanation.contrast.evidence
         facts = MapFacts(
             explanation.explained,
             self._peak(explanation, prepared),
             explanation.blank,
             explanation.faithfulness,
             contrast,
+            explanation.evidence,
+            contrast_evidence,
         )
         record = SampleRecord(sample.path, sample.category, sample.label, self._judged(answer, sample.label), facts)
         if beside is None:

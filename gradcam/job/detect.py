@@ -13,8 +13,8 @@ from gradcam.edge.dataset import Sample
 from gradcam.engine import detection, fomo
 from gradcam.engine.agreement import map_agreement
 from gradcam.engine.detection import ObjectMaps
-from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.preprocess import display_image
+from gradcam.engine.trust import TRUST_THRESHOLD
 from gradcam.explainer import Explainer
 from gradcam.job import totals
 from gradcam.job.beside import Beside, Comparison, tflite_kind

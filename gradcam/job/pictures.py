@@ -10,8 +10,8 @@ import numpy as np
 
 from gradcam.choices import LAYOUTS, OVERLAYS
 from gradcam.engine.agreement import ELSEWHERE
-from gradcam.engine.faithfulness import TRUST_THRESHOLD
 from gradcam.engine.overlay import blend
+from gradcam.engine.trust import TRUST_THRESHOLD
 from gradcam.errors import GradcamError
 from gradcam.job.inputs import enlarged
 from gradcam.job.looks import ClassLook

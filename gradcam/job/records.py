@@ -5,11 +5,15 @@ CSV and JSON columns."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from gradcam.engine.fomo import Box, Counts
+from gradcam.engine.trust import trusted
 from gradcam.job.looks import Looks, View
 from gradcam.job.weights import GroupWeights, Weights
+
+if TYPE_CHECKING:
+    from gradcam.engine.calibration import Choice
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,13 @@ class MapFacts:
     blank: bool  # nothing in the image raised the explained score: the map is all zero
     faithfulness: float | None = None  # -1..1 (gradcam.engine.faithfulness); None: not measured
     contrast_faithfulness: float | None = None  # a mistake's contrast map's (of its true class)
+    evidence: float | None = None  # 0..1, agreement with the model's own evidence; None: not measured
+    contrast_evidence: float | None = None  # a mistake's contrast map's
+
+    @property
+    def trusted(self) -> bool | None:
+        """The map's one trust verdict (gradcam.engine.trust); None: neither check was made."""
+        return trusted(self.faithfulness, self.evidence)
 
 
 @dataclass(frozen=True)
@@ -193,7 +204,7 @@ class PerClass(Generic[Row]):
     classes: dict[str, Row]  # empty when the task has no classes
 
 
-Trust = PerClass[ScoreRow]  # faithfulness, per explained class
+Trust = PerClass[ScoreRow]  # a score of the maps (faithfulness, agreement with the evidence, the verdict), per class
 MapAgreement = PerClass[ScoreRow]  # the TFLite maps' agreement with the Keras maps, per explained class
 DetectionTotals = PerClass[DetectionRow]  # object detection, per object class
 
@@ -220,11 +231,13 @@ class TfliteTotals:
 class Totals:
     """What one kind of model adds to the run's totals (each None where it does not apply)."""
 
-    trust: Trust | None = None
+    trust: Trust | None = None  # faithfulness
     detection: DetectionTotals | None = None
     tflite: TfliteTotals | None = None
     looks: Looks | None = None  # where each class looks, and the shortcuts found
     weights: Weights | None = None  # what each class weighs (models explained at their input features)
+    evidence: Trust | None = None  # the maps' agreement with the model's own evidence, where measured
+    trusted: Trust | None = None  # each map's one verdict (gradcam.engine.trust): the share to trust
 
 
 @dataclass(frozen=True)
@@ -244,3 +257,4 @@ class RunInfo:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     totals: Totals = Totals()
+    choice: Choice | None = None  # what `--method auto` chose, and every candidate's agreement

@@ -18,11 +18,13 @@ from gradcam.edge.dataset import Dataset, Sample, open_dataset
 from gradcam.edge.features import FeatureSet, open_features
 from gradcam.edge.sensors import read_config
 from gradcam.engine import layers
+from gradcam.engine.calibration import Choice
 from gradcam.engine.formats import adapter_for, load_model
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job import warnings as warned
 from gradcam.job.beside import Comparison
+from gradcam.job.calibrate import calibrates, choose
 from gradcam.job.loop import StageTimes, run_batches
 from gradcam.job.pictures import class_tile
 from gradcam.job.progress import IMAGES, WINDOWS, Progress
@@ -59,9 +61,12 @@ class Summary:
 class Job:
     """An explainer and the TFLite model beside it, run on a dataset."""
 
-    def __init__(self, explainer: Explainer, settings: Settings, tflite: Comparison | None = None):
-        """settings: with their defaults (Settings.with_defaults)."""
-        self.explainer, self.settings, self.tflite = explainer, settings, tflite
+    def __init__(self, explainer: Explainer, settings: Settings, tflite: Comparison | None = None, model=None):
+        """settings: with their defaults (Settings.with_defaults); model: the loaded model (for `auto`'s
+        choice, which may build the explainer again)."""
+        self.explainer, self.settings, self.tflite, self.model = explainer, settings, tflite, model
+        self.choice: Choice | None = None  # what `auto` chose, once settled
+        self.given = settings  # the settings as given, before `auto` was settled
 
     @classmethod
     def build(cls, model, settings: Settings, classes: list[str] | None) -> Job:
@@ -74,14 +79,35 @@ class Job:
                 f"the model has no convolution layer and takes a flat vector of {explainer.spec.height} values: "
                 "it is explained over windows of DSP features (--features; Studio: a time-series impulse), not images"
             )
-        return cls(explainer, settings, open_tflite(settings, explainer))
+        return cls(explainer, settings, open_tflite(settings, explainer), model)
+
+    def settled(self, choice: Choice) -> Job:
+        """This job with `auto`'s choice: its explainer and TFLite model built again where it differs."""
+        explainer = self.explainer
+        if (choice.method, choice.chosen.layer) == (explainer.method, explainer.layer_name):
+            job = self
+        else:
+            chosen = replace(self.settings, method=choice.method, layer=choice.layer)
+            job = Job.build(self.model, chosen, explainer.classes)
+        job.choice, job.given = choice, self.given
+        return job
 
     def run(self, dataset: Dataset | FeatureSet) -> Summary:
-        """Explain every sample of the dataset and write deploy.zip (nothing is left of it on failure)."""
-        explainer, settings = self.explainer, self.settings
-        stages = stages_for(explainer, dataset, settings, self.tflite)
-        self._announce(dataset, stages)
+        """Explain every sample of the dataset and write deploy.zip (nothing is left of it on failure);
+        `auto` settled first, on a sample of them."""
+        stages = stages_for(self.explainer, dataset, self.settings, self.tflite)
         samples, skipped = _usable(dataset, stages)
+        if self.choice is None and calibrates(self.settings.method, self.explainer) and samples:
+            choice = choose(self.explainer, self.model, stages, samples)
+            job = self if choice is None else self.settled(choice)
+            if job is not self:
+                stages.close()
+                return job.run(dataset)
+        return self._run(dataset, stages, samples, skipped)
+
+    def _run(self, dataset, stages: Stages, samples: list[Sample], skipped: list[Skipped]) -> Summary:
+        settings = self.settings
+        self._announce(dataset, stages)
         output = DeployZip(settings.zip_path, stages.by_label, stages.detection, stages.windows)
         unit = WINDOWS if stages.windows else IMAGES
         progress, times, running = (
@@ -140,7 +166,7 @@ class Job:
             task=explainer.task.name,
             method=explainer.method,
             classes=explainer.classes,
-            parameters=settings.parameters(),
+            parameters=self.given.parameters(),
             layers=explainer.layers(),
             last_conv=explainer.last_conv(),
             resolution="x".join(map(str, explainer.resolution)),
@@ -148,6 +174,7 @@ class Job:
             skipped=skipped,
             warnings=warnings,
             totals=kind_totals,
+            choice=self.choice,
         )
 
 

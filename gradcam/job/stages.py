@@ -16,6 +16,7 @@ from gradcam.engine.twin_model import TwinAdapter
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job.beside import Comparison
+from gradcam.job.checks import EvidenceChecks
 from gradcam.job.classify import ClassifyStages
 from gradcam.job.detect import DetectStages
 from gradcam.job.features import FeatureStages
@@ -63,7 +64,7 @@ def stages_for(
 ) -> Stages:
     """The stages for the explainer's model on this dataset (settings: with their defaults)."""
     pictures = PictureOptions(settings.alpha, settings.layout, settings.max_overlay_size, settings.overlays)
-    judging = (settings.target_class, settings.regression_threshold, tflite)
+    judging = (settings.target_class, settings.regression_threshold, tflite, EvidenceChecks(settings.evidence))
     if isinstance(dataset, FeatureSet):
         if isinstance(explainer.task, Detection):
             raise GradcamError("an object detection model does not take windows of features")
@@ -74,6 +75,8 @@ def stages_for(
         # (motion, sensors) drawn per axis, a spectrogram's on its panels.
         flat = not any(block.shape for block in dataset.blocks)
         stages = (SensorStages if flat else FeatureStages)(explainer, dataset, pictures, *judging)
+        if flat:  # the model's own evidence hides a flat block's feature groups
+            explainer.use_groups(stages.inputs.layout.group_index)
         baseline = dataset.median(BASELINE_ROWS)
         beside = tflite and tflite.twin and tflite.twin.adapter.path  # the TFLite model's own attributions
         for each in (path, beside):

@@ -7,8 +7,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from gradcam.engine.agreement import ELSEWHERE
+from gradcam.engine.agreement import AGREES, ELSEWHERE
 from gradcam.engine.fomo import Counts
+from gradcam.engine.trust import trusted
 from gradcam.job.looks import ClassLooks, View
 from gradcam.job.records import (
     DetectionRow,
@@ -83,14 +84,17 @@ class DetectionSums:
         return DetectionTotals(self.threshold, row(total, every), classes)
 
 
-def map_scores(record: SampleRecord) -> list[tuple[str, float | None]]:
-    """A sample's map: the class it explains and its faithfulness."""
-    return [(record.map.explained, record.map.faithfulness)]
+MapScores = tuple[str, float | None, float | None]  # a map's class, faithfulness and agreement with the evidence
 
 
-def object_scores(record: SampleRecord) -> list[tuple[str, float | None]]:
+def map_scores(record: SampleRecord) -> list[MapScores]:
+    """A sample's map: the class it explains, its faithfulness and its agreement with the evidence."""
+    return [(record.map.explained, record.map.faithfulness, record.map.evidence)]
+
+
+def object_scores(record: SampleRecord) -> list[MapScores]:
     """Each object's map (FOMO): its class and its faithfulness."""
-    return [(o.label, o.faithfulness) for o in record.detection.objects] if record.detection else []
+    return [(o.label, o.faithfulness, None) for o in record.detection.objects] if record.detection else []
 
 
 def agreements(record: SampleRecord) -> list[tuple[str, float | None]]:
@@ -109,7 +113,7 @@ class RunningTotals:
 
     def __init__(
         self,
-        scores: Callable[[SampleRecord], Iterable[tuple[str, float | None]]],
+        scores: Callable[[SampleRecord], Iterable[MapScores]],
         trust: ScoreSums,
         tflite: Comparison | None = None,
         detection: DetectionSums | None = None,
@@ -121,6 +125,8 @@ class RunningTotals:
         self.scores, self.trust, self.tflite, self.detection = scores, trust, tflite, detection
         self.looks, self.weights = looks, weights
         self.agreement = ScoreSums(ELSEWHERE, per_class=trust.per_class)  # the TFLite maps' with the Keras maps
+        self.evidence = ScoreSums(AGREES, per_class=trust.per_class)  # the maps' with the model's own evidence
+        self.trusted = ScoreSums(1.0, per_class=trust.per_class)  # each map's verdict: 1 to trust, 0 not
         self.folders: Counter[str] = Counter()
         self.blank = self.compared = self.disagreements = self.withheld = 0
 
@@ -136,8 +142,11 @@ class RunningTotals:
             self.weights.add(record.map.explained, record.weights, record.true_label)
         self.folders[record.folder] += 1
         self.blank += record.map.blank
-        for name, value in self.scores(record):
-            self.trust.add(name, value)
+        for name, faithfulness, evidence in self.scores(record):
+            self.trust.add(name, faithfulness)
+            self.evidence.add(name, evidence)
+            verdict = trusted(faithfulness, evidence)
+            self.trusted.add(name, None if verdict is None else float(verdict))
         if self.detection:
             self.detection.add(record)
         if record.agrees is not None:
@@ -156,7 +165,15 @@ class RunningTotals:
         detection = self.detection and self.detection.result()
         looks = self.looks and self.looks.result()
         weights = self.weights and self.weights.result()
-        return Totals(self.trust.result(), detection, self._tflite(), looks, weights)
+        return Totals(
+            self.trust.result(),
+            detection,
+            self._tflite(),
+            looks,
+            weights,
+            evidence=self.evidence.result(),
+            trusted=self.trusted.result(),
+        )
 
     def _tflite(self) -> TfliteTotals | None:
         """The TFLite model's agreement with the Keras model over the samples it ran on, or why it

@@ -1,0 +1,137 @@
+"""`auto`'s choice, per model, against the model's own evidence: a small calibration on an evenly spread
+sample of the job's own samples, before the batch loop, whose result settles the method and layers.
+
+The candidates are the layer sets `--layer auto` knows (its fused default, the deepest of those layers
+alone, the last convolution) with Grad-CAM, HiResCAM and LayerCAM, and occlusion itself
+(gradcam.engine.occlusion). The gradient candidates come from one pass over the union of their
+layers: its activations and gradients are kept, and each candidate's map is made from them as the
+job's own pass makes it (BaseCAM.maps_of). Each candidate is scored by the share of its maps that
+agree with the reference (gradcam.engine.agreement.evidence_at_peak >= AGREES).
+
+A gradient candidate is used when its share reaches GOOD: its maps are sharper, and it costs about
+one pass where occlusion costs one per part. Otherwise the map shown is the evidence itself.
+GOOD is measured (bench/real_models.py, docs/trust.md): the default maps of the trained fixture
+family (Grad-CAM pointing at the object on 0.9-1.0 of images) agree on 0.73-0.83 of their images;
+those of real Studio-built classifiers on their own photos on 0.2-0.62.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from gradcam.choices import AUTO, METHODS, OCCLUSION
+from gradcam.engine.agreement import AGREES, evidence_at_peak
+from gradcam.engine.cam import make_cam
+from gradcam.engine.formats import adapter_for
+from gradcam.engine.layers import Layer
+from gradcam.engine.tasks import PREDICTED
+from gradcam.engine.traced import traced
+
+SAMPLE = 24  # samples the choice is made on, evenly spread over the job's
+GOOD = 0.7  # the share of a gradient candidate's maps that must agree for it to be used
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to explain the model, and the share of the sample's maps that agree with its evidence."""
+
+    method: str
+    layer: str  # the layers, deepest first, comma separated ("input" for occlusion)
+    agreement: float
+    layers: str = "the input"  # which of the layer sets: the auto layers, the deepest of them, the last conv
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} on {self.layers}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What `auto` chose, on how many samples, in how long, and how every candidate scored."""
+
+    chosen: Candidate
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    samples: int = 0
+    seconds: float = 0.0
+    silent: int = 0  # samples where hiding no part lowers the score: the evidence says nothing there
+
+    @property
+    def method(self) -> str:
+        return self.chosen.method
+
+    @property
+    def layer(self) -> str:
+        return AUTO if self.chosen.method == OCCLUSION else self.chosen.layer
+
+
+def spread(count: int, wanted: int = SAMPLE) -> list[int]:
+    """`wanted` indices evenly spread over `count` (all of them when there are fewer)."""
+    return sorted({int(i) for i in np.linspace(0, count - 1, min(wanted, count))}) if count else []
+
+
+def layer_sets(adapter) -> dict[str, list[Layer]]:
+    """The layer sets `auto` weighs, by name, each layer set deepest first: `--layer auto`'s, the
+    deepest of them alone, the last convolution; each once."""
+    found: dict[str, list[Layer]] = {}
+    named = (("the auto layers", adapter.layers), ("the deepest of them", adapter.layers[:1]))
+    for name, layers in (*named, ("the last conv", [adapter.last_conv])):
+        if layers not in found.values():
+            found[name] = layers
+    return found
+
+
+def calibrate(explainer, model, inputs: np.ndarray, methods: tuple[str, ...] | None = None) -> Choice:
+    """The best way to explain `model` on these model inputs (explainer: the job's, whose layers, task
+    and evidence are the defaults); methods: the gradient methods to weigh (None: all, and occlusion)."""
+    started = time.monotonic()
+    adapter, task = explainer.adapter, explainer.task
+    logits = adapter.logits(inputs)
+    explained = task.explained_classes(
+        task.activation(tf.constant(logits, tf.float32)).numpy(), np.full(len(inputs), PREDICTED)
+    )
+    reference = explainer.evidence.maps(inputs, list(explained), np.arange(len(inputs)), logits)
+    sets = layer_sets(adapter)
+    union = list(dict.fromkeys(layer for layers in sets.values() for layer in layers))
+    tapped = adapter_for(model, ",".join(layer.name for layer in union), explainer.impulse_shape)
+    order = [layer.path for layer in tapped.layers]
+    activations, grads = _pass(tapped)(tf.constant(inputs, tf.float32), tf.constant(explained, tf.int32))
+    candidates = []
+    for name, layers in sets.items():
+        idx = [order.index(layer.path) for layer in layers]
+        chosen = ([activations[i] for i in idx], [grads[i] for i in idx])
+        for method in methods or METHODS:
+            maps = make_cam(tapped, method).maps_of(*chosen).numpy()
+            names = ",".join(layer.name for layer in layers)
+            candidates.append(Candidate(method, names, _share(maps, reference), name))
+    best = max(candidates, key=lambda c: c.agreement)  # the first of the best: the default's order
+    silent = int(sum(not r.max() > 0 for r in reference))
+    if methods is None:
+        occlusion = Candidate(OCCLUSION, "input", _share(reference, reference))
+        candidates.append(occlusion)
+        if best.agreement < GOOD:
+            best = occlusion
+    return Choice(best, tuple(candidates), len(inputs), time.monotonic() - started, silent)
+
+
+def _share(maps: np.ndarray, reference: np.ndarray) -> float:
+    """The share of maps whose peak holds at least AGREES of their reference's largest fall."""
+    found = [evidence_at_peak(m, r) for m, r in zip(maps, reference, strict=True)]
+    return float(np.mean([a is not None and a >= AGREES for a in found]))
+
+
+def _pass(adapter):
+    """inputs, classes -> (activations, gradients of the classes' scores) of the adapter's layers."""
+    spec = [tf.TensorSpec((None, *adapter.image_shape), tf.float32), tf.TensorSpec((None,), tf.int32)]
+
+    def run(inputs, classes):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(inputs)
+            out = adapter(inputs)
+            y = adapter.task.target(out.scores, classes)
+        return out.activations, tape.gradient(y, out.activations)
+
+    return traced(run, spec)

@@ -1,0 +1,247 @@
+"""The model's own evidence: how far the explained score falls when one part of the input is hidden.
+
+Occlusion (Zeiler & Fergus 2014) on the model that runs: the Keras model, or LiteRT for a TFLite file
+(`Forward.logits`), so it needs no gradient and no twin. Each part of the input is hidden in turn,
+replaced by what faithfulness deletes with (a blurred copy of an image, a window of features'
+background, a flat vector's baseline: gradcam.engine.faithfulness), and the fall of the explained
+target's evidence (its log-odds, Task.evidence, which a confident softmax does not saturate) is
+recorded. A map cell's value is the mean fall over the parts that hide it, weighted by how much of
+it each hides. Every class's evidence comes from the same hidden copies, so a mistake's map of its
+true class costs nothing more.
+
+What a part is comes from the input's own geometry (`Parts`): an image's patches, a block of audio
+features' time x frequency cells, a flat block's feature groups. One mechanism for all of them.
+
+It is a method of its own (`--method occlusion`: the map shown is the evidence itself), and the
+reference every other map is scored against (gradcam.engine.agreement.evidence_at_peak).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from gradcam.engine import faithfulness
+from gradcam.engine.agreement import evidence_at_peak
+from gradcam.engine.cam import CamBatch
+from gradcam.engine.faithfulness import Fill
+from gradcam.engine.model import Forward
+from gradcam.engine.tasks import PREDICTED, SampleTask, Task
+
+PATCH = 1 / 6  # an image part's side, as a share of the input's side
+STRIDE = 1 / 12  # the step between image parts: each map cell is hidden by 2 x 2 of them
+COPIES = 512  # hidden copies per model call: the batch that bounds the memory held
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Parts of one model input, hidden one at a time: masks (K, H, W), 1 where part k hides the
+    input's row and column; cover (K, h, w), the share of each map cell that part k hides."""
+
+    masks: np.ndarray
+    cover: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The map's (h, w)."""
+        return self.cover.shape[1:]
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def to_maps(self, falls: np.ndarray) -> np.ndarray:
+        """Each target's falls (M, K) -> its map (M, h, w): per cell, the mean fall of the parts that
+        hide it, weighted by how much of it they hide (0 where none does)."""
+        weights = self.cover.sum(axis=0)
+        total = np.einsum("mk,khw->mhw", falls, self.cover)
+        return (total / np.where(weights > 0, weights, 1.0)).astype(np.float32)
+
+
+def _starts(size: int, part: int, count: int) -> list[int]:
+    """`count` starts of a part of `part` cells evenly spread over `size`, the last flush with the end."""
+    return sorted({round(s) for s in np.linspace(0, size - part, count)})
+
+
+def patches(height: int, width: int, side: float = PATCH, step: float = STRIDE) -> Parts:
+    """An image's parts: windows of `side` of its height and width, at `step` of them (the last flush with
+    the edge); the map's cells are the steps, 1/step a side (12 x 12 by default)."""
+    cells = round(1 / step)
+    counts = round((1 - side) / step) + 1
+    rows, columns = max(1, round(height * side)), max(1, round(width * side))
+    masks = []
+    for y in _starts(height, rows, counts):
+        for x in _starts(width, columns, counts):
+            mask = np.zeros((height, width), np.float32)
+            mask[y : y + rows, x : x + columns] = 1
+            masks.append(mask)
+    masks = np.stack(masks)
+    cover = np.stack([cv2.resize(m, (cells, cells), interpolation=cv2.INTER_AREA) for m in masks])
+    return Parts(masks, cover)
+
+
+def groups(index: np.ndarray) -> Parts:
+    """A flat vector's parts: one per group of features (index: each feature's group, -1: none), the map
+    over the features themselves (values x 1)."""
+    masks = np.stack([(index == g).astype(np.float32) for g in range(int(index.max()) + 1)])[:, :, None]
+    return Parts(masks, masks)
+
+
+def features(blocks: Sequence[tuple[int, int]], shape: tuple[int, int], kinds: Sequence[str | None]) -> Parts:
+    """Windows of DSP features' parts: in each block (frames x columns, side by side in the flat vector
+    that the model sees as `shape`), windows of PATCH of its frames at STRIDE, each across a third of
+    its columns where they are frequencies, across all of them where they are cepstra (MFCC: kind
+    `mfcc`); the map over the model's input itself."""
+    masks, offset = [], 0
+    for (frames, columns), kind in zip(blocks, kinds, strict=True):
+        side = max(1, round(frames * PATCH))
+        bands = (
+            [(0, columns)]
+            if kind == "mfcc" or columns < 3
+            else [(columns * i // 3, columns * (i + 1) // 3) for i in range(3)]
+        )
+        for start in _starts(frames, side, round((1 - PATCH) / STRIDE) + 1):
+            for low, high in bands:
+                flat = np.zeros(shape[0] * shape[1], np.float32)
+                block = flat[offset : offset + frames * columns].reshape(frames, columns)
+                block[start : start + side, low:high] = 1
+                masks.append(flat.reshape(shape))
+        offset += frames * columns
+    masks = np.stack(masks)
+    return Parts(masks, masks)
+
+
+def parts_for(
+    shape: tuple[int, int, int], windows: bool, blocks: Sequence[tuple[int, int]] | None, dsp: str | None
+) -> Parts:
+    """The parts of a model input of `shape` (height, width, channels): an image's patches; or for
+    windows of DSP features, their blocks' (blocks: each one's frames x columns, None: one block
+    whose frames are the input's rows; dsp: their types, "+" between several, where known)."""
+    height, width, _channels = shape
+    if not windows:
+        return patches(height, width)
+    blocks = blocks or [(height, width)]
+    kinds = dsp.split("+") if dsp and len(dsp.split("+")) == len(blocks) else [None] * len(blocks)
+    return features(blocks, (height, width), kinds)
+
+
+def hidden(inputs: np.ndarray, fill: np.ndarray, parts: Parts) -> np.ndarray:
+    """Every part of every input (N, H, W, C) hidden, image by image: (N * K, H, W, C)."""
+    masks = parts.masks[None, :, :, :, None] > 0
+    return np.where(masks, fill[:, None], inputs[:, None]).reshape(-1, *inputs.shape[1:])
+
+
+class Evidence:
+    """The falls of targets' evidence when each part is hidden, on the model that runs (`forward`:
+    its `encode` and `run`, gradcam.engine.model.Forward)."""
+
+    def __init__(self, forward: Forward, task: Task, parts: Parts, fill: Fill):
+        self.forward, self.task, self.parts, self.fill = forward, task, parts, fill
+
+    def scores(self, inputs: np.ndarray) -> np.ndarray:
+        """The scores before the final activation of a batch of model inputs."""
+        return self._run(self.forward.encode(inputs))
+
+    def _run(self, encoded: np.ndarray) -> np.ndarray:
+        """The scores of encoded inputs, COPIES at a time."""
+        run = self.forward.run
+        return np.concatenate([run(encoded[i : i + COPIES]) for i in range(0, max(len(encoded), 1), COPIES)])
+
+    def falls(
+        self, inputs: np.ndarray, targets: Sequence[np.ndarray], owners: np.ndarray, logits: np.ndarray
+    ) -> np.ndarray:
+        """Per target (of image owners[m], what it explains: a class index, or a FOMO object's mask),
+        the fall of its evidence when each part is hidden (M, K); logits: the unhidden inputs' scores."""
+        count, shape = len(self.parts), inputs.shape
+
+        def encode(x: np.ndarray) -> np.ndarray:  # encoded, in the model input's (N, H, W, C) shape
+            return self.forward.encode(x).reshape(shape)
+
+        encoded, filled = encode(inputs), encode(self.fill(tf.constant(inputs, tf.float32)).numpy())
+        per_call = max(1, COPIES // count)  # images whose copies go through the model together
+        falls = np.zeros((len(owners), count), np.float32)
+        for first in range(0, len(inputs), per_call):
+            last = min(first + per_call, len(inputs))
+            copies = self._run(hidden(encoded[first:last], filled[first:last], self.parts))
+            copies = copies.reshape(last - first, count, *copies.shape[1:])
+            for m in np.flatnonzero((owners >= first) & (owners < last)):
+                falls[m] = self._fall(logits[owners[m]], copies[owners[m] - first], targets[m])
+        return falls
+
+    def _fall(self, logits: np.ndarray, copies: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """One target's evidence unhidden less its evidence in each hidden copy (K,)."""
+        both = np.concatenate([logits[None], copies])
+        repeated = tf.constant(np.repeat(np.asarray(target)[None], len(both), axis=0))
+        evidence = self.task.evidence(tf.constant(both, tf.float32), repeated).numpy()
+        return evidence[0] - evidence[1:]
+
+    def maps(self, inputs: np.ndarray, targets: Sequence[np.ndarray], owners: np.ndarray, logits: np.ndarray):
+        """Each target's evidence map (M, h, w): the falls, cell by cell."""
+        return self.parts.to_maps(self.falls(inputs, targets, owners, logits))
+
+    def agreements(
+        self, inputs: np.ndarray, targets: Sequence[np.ndarray], owners: np.ndarray, cams: Sequence[np.ndarray]
+    ) -> list[float | None]:
+        """How far each map (cams[m], of input owners[m], explaining targets[m]) agrees with the
+        model's own evidence for its target: gradcam.engine.agreement.evidence_at_peak."""
+        if not len(owners):
+            return []
+        references = self.maps(inputs, targets, np.asarray(owners), self.scores(inputs))
+        return [evidence_at_peak(cam, reference) for cam, reference in zip(cams, references, strict=True)]
+
+
+class Occlusion:
+    """The method: each target's evidence map shown as its map (the falls above zero), with a mistake's
+    map of its true class and each map's faithfulness, as BaseCAM gives them (CamBatch), from forward
+    passes alone."""
+
+    def __init__(self, adapter: Forward, evidence: Evidence, faithfulness: bool = False):
+        self.adapter, self.evidence, self.faithfulness = adapter, evidence, faithfulness
+
+    def __call__(
+        self,
+        images: np.ndarray,
+        targets: np.ndarray | None = None,
+        owners: np.ndarray | None = None,
+        truths: np.ndarray | None = None,
+    ) -> CamBatch:
+        """As BaseCAM.__call__: one map per target (a class index, PREDICTED: the prediction; a FOMO
+        object's mask) of image owners[m]; truths: the true class of each target's image (-1: none)."""
+        task = self.adapter.task
+        logits = self.evidence.scores(images)
+        probabilities = task.activation(tf.constant(logits, tf.float32)).numpy()
+        owners = np.arange(len(images), dtype=np.int32) if owners is None else np.asarray(owners, np.int32)
+        targets = np.full(len(owners), PREDICTED, np.int32) if targets is None else np.asarray(targets)
+        explained, mistakes, true = targets, np.zeros(0, np.int32), np.zeros(0, np.int32)
+        if isinstance(task, SampleTask):
+            explained = task.explained_classes(probabilities[owners], targets)
+            if truths is not None:
+                mistakes = np.flatnonzero((truths >= 0) & (truths != explained)).astype(np.int32)
+                true = np.asarray(truths)[mistakes]
+        every = np.concatenate([owners, owners[mistakes]])
+        maps = np.maximum(self.evidence.maps(images, [*explained, *true], every, logits), 0)
+        maps, contrasts = maps[: len(owners)], maps[len(owners) :]
+        shown = [(owners, maps, explained), (owners[mistakes], contrasts, true)]
+        return CamBatch(
+            maps, logits[owners], probabilities[owners], contrasts, mistakes, *self._scored(images, logits, shown)
+        )
+
+    def _scored(self, images: np.ndarray, logits: np.ndarray, parts: list[tuple]) -> list[np.ndarray]:
+        """The faithfulness of each part's maps, a part being (their images, maps, explained classes),
+        on the model that runs; empty where not measured."""
+        if not self.faithfulness:
+            return [np.zeros(0, np.float32) for _ in parts]
+
+        def logits_of(x: tf.Tensor) -> tf.Tensor:
+            return tf.constant(self.evidence.scores(x.numpy()), tf.float32)
+
+        tensors = [
+            tuple(tf.constant(a) for a in (images[owners], maps, logits[owners], classes))
+            for owners, maps, classes in parts
+            if len(owners)
+        ]
+        found = iter(faithfulness.measure(logits_of, self.adapter.task, tensors, self.evidence.fill) if tensors else [])
+        return [next(found).numpy() if len(owners) else np.zeros(0, np.float32) for owners, _maps, _classes in parts]
