@@ -19,7 +19,6 @@ A FOMO model's explainer gives, per image, every detection and every missed box 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from gradcam.engine.faithfulness import scorer as faithfulness_scorer
 from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.engine.formats import adapter_for, load_model
 from gradcam.engine.maps import normalize, peak
-from gradcam.engine.objects import explain_objects
+from gradcam.engine.objects import detect, explain_objects
 from gradcam.engine.occlusion import Evidence, Occlusion, groups, parts_for
 from gradcam.engine.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
 from gradcam.engine.tasks import Answer, Detection, Task
@@ -65,16 +64,13 @@ class Explainer:
         dsp: str | None = None,
         baseline: np.ndarray | None = None,
     ):
-        """faithfulness: score every map (two more forward passes per map, gradcam.engine.faithfulness);
-        a FOMO model's every object. fill: what the score's deletions put in place of a region: blur
-        (images), background (windows of audio features: each column's median over the frames; blocks:
-        each DSP block's (frames, columns) where several lie side by side in the input). method auto:
-        as `auto_method` rules for images, or (reads_features) for windows of DSP features, whose blocks'
-        types dsp names where known (mfe, mfcc, "+" between several). A model without convolutions is
-        explained at its input features (gradcam.engine.attribution): baseline, each feature's value
-        where it carries no attribution (None: zero; the job's: the median over the windows), is also
-        what faithfulness deletes a feature to; its attributions are signed, scaled by their largest
-        magnitude (whatever the normalization), so that the order of the features is kept."""
+        """faithfulness: score every map (gradcam.engine.faithfulness). fill: what its deletions, and the
+        model's own evidence (gradcam.engine.occlusion), put in place of a region: blur (images),
+        background (audio features; blocks: each DSP block's (frames, columns) side by side in the
+        input). method auto: `auto_method`'s rule, for images or (reads_features) windows of DSP
+        features of the blocks dsp names (mfe, mfcc, "+" between several); the job settles it per model
+        (gradcam.engine.calibration). A model without convolutions is explained at its input features
+        (gradcam.engine.attribution) from `baseline` (None: zero), which faithfulness deletes to."""
         self.adapter = adapter_for(model, layer, impulse_shape)
         self.impulse_shape = impulse_shape
         height, width, channels = self.adapter.image_shape
@@ -87,9 +83,7 @@ class Explainer:
             )
         self.spec = ImageSpec(width, height, grayscale, resize_mode, input_scaling)
         self.classes = self.task.class_names(classes, self.adapter.num_outputs)
-        # FOMO explains several objects per image: the layers below the shallowest explained one run
-        # once per image, and only the rest once per object; its objects are scored apart.
-        objects = isinstance(self.task, Detection)
+        objects = isinstance(self.task, Detection)  # several per image, each scored apart
         path = self.adapter.path
         if method == AUTO:
             two_d = self.adapter.layers[0].width > 1
@@ -100,13 +94,12 @@ class Explainer:
             self.fill = path.fill
         else:
             self.fill = fill_for(fill, blocks)
-        # The model's own evidence: the reference of every map, and a method of its own. A flat vector's
-        # parts are its DSP block's feature groups, given once known (use_groups).
-        self.evidence = None
+        self.evidence = None  # the reference of every map, and a method; a flat vector's parts: use_groups
         if path is None:
             self.evidence = Evidence(
                 self.adapter, self.task, parts_for(self.adapter.image_shape, reads_features, blocks, dsp), self.fill
             )
+        # FOMO's layers below the shallowest explained one run once per image, the rest once per object.
         self._cut = self.adapter.cut() if objects and method != OCCLUSION else None
         self.forward = self._cut or self.adapter
         if method == OCCLUSION:
@@ -206,22 +199,11 @@ class Explainer:
         return out
 
     def check(self, inputs: np.ndarray, maps: list[SampleMaps]) -> list[SampleMaps]:
-        """The maps of a preprocessed batch (of `maps`), each with its agreement with the model's own
-        evidence for the class it explains, and its contrast map's (gradcam.engine.occlusion); as
-        they are for occlusion's maps, which are that evidence."""
-        if self.evidence is None or self.method == OCCLUSION or not maps:
+        """The maps of a preprocessed batch, each with its agreement with the model's own evidence and
+        its contrast map's (gradcam.engine.occlusion); as they are for occlusion's, which are that evidence."""
+        if self.evidence is None or self.method == OCCLUSION:
             return maps
-        names = self.task.score_names(self.classes)
-        pairs = [(i, m.cam, m.explained) for i, m in enumerate(maps)]
-        pairs += [(i, m.contrast, m.contrast_class) for i, m in enumerate(maps) if m.contrast is not None]
-        owners, cams, explained = zip(*pairs, strict=True)
-        targets = [names.index(name) if self.task.classifies else 0 for name in explained]
-        found = self.evidence.agreements(inputs, targets, np.array(owners, np.int32), cams)
-        contrasts = iter(found[len(maps) :])
-        return [
-            replace(m, evidence=found[i], contrast_evidence=next(contrasts) if m.contrast is not None else None)
-            for i, m in enumerate(maps)
-        ]
+        return self.evidence.check(self.task.score_names(self.classes), inputs, maps)
 
     def frame(self, image_size: tuple[int, int], geometry: Geometry, original: tuple[int, int] | None = None):
         """Where the model's output grid lies in an image of this (width, height) (FOMO)."""
@@ -250,21 +232,7 @@ class Explainer:
     ) -> list[detection.DetectionExplanation]:
         """FOMO: explain every detection in uint8 images and, where boxes are given (in the
         images' pixels), every box the model missed."""
-        if not isinstance(self.task, Detection):
-            raise GradcamError(f"detect() explains object detection (FOMO) models; this is a {self.task.name} model")
-        images = [as_rgb(image, f"image {i}") for i, image in enumerate(images)]
-        if not images:
-            return []
-        prepared = [self.prepare(image) for image in images]
-        frames = [
-            self.frame((image.shape[1], image.shape[0]), geometry)
-            for image, (_, geometry) in zip(images, prepared, strict=True)
-        ]
-        results = self.run_objects(np.stack([x for x, _ in prepared]), frames, boxes or [None] * len(images), threshold)
-        return [
-            detection.finish(display_image(image, self.spec), frame, objects)
-            for image, frame, objects in zip(images, frames, results, strict=True)
-        ]
+        return detect(self, images, boxes, threshold)
 
     def answer(self, outputs: np.ndarray) -> Answer:
         """One sample's model outputs (after the activation) -> prediction, label, confidence, scores."""

@@ -8,8 +8,9 @@ layers: its activations and gradients are kept, and each candidate's map is made
 job's own pass makes it (BaseCAM.maps_of). Each candidate is scored by the share of its maps that
 agree with the reference (gradcam.engine.agreement.evidence_at_peak >= AGREES).
 
-A gradient candidate is used when its share reaches GOOD: its maps are sharper, and it costs about
-one pass where occlusion costs one per part. Otherwise the map shown is the evidence itself.
+The default (the explainer's own method on `--layer auto`'s layers) is kept where its share reaches
+GOOD; else the best gradient candidate that does: its maps are sharper, and it costs about one pass
+where occlusion costs one per part. Otherwise the map shown is the evidence itself.
 GOOD is measured (bench/real_models.py, docs/trust.md): the default maps of the trained fixture
 family (Grad-CAM pointing at the object on 0.9-1.0 of images) agree on 0.73-0.83 of their images;
 those of real Studio-built classifiers on their own photos on 0.2-0.62.
@@ -31,7 +32,8 @@ from gradcam.engine.layers import Layer
 from gradcam.engine.tasks import PREDICTED
 from gradcam.engine.traced import traced
 
-SAMPLE = 24  # samples the choice is made on, evenly spread over the job's
+SAMPLE = 24  # samples the choice is made on at most, evenly spread over the job's
+ROUND = 8  # samples whose evidence is taken at a time, until the choice is clear
 GOOD = 0.7  # the share of a gradient candidate's maps that must agree for it to be used
 
 
@@ -84,37 +86,67 @@ def layer_sets(adapter) -> dict[str, list[Layer]]:
     return found
 
 
-def calibrate(explainer, model, inputs: np.ndarray, methods: tuple[str, ...] | None = None) -> Choice:
+def calibrate(explainer, model, inputs: np.ndarray, method: str = AUTO, layer: str = AUTO) -> Choice:
     """The best way to explain `model` on these model inputs (explainer: the job's, whose layers, task
-    and evidence are the defaults); methods: the gradient methods to weigh (None: all, and occlusion)."""
+    and evidence are the defaults). method, layer: as given; `auto` weighs every gradient method, or
+    every layer set, and occlusion where both are. The evidence is taken ROUND samples at a time, each
+    round spread over them all, until the choice is clear (see `settled`)."""
     started = time.monotonic()
     adapter, task = explainer.adapter, explainer.task
     logits = adapter.logits(inputs)
-    explained = task.explained_classes(
-        task.activation(tf.constant(logits, tf.float32)).numpy(), np.full(len(inputs), PREDICTED)
-    )
-    reference = explainer.evidence.maps(inputs, list(explained), np.arange(len(inputs)), logits)
-    sets = layer_sets(adapter)
+    probabilities = task.activation(tf.constant(logits, tf.float32)).numpy()
+    explained = task.explained_classes(probabilities, np.full(len(inputs), PREDICTED))
+    # The explainer's own method (auto's rule for the kind of model) first: the default, kept where it agrees.
+    methods = (explainer.method, *[m for m in METHODS if m != explainer.method]) if method == AUTO else (method,)
+    sets = layer_sets(explainer.adapter) if layer == AUTO else {"the given layers": explainer.adapter.layers}
+    named, maps = _candidate_maps(explainer, model, inputs, explained, methods, sets)
+    order = np.concatenate([np.arange(start, len(inputs), len(inputs) // ROUND or 1) for start in range(ROUND)])
+    order = list(dict.fromkeys(order.tolist()))  # each round spread over the sample
+    taken, reference = [], {}
+    for first in range(0, len(order), ROUND):
+        rows = order[first : first + ROUND]
+        found = explainer.evidence.maps(inputs[rows], list(explained[rows]), np.arange(len(rows)), logits[rows])
+        reference.update(zip(rows, found, strict=True))
+        taken += rows
+        scores = {key: _share(each[taken], np.stack([reference[i] for i in taken])) for key, each in maps.items()}
+        if settled(next(iter(scores.values())), max(scores.values()), len(taken)):
+            break
+    candidates = [Candidate(method, named[layers][0], scores[method, layers], layers) for method, layers in maps]
+    best = candidates[0] if candidates[0].agreement >= GOOD else max(candidates, key=lambda c: c.agreement)
+    references = np.stack([reference[i] for i in taken])
+    silent = int(sum(not r.max() > 0 for r in references))
+    if method == layer == AUTO:
+        occlusion = Candidate(OCCLUSION, "input", _share(references, references))
+        candidates.append(occlusion)
+        if best.agreement < GOOD:
+            best = occlusion
+    return Choice(best, tuple(candidates), len(taken), time.monotonic() - started, silent)
+
+
+def settled(default: float, best: float, samples: int) -> bool:
+    """Whether the choice is clear on `samples`: the default candidate's share of agreeing maps above
+    GOOD, or the best candidate's below it, by more than the share's sampling error (1.3 standard
+    errors of a share near one half): on 8 samples, a default at 0.93 or more, or a best at 0.47 or less."""
+    margin = 1.3 * 0.5 / np.sqrt(samples)
+    return default - margin >= GOOD or best + margin < GOOD
+
+
+def _candidate_maps(explainer, model, inputs, explained, methods, sets) -> tuple[dict, dict]:
+    """Every gradient candidate's maps of the inputs (each method on each layer set, sets: by name),
+    from one pass over the union of their layers: ({layer set's name: (its layers' names, its
+    layers)}, {(method, layer set's name): maps})."""
     union = list(dict.fromkeys(layer for layers in sets.values() for layer in layers))
     tapped = adapter_for(model, ",".join(layer.name for layer in union), explainer.impulse_shape)
     order = [layer.path for layer in tapped.layers]
     activations, grads = _pass(tapped)(tf.constant(inputs, tf.float32), tf.constant(explained, tf.int32))
-    candidates = []
+    named, maps = {}, {}
     for name, layers in sets.items():
         idx = [order.index(layer.path) for layer in layers]
-        chosen = ([activations[i] for i in idx], [grads[i] for i in idx])
-        for method in methods or METHODS:
-            maps = make_cam(tapped, method).maps_of(*chosen).numpy()
-            names = ",".join(layer.name for layer in layers)
-            candidates.append(Candidate(method, names, _share(maps, reference), name))
-    best = max(candidates, key=lambda c: c.agreement)  # the first of the best: the default's order
-    silent = int(sum(not r.max() > 0 for r in reference))
-    if methods is None:
-        occlusion = Candidate(OCCLUSION, "input", _share(reference, reference))
-        candidates.append(occlusion)
-        if best.agreement < GOOD:
-            best = occlusion
-    return Choice(best, tuple(candidates), len(inputs), time.monotonic() - started, silent)
+        named[name] = (",".join(layer.name for layer in layers), layers)
+        for method in methods:
+            chosen = ([activations[i] for i in idx], [grads[i] for i in idx])
+            maps[method, name] = make_cam(tapped, method).maps_of(*chosen).numpy()
+    return named, maps
 
 
 def _share(maps: np.ndarray, reference: np.ndarray) -> float:

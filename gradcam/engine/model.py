@@ -1,10 +1,8 @@
-"""The model adapter: tap a Keras model's layers to explain, expose scores before softmax.
-
-Models are loaded by gradcam.engine.formats (a TFLite model is explained through its twin,
-gradcam.engine.twin_model, behind the same `Forward` interface). The adapter never
-changes the loaded model: it runs the same layers in a different order of evaluation, taps the
-target layers' outputs on the way, and computes the last layer's scores with a linear twin of it.
-"""
+"""The model adapter: tap a Keras model's layers to explain, expose scores before softmax. Models are
+loaded by gradcam.engine.formats (a TFLite model is explained through its twin, gradcam.engine.twin_model,
+behind the same `Forward` interface). The adapter never changes the loaded model: it runs the same
+layers in another order of evaluation, taps the target layers' outputs on the way, and computes the
+last layer's scores with a linear twin of it."""
 
 from __future__ import annotations
 
@@ -191,17 +189,15 @@ class Forward:
         return self._predict(tf.constant(inputs, tf.float32)).numpy()
 
     def logits(self, inputs: np.ndarray) -> np.ndarray:
-        """The model's scores before its final activation for a batch: forward only, on the model
-        that runs (the model's own evidence, gradcam.engine.occlusion)."""
+        """The scores before the final activation, on the model that runs (its own evidence)."""
         return self.run(self.encode(inputs))
 
     def encode(self, inputs: np.ndarray) -> np.ndarray:
-        """Model inputs as `run` takes them: as they are here (a TFLite model's: quantized once, so
-        that the hidden copies of an input are made from its integers)."""
+        """Model inputs as `run` takes them (a TFLite model's quantized once, for its hidden copies)."""
         return inputs
 
     def run(self, encoded: np.ndarray) -> np.ndarray:
-        """Encoded inputs (`encode`) -> the scores before the final activation."""
+        """Encoded inputs -> the scores before the final activation."""
         if self._logits is None:
             self._logits = self._forward(lambda x: self.untapped(x).scores)
         return self._logits(tf.constant(encoded, tf.float32)).numpy()

@@ -11,6 +11,9 @@ import numpy as np
 from gradcam.engine import detection
 from gradcam.engine.faithfulness import given
 from gradcam.engine.fomo import Box
+from gradcam.engine.preprocess import as_rgb, display_image
+from gradcam.engine.tasks import Detection
+from gradcam.errors import GradcamError
 
 
 def explain_objects(
@@ -53,3 +56,24 @@ def _scores(score: Callable | None, inputs, owners, batch, masks, targets) -> li
         return [None] * len(targets)
     found = score(inputs, owners, batch.maps, batch.scores, masks)
     return [None if t.class_index < 0 else given(s) for t, s in zip(targets, found, strict=True)]
+
+
+def detect(explainer, images: Sequence[np.ndarray], boxes, threshold) -> list[detection.DetectionExplanation]:
+    """Explainer.detect: every detection in uint8 images explained and, where boxes are given (in the
+    images' pixels), every box the model missed."""
+    if not isinstance(explainer.task, Detection):
+        raise GradcamError(f"detect() explains object detection (FOMO) models; this is a {explainer.task.name} model")
+    images = [as_rgb(image, f"image {i}") for i, image in enumerate(images)]
+    if not images:
+        return []
+    prepared = [explainer.prepare(image) for image in images]
+    frames = [
+        explainer.frame((image.shape[1], image.shape[0]), geometry)
+        for image, (_, geometry) in zip(images, prepared, strict=True)
+    ]
+    inputs = np.stack([x for x, _ in prepared])
+    results = explain_objects(explainer, inputs, frames, boxes or [None] * len(images), threshold)
+    return [
+        detection.finish(display_image(image, explainer.spec), frame, objects)
+        for image, frame, objects in zip(images, frames, results, strict=True)
+    ]

@@ -29,16 +29,18 @@ class EvidenceChecks:
     @property
     def share(self) -> float:
         """The share of samples the checks can afford: all of them in `all`, none in `off`; in
-        `budget`, the rest's time per sample over a check's (all until a check has been timed)."""
+        `budget`, the rest's time per sample over a check's."""
         if self.mode != "budget":
             return float(self.mode == "all")
-        if not self.checked or self._checking <= 0:
-            return 1.0
         return min(1.0, (self._rest / self.offered) / (self._checking / self.checked))
 
     def choose(self, count: int) -> np.ndarray:
-        """Which of a batch's `count` samples to check (bool, evenly spread)."""
-        self._quota += count * self.share
+        """Which of a batch's `count` samples to check (bool, evenly spread); in `budget`, one sample of
+        the first batch, to time a check."""
+        if self.mode == "budget" and not self.checked:
+            self._quota = 1.0
+        else:
+            self._quota += count * self.share
         take = min(count, int(self._quota + 1e-9))
         self._quota -= take
         chosen = np.zeros(count, bool)

@@ -42,14 +42,25 @@ def log_summary(summary: Summary) -> None:
             counts.fn,
             *rates,
         )
+    if kind.trusted:
+        log.info("maps to trust: %d of %d", kind.trusted.total.passed, kind.trusted.total.maps)
     if kind.trust:
         total = kind.trust.total
         log.info(
-            "faithfulness: mean %.2f; %d of %d maps to trust (>= %s)",
-            total.mean,
+            "faithfulness: mean %.2f; %d of %d maps >= %s", total.mean, total.passed, total.maps, kind.trust.threshold
+        )
+    if kind.evidence:
+        total, explained = kind.evidence.total, info.tally.correct + info.tally.incorrect + info.tally.unlabeled
+        budget = "" if total.maps == explained else " (an evenly spread share, within the time budget: --evidence all)"
+        log.info(
+            "evidence: %d of %d checked maps agree with the model's own (>= %s, mean %.2f); %d of %d maps checked%s",
             total.passed,
             total.maps,
-            kind.trust.threshold,
+            kind.evidence.threshold,
+            total.mean,
+            total.maps,
+            explained,
+            budget,
         )
     tflite = kind.tflite
     if tflite and tflite.compared:

@@ -89,6 +89,7 @@ class Job:
         else:
             chosen = replace(self.settings, method=choice.method, layer=choice.layer)
             job = Job.build(self.model, chosen, explainer.classes)
+            job.explainer.evidence.memo = explainer.evidence.memo  # the sample's evidence is not taken twice
         job.choice, job.given = choice, self.given
         return job
 
@@ -97,8 +98,8 @@ class Job:
         `auto` settled first, on a sample of them."""
         stages = stages_for(self.explainer, dataset, self.settings, self.tflite)
         samples, skipped = _usable(dataset, stages)
-        if self.choice is None and calibrates(self.settings.method, self.explainer) and samples:
-            choice = choose(self.explainer, self.model, stages, samples)
+        if self.choice is None and calibrates(self.settings, self.explainer) and samples:
+            choice = choose(self.explainer, self.model, self.settings, stages, samples)
             job = self if choice is None else self.settled(choice)
             if job is not self:
                 stages.close()
@@ -158,6 +159,8 @@ class Job:
             warned.coarse_warning(explainer.resolution, explainer.layer_name),
             warned.blank_warning(tally, running.explained, settings.target_class),
             warned.trust_warning(kind_totals.trust),
+            warned.evidence_warning(kind_totals.evidence),
+            warned.silent_warning(self.choice),
             *warned.shortcut_warnings(kind_totals.looks),
         )
         return RunInfo(

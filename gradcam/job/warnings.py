@@ -5,15 +5,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gradcam.engine.layers import cells
 from gradcam.job.looks import Looks
 from gradcam.job.records import Tally, TfliteTotals, Trust
 
+if TYPE_CHECKING:
+    from gradcam.engine.calibration import Choice
+
 MIN_RESOLUTION = 6  # heatmaps coarser than this (cells on the short side) get a warning
 # A warning when the TFLite maps look elsewhere on at least this share: a well-calibrated int8 model's do on
 # 1-9% of the images of bench/agreement_threshold.py's cases, a broken one's on 63-100%.
 ELSEWHERE_SHARE = 0.2
+# No warning about the maps' agreement with the model's evidence on fewer maps checked: a share of 4 says little.
+MIN_CHECKED = 10
 
 
 def label_warning(unknown: Counter[str], classes: Sequence[str], objects: bool = False) -> str | None:
@@ -121,6 +127,29 @@ def trust_warning(totals: Trust | None) -> str | None:
         f"{total.maps - total.passed} of {total.maps} maps score a faithfulness below {totals.threshold}: "
         "deleting what they highlight changes the answer little more than deleting what they leave out, so "
         'they say little about why the model answered (the report\'s "maps not to trust")'
+    )
+
+
+def evidence_warning(totals: Trust | None) -> str | None:
+    """Most of the maps checked point where the model's own evidence is not (of MIN_CHECKED at least)."""
+    if totals is None or totals.total.share >= 0.5 or totals.total.maps < MIN_CHECKED:
+        return None
+    total = totals.total
+    return (
+        f"on {total.maps - total.passed} of {total.maps} maps checked, hiding the part of the input under the map's "
+        f"peak lowers the score by less than {totals.threshold:.0%} of what hiding another part does: those maps point "
+        'where the model does not look (the report\'s "maps not to trust"); --method occlusion shows the evidence '
+        "itself"
+    )
+
+
+def silent_warning(choice: Choice | None) -> str | None:
+    """On most of auto's sample, hiding no single part of the input lowers the score."""
+    if choice is None or choice.silent * 2 < choice.samples:
+        return None
+    return (
+        f"on {choice.silent} of {choice.samples} samples, hiding any one part of the input does not lower the model's "
+        "score: its answer rests on no single place, and a map of places says little about it"
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from gradcam.engine.fomo import Counts
 from gradcam.job.records import (
@@ -22,6 +23,9 @@ from gradcam.job.records import (
 from gradcam.report.numbers import rounded
 from gradcam.report.summaries import class_looks, class_weights
 
+if TYPE_CHECKING:
+    from gradcam.engine.calibration import Candidate, Choice
+
 RESULT_FIELDS = (
     "source",
     "category",
@@ -37,6 +41,9 @@ RESULT_FIELDS = (
     "blank",
     "faithfulness",
     "true_class_faithfulness",
+    "evidence",
+    "true_class_evidence",
+    "trusted",
     "tflite_predicted",
     "tflite_confidence",
     "tflite_error",
@@ -158,6 +165,9 @@ def result_row(
         "blank": facts.blank,
         "faithfulness": facts.faithfulness,
         "true_class_faithfulness": facts.contrast_faithfulness,
+        "evidence": rounded(facts.evidence),
+        "true_class_evidence": rounded(facts.contrast_evidence),
+        "trusted": facts.trusted,
         "tflite_predicted": tflite and tflite.predicted,
         "tflite_confidence": tflite and rounded(tflite.confidence),
         "tflite_error": tflite and rounded(tflite.error),
@@ -195,6 +205,32 @@ def object_csv_rows(row: dict) -> list[dict]:
 
 def _trust_row(row: ScoreRow) -> dict:
     return {"maps": row.maps, "trusted": row.passed, "share": rounded(row.share), "mean": rounded(row.mean)}
+
+
+def _evidence_row(row: ScoreRow) -> dict:
+    """The maps checked against the model's own evidence: how many, how many agree, and the mean."""
+    return {"maps": row.maps, "agree": row.passed, "share": rounded(row.share), "mean": rounded(row.mean)}
+
+
+def _verdict_row(row: ScoreRow) -> dict:
+    return {"maps": row.maps, "trusted": row.passed, "share": rounded(row.share)}
+
+
+def _choice(choice: Choice | None) -> dict:
+    """What `--method auto` chose, on how many samples, and every candidate's agreement."""
+    if choice is None:
+        return {}
+
+    def candidate(c: Candidate) -> dict:
+        return {"method": c.method, "layer": c.layer, "layers": c.layers, "agreement": rounded(c.agreement)}
+
+    return {
+        "chosen": candidate(choice.chosen),
+        "candidates": [candidate(c) for c in choice.candidates],
+        "samples": choice.samples,
+        "seconds": round(choice.seconds, 2),
+        "silent": choice.silent,
+    }
 
 
 def _detection_row(row: DetectionRow) -> dict:
@@ -248,6 +284,9 @@ def run_document(info: RunInfo, tiles: dict[tuple[str, str], str] | None = None)
         "tflite": _tflite(info.totals.tflite),
         "detection": _per_class(info.totals.detection, _detection_row),
         "faithfulness": _per_class(info.totals.trust, _trust_row),
+        "evidence": _per_class(info.totals.evidence, _evidence_row),
+        "trusted": _per_class(info.totals.trusted, _verdict_row),
+        "auto": _choice(info.choice),
         **({"looks": class_looks(info.totals.looks, tiles or {})} if info.totals.looks else {}),
         **({"weights": class_weights(info.totals.weights)} if info.totals.weights else {}),
     }

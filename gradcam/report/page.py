@@ -38,6 +38,8 @@ INDEX_FIELDS = (
     "error",
     "blank",
     "faithfulness",
+    "evidence",
+    "trusted",
     "tflite_predicted",
     "tflite_confidence",
     "tflite_error",
