@@ -188,8 +188,7 @@ class Forward:
             self._predict = self._forward(lambda x: self.untapped(x).probabilities)
         return self._predict(tf.constant(inputs, tf.float32)).numpy()
 
-    def logits(self, inputs: np.ndarray) -> np.ndarray:
-        """The scores before the final activation, on the model that runs (its own evidence)."""
+    def logits(self, inputs: np.ndarray) -> np.ndarray:  # scores before the final activation, on the model that runs
         return self.run(self.encode(inputs))
 
     def encode(self, inputs: np.ndarray) -> np.ndarray:
@@ -202,7 +201,7 @@ class Forward:
             self._logits = self._forward(lambda x: self.untapped(x).scores)
         return self._logits(tf.constant(encoded, tf.float32)).numpy()
 
-    def _forward(self, pass_: Callable[[tf.Tensor], tf.Tensor]) -> Callable:
+    def _forward(self, pass_: Callable[[tf.Tensor], tf.Tensor]) -> Callable:  # a forward pass, traced
         return traced(pass_, [tf.TensorSpec((None, *self.image_shape), tf.float32)])
 
 
