@@ -186,6 +186,7 @@ def test_dockerfile_runs_main_py_outside_home():
 BAD_VALUES = {
     "method": ("nope", "argument --method: invalid choice: 'nope'"),
     "faithfulness": ("maybe", "argument --faithfulness: 'maybe': expected 1 or 0 (on or off)"),
+    "evidence": ("sometimes", "argument --evidence: invalid choice: 'sometimes'"),
     "pooling-gradients": ("max", "argument --pooling-gradients: invalid choice: 'max'"),
     "heatmap-normalization": ("none", "argument --heatmap-normalization: invalid choice: 'none'"),
     "alpha": ("nan", "argument --alpha: nan is out of range: expected a number from 0 to 1"),

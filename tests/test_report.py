@@ -178,9 +178,17 @@ def test_report_of_a_real_run_with_screenshot(browser, bundled_run, tmp_path):
 def test_report_sorts_and_filters_by_faithfulness_and_shows_a_mistakes_two_maps(browser, bundled_run, tmp_path):
     page, problems = open_report(browser, bundled_run, tmp_path / "unzipped")
     document = json.loads((tmp_path / "unzipped" / "results.json").read_text())
-    results, trust = document["results"], document["run"]["faithfulness"]
-    low = [r for r in results if r["faithfulness"] < trust["threshold"]]
-    assert trust["total"]["maps"] == 120 and trust["total"]["trusted"] == 120 - len(low)
+    results, run = document["results"], document["run"]
+    trust, evidence = run["faithfulness"], run["evidence"]
+
+    def to_trust(r) -> bool:  # every check made passes: faithfulness, and agreement where checked
+        agrees = r["evidence"] is None or r["evidence"] >= evidence["threshold"]
+        return r["faithfulness"] >= trust["threshold"] and agrees
+
+    low = [r for r in results if not to_trust(r)]
+    assert all(r["trusted"] == to_trust(r) for r in results)
+    assert 0 < evidence["total"]["maps"] == sum(r["evidence"] is not None for r in results) < 120, "the budget's share"
+    assert trust["total"]["maps"] == 120 and run["trusted"]["total"]["trusted"] == 120 - len(low)
     table = page.locator("#faithfulness table tr")
     assert table.count() == 1 + 3 + 1, "a row per explained class, and all"
     assert table.last.inner_text().split("\t")[:3] == ["all", "120", str(120 - len(low))]

@@ -91,6 +91,7 @@ def test_models_without_a_shortcut_flag_nothing(name, tmp_path):
     # The sums need no pictures; the check's thresholds were measured on Grad-CAM's maps (auto may prefer
     # another method where it agrees better with the model's own evidence: HiResCAM on the centred model).
     options = {"resize_mode": "fit-short", "faithfulness": False, "overlays": "mistakes", "method": "gradcam"}
+    options["evidence"] = "off"  # nor checks against the model's own evidence
     summary = explain_dataset(model, export, tmp_path / "out", **options)
     looks = _looks(summary)
     print(name, [(c["class"], c["share"], c["stillness"], c["heat_in_boxes"], c["box_area"]) for c in looks["classes"]])

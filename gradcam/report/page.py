@@ -39,7 +39,6 @@ INDEX_FIELDS = (
     "blank",
     "faithfulness",
     "evidence",
-    "trusted",
     "tflite_predicted",
     "tflite_confidence",
     "tflite_error",
