@@ -4,7 +4,7 @@ without loading TensorFlow, and the modules that act on an option check it again
 DEFAULT_HOST = "studio.edgeimpulse.com"
 AUTO = "auto"  # the method: gradcam.engine.cam.auto_method
 METHODS = ("gradcam", "gradcam++", "hirescam", "layercam")
-INPUT_METHODS = ("integrated-gradients", "gradient-x-input")  # models explained at their input features
+INPUT_METHODS = ("integrated-gradients", "expected-gradients", "gradient-x-input")  # models explained at their input
 OCCLUSION = "occlusion"  # the model's own evidence, as a method (gradcam.engine.occlusion)
 EVIDENCE_CHECKS = ("budget", "all", "off")  # which maps are checked against that evidence (gradcam.job.checks)
 POOLINGS = ("mean", "sum_abs")

@@ -5,9 +5,8 @@ explainer = Explainer.from_file("model.h5", classes=["circle", "square", "triang
 for result in explainer.explain(images):        # uint8 arrays of any size: RGB, grayscale or RGBA
     result.label, result.confidence, result.heatmap, result.overlay
 
-Given the true labels, a mistake also gets the map of its true class; every map gets a score
-(gradcam.engine.faithfulness; faithfulness=False turns it off): how far the model's answer depends
-on what it highlights.
+Given the true labels, a mistake also gets its true class's map; every map gets its faithfulness
+(faithfulness=False turns it off), and `check` its agreement with the model's own evidence.
     for result in explainer.explain(images, labels=["circle", ...]):
         result.faithfulness, result.contrast and result.contrast.heatmap   # contrast: None if correct
 
@@ -63,14 +62,15 @@ class Explainer:
         reads_features: bool = False,
         dsp: str | None = None,
         baseline: np.ndarray | None = None,
+        references: np.ndarray | None = None,
     ):
-        """faithfulness: score every map (gradcam.engine.faithfulness). fill: what its deletions, and the
-        model's own evidence (gradcam.engine.occlusion), put in place of a region: blur (images),
-        background (audio features; blocks: each DSP block's (frames, columns) side by side in the
-        input). method auto: `auto_method`'s rule, for images or (reads_features) windows of DSP
-        features of the blocks dsp names (mfe, mfcc, "+" between several); the job settles it per model
-        (gradcam.engine.calibration). A model without convolutions is explained at its input features
-        (gradcam.engine.attribution) from `baseline` (None: zero), which faithfulness deletes to."""
+        """faithfulness: score every map (gradcam.engine.faithfulness). fill: what its deletions and the
+        model's own evidence (gradcam.engine.occlusion) put in place of a region: blur (images), background
+        (audio; blocks: each DSP block's (frames, columns) side by side). method auto: `auto_method`'s rule
+        for images or (reads_features) windows of features of the DSP blocks dsp names ("+" between
+        several); the job settles it per model (gradcam.engine.calibration). A model without convolutions
+        is explained at its input (gradcam.engine.attribution) from `references`, windows of the data
+        (None: the baseline), or from `baseline` (None: zero), which faithfulness deletes to."""
         self.adapter = adapter_for(model, layer, impulse_shape)
         self.impulse_shape = impulse_shape
         height, width, channels = self.adapter.image_shape
@@ -91,6 +91,7 @@ class Explainer:
             method = auto_method(reads_features, two_d, cepstra, inputs=path is not None)
         if path is not None:
             path.set_baseline(baseline)
+            path.set_references(path.baseline.numpy()[None] if references is None else references)
             self.fill = path.fill
         else:
             self.fill = fill_for(fill, blocks)
@@ -112,7 +113,7 @@ class Explainer:
 
     @classmethod
     def from_file(cls, path: str | Path, classes: Sequence[str] | None = None, **options) -> Explainer:
-        return cls(load_model(path), classes, **options)
+        return cls(load_model(path), classes, **options)  # the model loaded by its content
 
     @property
     def task(self) -> Task:
@@ -138,8 +139,7 @@ class Explainer:
         ]
 
     def use_groups(self, index: np.ndarray) -> None:
-        """A flat vector's feature groups (each feature's group, -1: none), its parts for the model's own
-        evidence (gradcam.engine.occlusion.groups)."""
+        """A flat vector's feature groups (each feature's, -1: none): the parts its evidence hides."""
         self.evidence = Evidence(self.adapter, self.task, groups(index), self.fill)
 
     def last_conv(self) -> dict:

@@ -4,7 +4,9 @@ convolutions (tests/fixtures/make_motion_family.py).
 Three accelerometer axes at 62.5 Hz in 2 s windows. The class is told by one axis (accY): a sine at
 the class's frequency. accX carries a sine just as strong (the "distractor" design) or twice as strong
 ("loud"), at a class's frequency drawn apart from the window's; accZ holds gravity. Every axis has
-noise.
+noise. In the "ordinal" design the class is told by the size of accY's swing instead (small, medium,
+large, at one frequency), and accX swings at a size drawn apart from the window's: the middle class's
+accY is then the median window's, which a baseline at the median erases.
 
 The features are computed as Edge Impulse's processing blocks compute them (edgeimpulse/processing-blocks
 @9b0ceb2): `raw/dsp.py` (the samples, interleaved by time, axes within a step), `flatten/dsp.py` (per
@@ -26,7 +28,8 @@ FREQUENCY = 62.5  # Hz
 STEPS = 125  # samples per axis: 2 s
 HERTZ = [2.0, 6.0, 12.0]  # per class
 AMPLITUDE = 1.5
-DESIGNS = {"distractor": 1.0, "loud": 2.0}  # accX's amplitude over accY's
+DESIGNS = {"distractor": 1.0, "loud": 2.0, "ordinal": 1.0}  # accX's amplitude over accY's
+SWINGS = [0.4, 1.0, 1.6]  # the ordinal design: accY's amplitude per class, over AMPLITUDE, at HERTZ[1]
 NOISE = 0.25
 FFT_LENGTH = 32
 SPECTRAL_OPTIONS = {"fft_length": FFT_LENGTH, "filter_type": "none", "do_log": True, "do_fft_overlap": True}
@@ -45,10 +48,12 @@ def windows(n: int, seed: int, design: str = "distractor") -> Windows:
     t = np.arange(STEPS) / FREQUENCY
     labels = np.arange(n) % len(CLASSES)
     signals = rng.normal(0, NOISE, (n, STEPS, len(AXES)))
+    ordinal = design == "ordinal"
     for i, label in enumerate(labels):
         for axis, cue, loudness in ((INFORMATIVE, label, 1.0), (0, rng.integers(len(CLASSES)), DESIGNS[design])):
-            scale = AMPLITUDE * loudness * rng.uniform(0.85, 1.15)
-            signals[i, :, axis] += scale * np.sin(2 * np.pi * HERTZ[cue] * t + rng.uniform(0, 2 * np.pi))
+            swing, hertz = (SWINGS[cue], HERTZ[1]) if ordinal else (1.0, HERTZ[cue])
+            scale = AMPLITUDE * loudness * swing * rng.uniform(0.85, 1.15)
+            signals[i, :, axis] += scale * np.sin(2 * np.pi * hertz * t + rng.uniform(0, 2 * np.pi))
     signals[:, :, 2] += 9.81
     return Windows(signals.astype(np.float32), labels)
 

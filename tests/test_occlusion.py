@@ -51,7 +51,8 @@ def test_windows_of_features_follow_each_block():
     mfcc, mfe = flat[:, :12], flat[:, 12:]
     only_mfcc = flat[mfcc.any(axis=1)]
     assert not only_mfcc[:, 12:].any(), "a part hides one block"
-    assert all(m.reshape(4, 3)[np.flatnonzero(m.reshape(4, 3).any(axis=1))].all() for m in only_mfcc[:, :12])  # whole frames
+    frames = [m.reshape(4, 3)[np.flatnonzero(m.reshape(4, 3).any(axis=1))] for m in only_mfcc[:, :12]]
+    assert all(f.all() for f in frames), "MFCC: whole frames"
     bands = {tuple(np.flatnonzero(m.reshape(6, 6).any(axis=0))) for m in mfe[mfe.any(axis=1)]}
     assert bands == {(0, 1), (2, 3), (4, 5)}
 
@@ -116,7 +117,7 @@ def family():
     model = load_model(FIXTURES / "mobilenetv2_96.h5")
     explainer = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", faithfulness=False)
     images, labels, boxes = helpers.shapes_test_set()
-    images, labels, boxes = images[::3], labels[::3], boxes[::3]
+    images, labels, boxes = images[::4], labels[::4], boxes[::4]
     x = np.stack([explainer.prepare(image)[0] for image in images])
     return model, explainer, x, np.array([SHAPE_CLASSES.index(label) for label in labels]), boxes
 
@@ -133,21 +134,23 @@ def test_trained_maps_agree_with_the_evidence_and_re_initialised_ones_at_chance(
     its own evidence on most images (measured 0.77 on the 120), a re-initialised copy's only at chance (0.05)."""
     model, explainer, x, truths, _boxes = family
     reference = explainer.evidence.maps(x, list(truths), np.arange(len(x)), explainer.adapter.logits(x))
-    trained, random = _agreement(model, x, truths, reference), _agreement(helpers.randomised(model, x), x, truths, reference)
+    trained = _agreement(model, x, truths, reference)
+    random = _agreement(helpers.randomised(model, x), x, truths, reference)
     chance = float(np.mean([(r >= AGREES * r.max()).mean() for r in reference if r.max() > 0]))
-    print(f"agreement with the trained model's evidence: trained {trained:.2f}, re-initialised {random:.2f}, chance {chance:.2f}")
+    print(f"agreement with the trained model's evidence: trained {trained:.2f}, re-initialised {random:.2f}")
+    print(f"chance (a random point): {chance:.2f}")
     assert trained >= 0.65
     assert random <= chance + 0.1
 
 
 def test_occlusion_maps_are_the_evidence_and_point_at_the_object(family):
-    model, explainer, x, truths, boxes = family
+    model, _explainer, _x, truths, _boxes = family
     images, _labels, all_boxes = helpers.shapes_test_set()
     shown = Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", method="occlusion")
-    results = shown.explain(images[::3], labels=[SHAPE_CLASSES[t] for t in truths])
+    results = shown.explain(images[::4], labels=[SHAPE_CLASSES[t] for t in truths])
     assert shown.layer_name == "input" and shown.resolution == (12, 12)
     assert all(r.cam.shape == (12, 12) and r.evidence is None for r in results)
-    pointing = np.mean([helpers.pointing(r, b) for r, b in zip(results, all_boxes[::3], strict=True)])
+    pointing = np.mean([helpers.pointing(r, b) for r, b in zip(results, all_boxes[::4], strict=True)])
     faithful = np.mean([r.faithfulness for r in results])
     print(f"occlusion: pointing {pointing:.2f}, mean faithfulness {faithful:.2f}")
     assert pointing >= 0.7 and faithful >= 0.5

@@ -29,7 +29,7 @@ from gradcam.job.records import (
     Totals,
 )
 from gradcam.report.columns import DETECTION_FIELDS, RESULT_FIELDS, csv_row, result_row, run_document
-from gradcam.report.page import TEMPLATE, INDEX_CHUNK, ROWS_CHUNK
+from gradcam.report.page import INDEX_CHUNK, ROWS_CHUNK, TEMPLATE
 from gradcam.report.writer import DeployZip
 from tests import helpers
 from tests.helpers import ROOT, open_report

@@ -106,6 +106,10 @@ class FeatureSet:
         """Each feature's median over at most `rows` evenly spread windows, all blocks side by side."""
         return np.concatenate([np.median(spread_rows(b.values, rows), axis=0) for b in self.blocks])
 
+    def spread(self, rows: int) -> np.ndarray:
+        """At most `rows` evenly spread windows, all blocks side by side (rows, values)."""
+        return np.concatenate([spread_rows(b.values, rows) for b in self.blocks], axis=1)
+
     @property
     def values(self) -> int:
         """Values per window, all blocks together."""

@@ -1,13 +1,14 @@
 """Attribution over the input features, for models without convolutions: Edge Impulse's Dense
 classifiers on motion and sensor features, whose input is a flat vector a DSP block computed.
 
-There is no map to take: the explained "layer" is the input itself, seen as `values x 1`. The
-difference of each window from a baseline, A = x - b, is what the input holds; the score's gradient
-is taken along the straight path from b to x and averaged (Integrated Gradients, Sundararajan et al.
-2017), and a feature's attribution is A times that mean gradient. The shared CAM pass (HiResCAM's
-element-wise weights, gradcam.engine.cam) then gives A * dy/dA, signed: what each feature added to
-the explained score before the softmax, or took from it. With one step on the path it is gradient x
-(input - baseline). Each sample's attributions are scaled by their largest magnitude (`scaled`).
+There is no map to take: the explained "layer" is the input itself, seen as `values x 1`. A feature's
+attribution is its difference from a starting point times the score's gradient averaged along the
+straight path from there (Integrated Gradients, Sundararajan et al. 2017); with one point on the path
+it is gradient x (input - baseline). Expected Gradients (Erion et al. 2021) averages Integrated
+Gradients over starting points drawn from the data. The shared CAM pass (gradcam.engine.cam) gets
+the attribution as the gradient of the score with respect to each feature's presence, signed: what
+each feature added to the explained score before the softmax, or took from it. Each sample's
+attributions are scaled by their largest magnitude (`scaled`).
 
 The baseline is each feature's median over the windows explained (the job's; the Python API's
 default is zero): a feature at its usual value carries no attribution, and faithfulness deletes a
@@ -25,9 +26,13 @@ import numpy as np
 import tensorflow as tf
 
 from gradcam.engine.layers import Layer, Node
+from gradcam.engine.tasks import Task
 
 INPUT = Node("input", "Input")
 STEPS = 16  # points on the path from the baseline (right Riemann sum, the last one the input itself)
+REFERENCES = 16  # windows drawn from the data, for Expected Gradients
+ALPHAS = 4  # points on the path from each of them (midpoints of four equal parts)
+AUTO_INPUT = "expected-gradients"  # what `--method auto` stands for on a model explained at its input
 
 
 def scaled(attributions: np.ndarray) -> np.ndarray:
@@ -44,14 +49,18 @@ def input_layer(values: int) -> Layer:
 
 
 class InputPath:
-    """Scores of flat feature vectors whose gradient, with respect to each vector's difference from
-    the baseline, is the mean gradient along the path from the baseline: what the CAM pass takes as
-    the activations and scores of a model explained at its input."""
+    """Scores of flat feature vectors whose gradient, with respect to each feature's presence (the
+    activations the CAM pass takes, all ones), is that feature's attribution: the differences from the
+    path's starting points times the mean gradient, along the paths, of what the task explains there
+    (Task.attributed: a class's log-odds), for one of three methods (`method`): integrated-gradients
+    (from the baseline, STEPS points), gradient-x-input (one point: the input), or expected-gradients
+    (from each of REFERENCES windows drawn from the data, ALPHAS points each: Erion et al. 2021; no single
+    baseline whose value erases a class)."""
 
-    def __init__(self, logits: Callable[[tf.Tensor], tf.Tensor], values: int, steps: int = STEPS):
-        self.logits = logits
-        self.steps = steps
+    def __init__(self, logits: Callable[[tf.Tensor], tf.Tensor], values: int, task: Task, method: str = AUTO_INPUT):
+        self.logits, self.task, self.method = logits, task, method
         self.baseline = tf.Variable(tf.zeros(values), trainable=False, name="baseline")
+        self.references = tf.Variable(tf.zeros((REFERENCES, values)), trainable=False, name="references")
 
     def set_baseline(self, baseline: np.ndarray | None) -> None:
         """Each feature's value where it carries no attribution (None: zero); the passes read it as it
@@ -59,29 +68,43 @@ class InputPath:
         if baseline is not None:
             self.baseline.assign(np.asarray(baseline, np.float32).reshape(self.baseline.shape))
 
+    def set_references(self, windows: np.ndarray) -> None:
+        """Windows drawn from the data (at least one), Expected Gradients' starting points: REFERENCES of
+        them, evenly spread, repeated where there are fewer."""
+        rows = np.linspace(0, len(windows) - 1, REFERENCES).round().astype(int)
+        self.references.assign(np.asarray(windows, np.float32).reshape(len(windows), -1)[rows])
+
     def fill(self, inputs: tf.Tensor) -> tf.Tensor:
-        """What faithfulness puts in place of a deleted feature: the baseline."""
+        """What faithfulness (and the model's own evidence) put in place of a deleted feature: the baseline."""
         return tf.broadcast_to(tf.reshape(self.baseline, (1, -1, 1, 1)), tf.shape(inputs))
 
+    def _path(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The paths' starting points (P, values) and how far along each the point lies (P,)."""
+        if self.method == "expected-gradients":
+            alphas = (tf.range(ALPHAS, dtype=tf.float32) + 0.5) / ALPHAS
+            return tf.repeat(self.references, ALPHAS, axis=0), tf.tile(alphas, [REFERENCES])
+        steps = STEPS if self.method == "integrated-gradients" else 1
+        return tf.repeat(self.baseline[None], steps, axis=0), tf.range(1, steps + 1, dtype=tf.float32) / steps
+
     def __call__(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Flat inputs (N, values) -> (their differences from the baseline as a 1-D layer's activations
-        (N, values, 1), the logits)."""
-        baseline = tf.convert_to_tensor(self.baseline)
-        steps, logits = self.steps, self.logits
+        """Flat inputs (N, values) -> (each feature's presence, ones, as a 1-D layer's activations (N,
+        values, 1); the logits, whose gradient with respect to the presence is the attribution)."""
+        starts, alphas = self._path()
+        logits, points = self.logits, tf.shape(alphas)[0]
 
         @tf.custom_gradient
-        def scores(delta: tf.Tensor):
-            def mean_gradient(upstream: tf.Tensor, variables=None):
-                alphas = tf.range(1, steps + 1, dtype=tf.float32) / steps
-                points = tf.reshape(baseline + alphas[:, None, None] * delta[None], (-1, delta.shape[-1]))
+        def scores(presence: tf.Tensor):
+            def attribution(upstream: tf.Tensor, variables=None):
+                deltas = x[None] - starts[:, None]  # (P, N, values)
+                path = tf.reshape(starts[:, None] + alphas[:, None, None] * deltas, (-1, x.shape[-1]))
                 with tf.GradientTape() as tape:
-                    tape.watch(points)
-                    path = logits(points)
-                grads = tape.gradient(path, points, output_gradients=tf.tile(upstream, [steps, 1]))
-                mean = tf.reduce_mean(tf.reshape(grads, (steps, -1, delta.shape[-1])), axis=0)
-                return mean, [None] * len(variables or [])
+                    tape.watch(path)
+                    found = self.task.attributed(logits(path), tf.tile(upstream, [points, 1]))
+                grads = tape.gradient(found, path)
+                mean = tf.reduce_mean(deltas * tf.reshape(grads, tf.shape(deltas)), axis=0)
+                return mean[:, :, None] * presence, [None] * len(variables or [])
 
-            return logits(baseline + delta), mean_gradient
+            return logits(x), attribution
 
-        activations = (x - baseline)[:, :, None]
-        return activations, scores(activations[:, :, 0])
+        presence = (x * 0 + 1)[:, :, None]  # on the tape, so that the CAM pass can ask for its gradient
+        return presence, scores(presence)

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from gradcam.choices import INPUT_METHODS, POOLINGS
 from gradcam.engine import faithfulness
-from gradcam.engine.attribution import STEPS
+from gradcam.engine.attribution import AUTO_INPUT
 from gradcam.engine.model import ModelAdapter
 from gradcam.engine.tasks import PREDICTED
 from gradcam.engine.traced import traced
@@ -242,10 +242,10 @@ class LayerCAM(BaseCAM):
 
 
 class InputAttribution(HiResCAM):
-    """Integrated Gradients, or gradient x input (one step), on a model explained at its input
-    (gradcam.engine.attribution): HiResCAM's element-wise product, of the input's difference from the
-    baseline and the gradient its adapter averages along the path, kept signed: a feature may weigh
-    against the class, and a group of features weighs what its features' attributions add up to."""
+    """Integrated or Expected Gradients, or gradient x input, on a model explained at its input
+    (gradcam.engine.attribution): HiResCAM's element-wise product of each feature's presence and the
+    attribution its adapter gives as that presence's gradient, kept signed: a feature may weigh against
+    the class, and a group of features weighs what its features' attributions add up to."""
 
     def _layer_map(self, depth: int, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
         return tf.reduce_sum(grads * activations, axis=-1)[..., None]  # (N, values, 1)
@@ -267,9 +267,9 @@ def auto_method(features: bool, two_d: bool, cepstra: bool = False, inputs: bool
     0% of peaks in the keyword's frames, HiResCAM 100%). Grad-CAM everywhere else: images; maps along
     time alone, where it has the highest faithfulness and the lowest re-initialised share on every
     member; and maps over cepstra (MFCC), whose columns are not places. inputs: a model explained at
-    its input features (no convolution): Integrated Gradients (gradcam.engine.attribution)."""
+    its input features (no convolution): Expected Gradients (gradcam.engine.attribution)."""
     if inputs:
-        return "integrated-gradients"
+        return AUTO_INPUT
     return "hirescam" if features and two_d and not cepstra else "gradcam"
 
 
@@ -290,5 +290,5 @@ def make_cam(
             f"{' or '.join(INPUT_METHODS)} (or auto)"
         )
     if adapter.path is not None:
-        adapter.path.steps = STEPS if method == "integrated-gradients" else 1
+        adapter.path.method = method
     return METHODS[method](adapter, pooling, faithfulness, fill)

@@ -174,7 +174,7 @@ class Forward:
         `values x 1`, its attribution path over `logits` (flat inputs -> scores before the activation)."""
         self.image_shape, self.flat_input = (values, 1, 1), True
         self.last_conv, self.layers = None, [input_layer(values)]
-        self.path = InputPath(logits, values)
+        self.path = InputPath(logits, values, self.task)
 
     def _attributed(self, inputs: tf.Tensor) -> Scores:
         """The pass of a model explained at its input: the inputs' differences from the baseline as the

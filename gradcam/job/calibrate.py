@@ -10,7 +10,7 @@ import numpy as np
 
 from gradcam.choices import AUTO, METHODS, OCCLUSION
 from gradcam.edge.dataset import Sample
-from gradcam.engine.calibration import Choice, calibrate, spread
+from gradcam.engine.calibration import ROUND, Choice, calibrate, spread
 from gradcam.engine.tasks import Detection
 from gradcam.explainer import Explainer
 from gradcam.job.stages import Stages
@@ -26,6 +26,12 @@ def calibrates(settings: Settings, explainer: Explainer) -> bool:
     gradient = settings.method in (AUTO, *METHODS)
     left = AUTO in (settings.method, settings.layer)
     return gradient and left and explainer.adapter.path is None and not isinstance(explainer.task, Detection)
+
+
+def enough(samples: list[Sample]) -> bool:
+    """Whether there are samples enough to choose on: ROUND at least (fewer keep auto's default: a share
+    of agreeing maps among 4 could be anything from 0.1 to 0.9)."""
+    return len(samples) >= ROUND
 
 
 def choose(explainer: Explainer, model, settings: Settings, stages: Stages, samples: list[Sample]) -> Choice | None:

@@ -24,7 +24,7 @@ from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from gradcam.job import warnings as warned
 from gradcam.job.beside import Comparison
-from gradcam.job.calibrate import calibrates, choose
+from gradcam.job.calibrate import calibrates, choose, enough
 from gradcam.job.loop import StageTimes, run_batches
 from gradcam.job.pictures import class_tile
 from gradcam.job.progress import IMAGES, WINDOWS, Progress
@@ -98,7 +98,7 @@ class Job:
         `auto` settled first, on a sample of them."""
         stages = stages_for(self.explainer, dataset, self.settings, self.tflite)
         samples, skipped = _usable(dataset, stages)
-        if self.choice is None and calibrates(self.settings, self.explainer) and samples:
+        if self.choice is None and calibrates(self.settings, self.explainer) and enough(samples):
             choice = choose(self.explainer, self.model, self.settings, stages, samples)
             job = self if choice is None else self.settled(choice)
             if job is not self:

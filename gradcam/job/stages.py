@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from gradcam.edge.dataset import Dataset, Sample
 from gradcam.edge.features import FeatureSet
+from gradcam.engine.attribution import REFERENCES
 from gradcam.engine.layers import AUTO, LAST_CONV
 from gradcam.engine.tasks import Detection
 from gradcam.engine.tflite import TfliteModel
@@ -77,13 +78,18 @@ def stages_for(
         stages = (SensorStages if flat else FeatureStages)(explainer, dataset, pictures, *judging)
         if flat:  # the model's own evidence hides a flat block's feature groups
             explainer.use_groups(stages.inputs.layout.group_index)
-        baseline = dataset.median(BASELINE_ROWS)
+        baseline, references = dataset.median(BASELINE_ROWS), dataset.spread(REFERENCES)
         beside = tflite and tflite.twin and tflite.twin.adapter.path  # the TFLite model's own attributions
         for each in (path, beside):
             if each is not None:
                 each.set_baseline(baseline)
+                each.set_references(references)
         count = min(len(dataset.blocks[0].values), BASELINE_ROWS)
-        log.info("attributions from each feature's median over %d windows", count)
+        log.info(
+            "attributions from %d windows of the data; deletions to each feature's median over %d",
+            len(references),
+            count,
+        )
         return stages
     inputs = ImageInputs(dataset, explainer, settings.max_overlay_size)
     if isinstance(explainer.task, Detection):
