@@ -305,7 +305,7 @@ def test_a_dense_model_on_audio_features_is_explained_over_them(keywords, tmp_pa
     assert main(args) == 0
     assert "warning: the axes are not known: the features are one group" in caplog.text
     rows, document, archive = _results(tmp_path / "deploy.zip")
-    assert document["run"]["method"] == "integrated-gradients" and len(rows) == 60
+    assert document["run"]["method"] == "expected-gradients" and len(rows) == 60
     assert document["run"]["weights"]["groups"] == ["features"]
     overlay = next(r["overlay"] for r in rows if r["overlay"])
     picture = cv2.imdecode(np.frombuffer(archive.read(overlay), np.uint8), cv2.IMREAD_COLOR)

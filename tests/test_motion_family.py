@@ -1,7 +1,7 @@
 """The attribution over a motion model's input features, on the fixture family (tests/fixtures/make_motion_family.py):
-two Dense architectures x two DSP blocks x two data designs. The class is told by one axis (accY), with a
-distractor axis (accX) as strong or twice as strong. Each window's attribution is grouped per axis as
-the job groups it (gradcam.job.weights)."""
+two Dense architectures x two DSP blocks x three data designs. The class is told by one axis (accY), with
+a distractor axis (accX) as strong or twice as strong, or by the size of accY's swing (ordinal). Each
+window's attribution is grouped per axis as the job groups it (gradcam.job.weights)."""
 
 import numpy as np
 import pytest
@@ -15,10 +15,6 @@ from tests.fixtures.make_motion_family import MEMBERS
 
 WINDOWS = 120
 COPIES = 4  # re-initialised copies per member
-# Measured: the informative axis holds 0.97-0.99 on six members. On the small Dense model over raw
-# samples it holds 0.78: the path integral spreads onto the distractor axis, which that model does not
-# use (setting accX to the baseline moves its log-odds by -0.03; accY, by 12.8).
-HOLDS = {"ei-default-raw-distractor": 0.7, "ei-default-raw-loud": 0.7}
 
 
 def _axis_shares(explainer: Explainer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,14 +34,19 @@ def held_out():
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
-def test_the_informative_axis_holds_the_attribution(member, held_out):
+def test_the_informative_axis_holds_every_class_s_attribution(member, held_out):
+    """Auto's Expected Gradients of each class's log-odds, from windows of the data: the informative axis
+    holds 0.96-0.99 of every class's, the ordinal design's middle class too. (Integrated Gradients from the
+    median window gave that middle class 0.00-0.42: the median is its own swing.)"""
     data, x = held_out[member.name]
-    explainer = Explainer.from_file(member.path, motion.CLASSES, baseline=np.median(x, axis=0))
+    explainer = Explainer.from_file(member.path, motion.CLASSES, baseline=np.median(x, axis=0), references=x)
+    assert explainer.method == "expected-gradients"
     shares, predicted = _axis_shares(explainer, x)
     correct = predicted == data.labels
     assert correct.mean() > 0.95
-    informative = shares[correct, motion.INFORMATIVE].mean()
-    assert informative >= HOLDS.get(member.name, 0.8), informative
+    per_class = [shares[correct & (data.labels == c), motion.INFORMATIVE].mean() for c in range(len(motion.CLASSES))]
+    print(member.name, np.round(per_class, 2))
+    assert min(per_class) >= 0.8, per_class
 
 
 @pytest.mark.parametrize("member", MEMBERS[::3], ids=lambda m: m.name)
@@ -65,6 +66,6 @@ def test_a_reinitialised_copy_is_at_chance(member, held_out):
                 for w in model.get_weights()
             ]
         )
-        shares, _ = _axis_shares(Explainer(copy, motion.CLASSES, baseline=np.median(x, axis=0)), x)
+        shares, _ = _axis_shares(Explainer(copy, motion.CLASSES, baseline=np.median(x, axis=0), references=x), x)
         informative.append(shares[:, motion.INFORMATIVE].mean())
     assert np.mean(informative) <= 0.55, informative

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from gradcam import Explainer
+from gradcam.edge.features import spread_rows
 from gradcam.cli import main
 from gradcam.job.run import explain_dataset
 from gradcam.job.sensors import BAR_PX, FOR, GAP_PX, LABEL_PX, LANE_PX, TRACE_PX
@@ -60,7 +61,7 @@ def test_every_window_is_explained_and_each_class_weighs_its_own_band(spectral_r
     zip_path, data, _, log = spectral_run
     rows, document, _ = _rows(zip_path)
     assert (
-        "attributions from each feature's median over 30 windows" in log
+        "attributions from 16 windows of the data; deletions to each feature's median over 30" in log
         and "the 63 features of spectral-analysis, by axis: accX, accY, accZ" in log
     )
     assert len(rows) == 30 and {r["correct"] for r in rows} == {"True", "False"}
@@ -68,7 +69,7 @@ def test_every_window_is_explained_and_each_class_weighs_its_own_band(spectral_r
     assert sorted(int(r["sample_id"]) - 1000 for r in wrong) == list(MISLABELLED)
     assert all(r["overlay"].startswith("incorrect/") and r["true_class_overlay"] for r in wrong)
     weights = document["run"]["weights"]
-    assert document["run"]["method"] == "integrated-gradients" and weights["note"] is None
+    assert document["run"]["method"] == "expected-gradients" and weights["note"] is None
     assert len(weights["groups"]) == 63 and weights["groups"][21] == "accY RMS"
     spacing = motion.FREQUENCY / motion.FFT_LENGTH
     for c in weights["classes"]:
@@ -84,10 +85,11 @@ def test_every_window_is_explained_and_each_class_weighs_its_own_band(spectral_r
 
 def test_the_top_feature_is_the_python_apis(spectral_run):
     """Each row's peak_feature is the feature with the most attribution as the Python API gives it, with
-    the same baseline (the median over the windows)."""
+    the same references (16 windows, evenly spread) and baseline (the median over the windows)."""
     zip_path, data, x, _ = spectral_run
     rows, _, _ = _rows(zip_path)
-    explainer = Explainer.from_file(SPECTRAL.path, motion.CLASSES, baseline=np.median(x, axis=0))
+    references = spread_rows(x, 16)
+    explainer = Explainer.from_file(SPECTRAL.path, motion.CLASSES, baseline=np.median(x, axis=0), references=references)
     maps = explainer.maps(x.reshape(30, -1, 1, 1), np.full(30, -1, np.int32))
     layout = motion.spectral(data.signals[0])[1]
     names = [f"{axis} {kind}" for axis in motion.AXES for kind in layout]
@@ -225,7 +227,7 @@ def test_a_real_motion_project_with_an_api_key(tmp_path):
         assert result.returncode == 0, result.stderr
         helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, tmp_path / "out" / "deploy.zip", False)
     rows, document, _ = _rows(tmp_path / "out" / "deploy.zip")
-    assert len(rows) == 40 and document["run"]["method"] == "integrated-gradients"
+    assert len(rows) == 40 and document["run"]["method"] == "expected-gradients"
 
 
 def test_spectral_windows_get_their_raw_signal_from_studio(tmp_path, caplog):
@@ -300,4 +302,4 @@ def test_the_int8_model_that_ships_is_explained_beside_and_alone(spectral_run, t
     assert alone.returncode == 0, alone.stderr
     assert "LiteRT (int8): agrees with the twin whose maps are shown on 30 of 30 images" in alone.stdout
     rows, document, _ = _rows(tmp_path / "alone" / "deploy.zip")
-    assert document["run"]["method"] == "integrated-gradients" and all(r["peak_feature"] for r in rows)
+    assert document["run"]["method"] == "expected-gradients" and all(r["peak_feature"] for r in rows)
