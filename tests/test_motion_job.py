@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from gradcam import Explainer
-from gradcam.edge.features import spread_rows
 from gradcam.cli import main
+from gradcam.edge.features import spread_rows
 from gradcam.job.run import explain_dataset
 from gradcam.job.sensors import BAR_PX, FOR, GAP_PX, LABEL_PX, LANE_PX, TRACE_PX
 from tests import audio, helpers, motion
