@@ -11,8 +11,13 @@ from gradcam.job.checks import EvidenceChecks
 
 def test_the_budget_times_one_check_then_affords_what_the_rest_of_the_job_takes():
     checks = EvidenceChecks("budget")
-    first = checks.choose(32)
-    assert first.sum() == 1, "one sample of the first batch, to time a check"
+    for _ in range(2):  # the first batch's times hold the tracing: one check more is timed
+        assert checks.choose(32).sum() == 1, "one sample, to time a check"
+        checks.spent(32, 1, checking=2.4, rest=3.8)  # the first batch: traced (not counted)
+    assert checks.share == pytest.approx((3.8 / 32) / 2.4)
+    checks = EvidenceChecks("budget")
+    checks.spent(32, 1, checking=5.0, rest=5.0)  # traced, not counted
+    checks.choose(32)
     checks.spent(32, 1, checking=0.4, rest=0.8)  # a check costs 0.4 s; the rest 0.025 s a sample
     assert checks.share == pytest.approx(0.025 / 0.4)
     chosen = [checks.choose(32) for _ in range(8)]
@@ -20,16 +25,18 @@ def test_the_budget_times_one_check_then_affords_what_the_rest_of_the_job_takes(
         checks.spent(32, int(picked.sum()), checking=0.4 * picked.sum(), rest=0.8)
     total = sum(int(p.sum()) for p in chosen)
     assert total == 16, "1/16 of 256 samples: the checks take as long as the rest"
-    assert checks.offered == 32 * 9 and checks.checked == 17
+    assert checks.offered == 32 * 9 and checks.checked == 17 and checks.total == 18
 
 
 def test_cheap_checks_cover_every_sample_evenly_spread():
     checks = EvidenceChecks("budget")
+    checks.spent(10, 1, checking=1.0, rest=1.0)  # the first batch
     checks.choose(10)
     checks.spent(10, 1, checking=0.01, rest=1.0)
     assert checks.share == 1.0
     assert checks.choose(10).all()
     half = EvidenceChecks("budget")
+    half.spent(8, 1, checking=1.0, rest=1.0)  # the first batch
     half.choose(8)
     half.spent(8, 1, checking=0.5, rest=2.0)  # the rest: 0.25 a sample, a check 0.5
     picked = half.choose(8)

@@ -35,6 +35,9 @@ from tests import helpers
 from tests.helpers import ROOT, open_report
 
 SHAPES_JOB = ["--model", str(ROOT / "examples/shapes/model.h5"), "--dataset", str(ROOT / "examples/shapes/export.zip")]
+# For the tests of what streams and what fails: the maps' method fixed and no checks against the evidence
+# (each costs as much again; tests/test_occlusion.py and tests/test_calibration.py test them).
+PLAIN = ["--method", "gradcam", "--evidence", "off"]
 JPEG = cv2.imencode(".jpg", np.full((30, 40, 3), 128, np.uint8))[1].tobytes()
 CLASSES = ["cat", "dog", "bird"]
 
@@ -122,14 +125,17 @@ def test_a_failure_in_a_later_batch_leaves_no_zip_and_no_stray_file(tmp_path, mo
     monkeypatch.setattr(ClassifyStages, "render", failing)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="disk on fire"):
-        main([*SHAPES_JOB, "--faithfulness", "0", "--out", str(out)])
+        main([*SHAPES_JOB, *PLAIN, "--faithfulness", "0", "--out", str(out)])
     assert calls["render"] >= 90
     assert list(out.iterdir()) == [], "no deploy.zip, no .partial, no chunk files"
     assert list(temp.iterdir()) == [], "the rows kept on disk are gone"
 
 
 def test_overlays_for_the_mistakes_only_keep_every_sample_in_the_results(browser, tmp_path):
-    assert main([*SHAPES_JOB, "--overlays", "mistakes", "--faithfulness", "0", "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main([*SHAPES_JOB, *PLAIN, "--overlays", "mistakes", "--faithfulness", "0", "--out", str(tmp_path / "out")])
+        == 0
+    )
     with zipfile.ZipFile(tmp_path / "out" / "deploy.zip") as archive:
         table = list(csv.DictReader(io.StringIO(archive.read("results.csv").decode())))
         images = set(helpers.sample_pictures(archive.namelist()))
@@ -211,7 +217,8 @@ def test_the_python_api_runs_the_whole_job_with_its_options(tmp_path):
     model, dataset = ROOT / "examples/shapes/model.h5", ROOT / "examples/shapes/export.zip"
     with pytest.raises(GradcamError, match="unknown option overlay: expected some of .*overlays"):
         explain_dataset(model, dataset, tmp_path, overlay="mistakes")
-    summary = explain_dataset(model, dataset, tmp_path, overlays="mistakes", faithfulness=False, layout="panel")
+    options = {"overlays": "mistakes", "faithfulness": False, "layout": "panel", "method": "gradcam", "evidence": "off"}
+    summary = explain_dataset(model, dataset, tmp_path, **options)
     assert summary.zip_path == tmp_path / "deploy.zip"
     with zipfile.ZipFile(summary.zip_path) as archive:
         rows = json.loads(archive.read("results.json"))["results"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from gradcam.choices import AUTO, METHODS, OCCLUSION
 from gradcam.edge.dataset import Sample
-from gradcam.engine.calibration import ROUND, Choice, calibrate, spread
+from gradcam.engine.calibration import ROUND, Choice, calibrate, layer_sets, spread
 from gradcam.engine.tasks import Detection
 from gradcam.explainer import Explainer
 from gradcam.job.stages import Stages
@@ -25,7 +25,9 @@ def calibrates(settings: Settings, explainer: Explainer) -> bool:
     keep their own default)."""
     gradient = settings.method in (AUTO, *METHODS)
     left = AUTO in (settings.method, settings.layer)
-    return gradient and left and explainer.adapter.path is None and not isinstance(explainer.task, Detection)
+    if not (gradient and left and explainer.adapter.path is None and not isinstance(explainer.task, Detection)):
+        return False
+    return settings.method == AUTO or len(layer_sets(explainer.adapter)) > 1  # else there is nothing to choose
 
 
 def enough(samples: list[Sample]) -> bool:

@@ -22,7 +22,8 @@ class EvidenceChecks:
         if mode not in EVIDENCE_CHECKS:
             raise GradcamError(f"evidence checks {mode!r}: expected one of {', '.join(EVIDENCE_CHECKS)}")
         self.mode = mode
-        self.offered = self.checked = 0
+        self.offered = self.checked = 0  # samples, and checks, after the first batch
+        self.batches = self.total = 0  # batches seen, and every check made
         self._checking = self._rest = 0.0  # seconds
         self._quota = 0.0  # samples that may be checked, carried from batch to batch
 
@@ -36,7 +37,8 @@ class EvidenceChecks:
 
     def choose(self, count: int) -> np.ndarray:
         """Which of a batch's `count` samples to check (bool, evenly spread); in `budget`, one sample of
-        the first batch, to time a check."""
+        each batch until a check has been timed after the first batch (whose times hold the passes'
+        tracing, not their cost)."""
         if self.mode == "budget" and not self.checked:
             self._quota = 1.0
         else:
@@ -50,8 +52,11 @@ class EvidenceChecks:
 
     def spent(self, count: int, checked: int, checking: float, rest: float) -> None:
         """A batch of `count` samples took `rest` seconds of model work and `checking` seconds to
-        check `checked` of them."""
-        self.offered += count
-        self.checked += checked
-        self._checking += checking
-        self._rest += rest
+        check `checked` of them (the first batch's only counted)."""
+        self.batches += 1
+        self.total += checked
+        if self.batches > 1:
+            self.offered += count
+            self.checked += checked
+            self._checking += checking
+            self._rest += rest
