@@ -101,10 +101,11 @@ def end_to_end(
     faithfulness: bool = True,
     tflite: Path | None = None,
     explain: str = "both",
+    **options,
 ):
     """The whole offline job (decode, preprocess, CAM, faithfulness if on, the TFLite model beside
-    if given, with its own maps unless explain is "keras", overlay, encode, zip, report): (images/s,
-    summary)."""
+    if given, with its own maps unless explain is "keras", overlay, encode, zip, report; options: any
+    other Settings field): (images/s, summary)."""
     settings = Settings(
         model=model_path,
         dataset=export,
@@ -114,6 +115,7 @@ def end_to_end(
         faithfulness=faithfulness,
         tflite=tflite,
         explain=explain,
+        **options,
     ).with_defaults()
     job = Job.build(load_model(model_path), settings, classes)
     for explainer in (job.explainer, job.tflite and job.tflite.twin):

@@ -78,3 +78,8 @@ def test_the_run_says_what_auto_chose(tmp_path):
     few = helpers.write_export(tmp_path / "few.zip", helpers.bundled_samples(6))
     summary = explain_dataset(ROOT / "examples/shapes/model.h5", few, tmp_path / "few", resize_mode="fit-short")
     assert summary.info.choice is None and summary.info.method == "gradcam", "under 8 samples, the default"
+    off = explain_dataset(
+        ROOT / "examples/shapes/model.h5", export, tmp_path / "off", resize_mode="fit-short", evidence="off"
+    )
+    assert off.info.choice is None and off.info.method == "gradcam", "no reference at all: the default"
+    assert off.info.totals.evidence is None

@@ -112,6 +112,7 @@ def test_int8_answers_equal_an_independent_interpreter_run(models, jobs):
         "model": "int8.tflite",
         "type": "int8",
         "compared": 120,
+        "against": "keras",
         "disagreements": disagreements,
         "agreement": round(1 - disagreements / 120, 6),
         "maps": run["tflite"]["maps"],  # the int8 model's own maps: tested below
@@ -342,11 +343,12 @@ def test_a_badly_calibrated_int8_model_is_caught_looking_elsewhere(jobs, browser
     figures.first.locator("a").click()
     maps = page.locator("#detail-maps figure")
     assert maps.count() >= 2 and "the int8 model's own map: agreement" in maps.last.inner_text()
+    page.wait_for_selector("#detail-fields dt")  # the row's fields come from its chunk
     assert "map agreement" in page.locator("#detail-fields").inner_text()
     assert problems == []
 
 
-def test_explain_keras_draws_no_tflite_maps_and_explain_tflite_explains_it_alone(models, tmp_path):
+def test_explain_keras_draws_no_tflite_maps_and_explain_tflite_explains_it_alone(models, browser, tmp_path):
     assert (
         main([*map(str, JOB), "--tflite", str(models["int8"]), "--explain", "keras", "--out", str(tmp_path / "k")]) == 0
     )
@@ -363,6 +365,21 @@ def test_explain_keras_draws_no_tflite_maps_and_explain_tflite_explains_it_alone
     withheld = [row for row in rows if row["tflite_map_withheld"]]
     assert all(row["overlay"] == "" and row["peak_x"] == "" for row in withheld), "no map that is not the device's"
     assert all(row["overlay"] for row in rows if not row["tflite_map_withheld"])
+    # Without a Keras model the comparison is the twin against LiteRT, and the report names it so.
+    assert run["tflite"]["against"] == "twin" and run["tflite"]["withheld"] == len(withheld)
+    page, problems = open_report(browser, tmp_path / "t" / "deploy.zip", tmp_path / "unzipped")
+    compared, agree = run["tflite"]["compared"], 1 - run["tflite"]["disagreements"] / run["tflite"]["compared"]
+    assert page.locator("#tflite-title").inner_text().startswith(
+        f"The int8 model's twin (its maps are shown) against the model on LiteRT: the same answer on {agree:.1%} of {compared}"
+    )
+    cards = page.locator("#cards").inner_text()
+    assert f"{agree:.1%}\ntwin against LiteRT (int8)" in cards and "twin / LiteRT (int8) disagreements" in cards
+    assert ("maps withheld (twin not LiteRT)" in cards) == bool(withheld)
+    assert page.locator("#tflite th").first.inner_text() == "twin \\ LiteRT (int8)"
+    page.select_option("#outcome", "disagree")
+    assert "twin and LiteRT (int8) disagree" in page.locator("#outcome").inner_text()
+    assert "Keras" not in page.locator("body").inner_text(), "no Keras model was run"
+    assert problems == []
 
 
 def test_a_studio_project_without_a_keras_model_gets_its_tflite_model_explained(

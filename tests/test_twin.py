@@ -22,7 +22,7 @@ from gradcam.engine.tflite import TfliteModel
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from tests import helpers
-from tests.helpers import ROOT, SHAPE_CLASSES
+from tests.helpers import ROOT, SHAPE_CLASSES, open_report
 
 FIXTURES = ROOT / "tests" / "fixtures"
 REAL = ROOT.parent / "shared" / "real"
@@ -275,7 +275,7 @@ def test_the_real_multi_dsp_audio_twin_sees_frames():
 
 
 @real
-def test_the_job_explains_a_real_int8_fomo_model_and_checks_it_on_litert(tmp_path, monkeypatch):
+def test_the_job_explains_a_real_int8_fomo_model_and_checks_it_on_litert(tmp_path, monkeypatch, browser):
     from gradcam.cli import main
 
     # The twin is LiteRT on every one of these photos (above): LiteRT is made to depart from it by
@@ -308,3 +308,10 @@ def test_the_job_explains_a_real_int8_fomo_model_and_checks_it_on_litert(tmp_pat
     )
     assert all(r["overlay"] == "" and all(o["peak_x"] is None for o in r["objects"]) for r in withheld)
     assert all(r["overlay"] for r in rows if not r["tflite_map_withheld"])
+    page, problems = open_report(browser, tmp_path / "deploy.zip", tmp_path / "unzipped")
+    title = page.locator("#tflite-title").inner_text()
+    assert title.startswith("The int8 model's twin (its maps are shown) against the model on LiteRT: the same answer")
+    assert title.endswith("; 32 maps withheld, where the twin's outputs are not LiteRT's")
+    assert "32\nint8 maps withheld (twin not LiteRT)" in page.locator("#cards").inner_text()
+    assert "Keras" not in page.locator("body").inner_text(), "no Keras model was run"
+    assert problems == []

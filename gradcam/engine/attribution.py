@@ -12,10 +12,10 @@ attributions are scaled by their largest magnitude (`scaled`).
 
 The baseline is each feature's median over the windows explained (the job's; the Python API's
 default is zero): a feature at its usual value carries no attribution, and faithfulness deletes a
-feature by setting it to the same baseline. Measured on the motion fixture family (docs/motion.md): the
-informative axis holds 0.97-0.99 of the positive attribution per axis on 6 of 8 members for both
-Integrated Gradients and gradient x input; on the small Dense model over raw samples, the first order
-is poor (0.57) and the path integral does better (0.78).
+feature by setting it to the same baseline. Measured on the motion fixture family (docs/motion.md):
+with Expected Gradients of the log-odds (auto), the informative axis holds 0.96-0.99 of every class's
+attribution on all 12 members; from the median alone, the ordinal design's middle class, whose own
+swing the median is, got 0.00-0.42.
 """
 
 from __future__ import annotations

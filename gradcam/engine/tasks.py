@@ -70,14 +70,12 @@ class Task:
         raise NotImplementedError
 
     def evidence(self, logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        """In the CAM pass: each map's evidence for its target, the score before saturation that its
-        faithfulness is read on (gradcam.engine.faithfulness)."""
+        """In the CAM pass: each map's evidence for its target, its score before saturation."""
         raise NotImplementedError
 
     def attributed(self, logits: tf.Tensor, upstream: tf.Tensor) -> tf.Tensor:
-        """What an input attribution explains at points along its path (gradcam.engine.attribution),
-        upstream being the gradient of the explained target at the input with respect to the logits:
-        the target itself, linear in the logits."""
+        """What an input attribution explains along its path (gradcam.engine.attribution), upstream
+        being the explained target's gradient with respect to the logits: the target itself."""
         return tf.reduce_sum(upstream * logits, axis=-1)
 
     def region(self, targets: tf.Tensor) -> tf.Tensor | None:
@@ -109,8 +107,7 @@ class SampleTask(Task):
         return tf.gather(logits, tf.where(targets >= 0, targets, self.predicted(logits)), batch_dims=1)
 
     def evidence(self, logits: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
-        """In the CAM pass: each sample's evidence for a class, its score before saturation: the
-        log-odds, log p / (1 - p) = z_c - logsumexp(z_j, j != c), computed from the logits."""
+        """Each sample's log-odds for a class, log p / (1 - p) = z_c - logsumexp(z_j, j != c)."""
         others = tf.where(tf.one_hot(classes, tf.shape(logits)[1]) > 0, -np.inf, logits)
         return tf.gather(logits, classes, batch_dims=1) - tf.reduce_logsumexp(others, axis=1)
 
@@ -159,10 +156,8 @@ class Classification(SampleTask):
     activation = staticmethod(tf.nn.softmax)
 
     def attributed(self, logits: tf.Tensor, upstream: tf.Tensor) -> tf.Tensor:
-        """The explained class's log-odds: its logit alone moves with every logit a softmax shifts alike,
-        and from a window of another class it can fall where the class's probability rises (measured
-        on the motion family: the informative axis's share of the middle class of an ordinal design,
-        0.04 on the logit, 0.98 on the log-odds)."""
+        """The explained class's log-odds: a logit alone can fall where the class's probability rises
+        (the motion family's ordinal middle class: its axis's share 0.04 on the logit, 0.98 here)."""
         return self.evidence(logits, tf.argmax(upstream, axis=-1, output_type=tf.int32))
 
 

@@ -34,11 +34,6 @@ class Comparison:
     twin: Explainer | None = None  # its own maps beside the Keras model's; None: not drawn
     twin_shown: bool = False  # the maps shown are its twin's (a TFLite model explained alone)
 
-    @property
-    def against(self) -> str:
-        """What its answers are compared with."""
-        return "the twin whose maps are shown" if self.twin_shown else "the Keras model"
-
     def run(self, inputs: np.ndarray, targets: np.ndarray, shown: list[SampleMaps]) -> list[Beside | None]:
         """Per sample of a batch: LiteRT's outputs, the twin's maps of the same targets, and whether
         the twin's outputs are LiteRT's. shown: the explained model's maps of the batch."""

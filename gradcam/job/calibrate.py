@@ -22,7 +22,9 @@ log = logging.getLogger("gradcam")
 def calibrates(settings: Settings, explainer: Explainer) -> bool:
     """Whether the job settles `auto` by calibration: a gradient method or the layers left to `auto`, for
     maps of a convolution's layers, one per sample (a model explained at its input, or FOMO's objects,
-    keep their own default)."""
+    keep their own default), unless the model's own evidence is off (`--evidence off`: no reference at all)."""
+    if settings.evidence == "off":
+        return False
     gradient = settings.method in (AUTO, *METHODS)
     left = AUTO in (settings.method, settings.layer)
     if not (gradient and left and explainer.adapter.path is None and not isinstance(explainer.task, Detection)):

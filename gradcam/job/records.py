@@ -218,13 +218,18 @@ class TfliteTotals:
     compared: int = 0
     disagreements: int = 0
     problem: str = ""  # why its columns are empty
-    against: str = "the Keras model"  # what its answers were compared with
+    twin_shown: bool = False  # its answers were compared with its twin's, whose maps are shown (no Keras model)
     maps: MapAgreement | None = None  # its own maps' agreement with the Keras maps; None: not drawn
     withheld: int = 0  # samples whose twin's map was withheld (its outputs are not LiteRT's)
 
     @property
     def agreement(self) -> float | None:
         return 1 - self.disagreements / self.compared if self.compared else None
+
+    @property
+    def against(self) -> str:
+        """What its answers were compared with."""
+        return "the twin whose maps are shown" if self.twin_shown else "the Keras model"
 
 
 @dataclass(frozen=True)

@@ -184,5 +184,5 @@ class RunningTotals:
         if comparison.model is None:
             return TfliteTotals(comparison.name, problem=comparison.problem)
         kind = comparison.model.kind
-        figures = (self.compared, self.disagreements, "", comparison.against, self.agreement.result(), self.withheld)
+        figures = (self.compared, self.disagreements, "", comparison.twin_shown, self.agreement.result(), self.withheld)
         return TfliteTotals(comparison.name, kind, *figures)

@@ -253,6 +253,7 @@ def _tflite(totals: TfliteTotals | None) -> dict:
         "model": totals.model,
         "type": totals.kind,
         "compared": totals.compared,
+        "against": "twin" if totals.twin_shown else "keras",
         "disagreements": totals.disagreements,
         "agreement": rounded(totals.agreement),
         "maps": _per_class(totals.maps, _agreement_row),
