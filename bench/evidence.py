@@ -16,8 +16,8 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import make_export  # noqa: E402
-from loops import as_trained, end_to_end  # noqa: E402
+from common import make_export
+from loops import as_trained, end_to_end
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "examples" / "shapes"

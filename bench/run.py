@@ -10,7 +10,8 @@ its defaults (faithfulness on, the int8 TFLite model beside) and with --faithful
 export labelled as a trained model gets it (10% wrong: each mistake's true class is explained
 too). Then the scale row (bench/scale.py) and the audio row (bench/audio.py: keyword windows as with an
 API key, against a bare load + forward loop) and the motion row (bench/motion.py: models without
-convolutions, windows per second). Prints a table, ratios first, and writes it to
+convolutions, windows per second) and the evidence rows (bench/evidence.py: the checks against the model's
+own evidence and auto's calibration, in whole jobs). Prints a table, ratios first, and writes it to
 bench/results/latest.md.
 
     .venv/bin/python bench/run.py [--n 500] [--big 5000]
@@ -36,6 +37,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 from audio import audio_lines  # noqa: E402
 from common import CLASSES, make_export, peak_rss  # noqa: E402
+from evidence import evidence_lines  # noqa: E402
 from fomo import fomo_line  # noqa: E402
 from loops import as_trained, bare_loop, decode, end_to_end, rate, stage_times  # noqa: E402
 from motion import motion_lines  # noqa: E402
@@ -152,6 +154,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, nargs="+", default=[5000, 50000], help="samples for the scale row")
     parser.add_argument("--windows", type=int, default=1000, help="keyword windows for the audio row")
     parser.add_argument("--motion-windows", type=int, default=2000, help="windows for the motion row")
+    parser.add_argument("--evidence-images", type=int, default=1000, help="images for the evidence rows")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="minimum seconds per core measurement")
     parser.add_argument("--upstream", type=int, default=10, help="images for the per-image baseline")
@@ -206,6 +209,7 @@ def main() -> None:
     scale = scale_lines(mobilenet, tmp, tuple(args.scale))
     sounds = audio_lines(args.windows, args.batch)
     motions = motion_lines(args.motion_windows, args.batch)
+    checks = evidence_lines(args.evidence_images, tmp)
 
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
@@ -249,6 +253,8 @@ def main() -> None:
         *sounds,
         "",
         *motions,
+        "",
+        *checks,
     ]
     table = "\n".join(lines)
     print(table)

@@ -37,7 +37,7 @@ def held_out():
 def test_the_informative_axis_holds_every_class_s_attribution(member, held_out):
     """Auto's Expected Gradients of each class's log-odds, from windows of the data: the informative axis
     holds 0.96-0.99 of every class's, the ordinal design's middle class too. (Integrated Gradients from the
-    median window gave that middle class 0.00-0.42: the median is its own swing.)"""
+    median window gave one class of each ordinal member 0.00-0.42: the one whose swing the median lies nearest.)"""
     data, x = held_out[member.name]
     explainer = Explainer.from_file(member.path, motion.CLASSES, baseline=np.median(x, axis=0), references=x)
     assert explainer.method == "expected-gradients"

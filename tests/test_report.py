@@ -242,10 +242,10 @@ def test_a_classification_report_offers_what_applies_and_says_what_the_untinted_
     gallery, table = page.locator("#gallery").inner_text(), page.locator("#faithfulness").inner_text()
     assert "faithfulness" in gallery and "-0.00" not in gallery
     header, *rows = [row.split("\t") for row in table.splitlines()]
-    column = dict(zip(header, zip(*rows)))
+    column = dict(zip(header, zip(*rows, strict=True), strict=True))
     means = column["mean faithfulness"]
     assert means and all(len(m.split(".")[-1]) == 2 for m in means), f"two decimals: {means}"
-    agreements = [(int(n), m) for n, m in zip(column["checked"], column["mean agreement"])]
+    agreements = [(int(n), m) for n, m in zip(column["checked"], column["mean agreement"], strict=True)]
     assert all((m == "–") == (n == 0) for n, m in agreements), f"a mean only where maps were checked: {agreements}"
     assert all(len(m.split(".")[-1]) == 2 for n, m in agreements if n), f"two decimals: {agreements}"
     assert problems == []

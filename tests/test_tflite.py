@@ -369,9 +369,9 @@ def test_explain_keras_draws_no_tflite_maps_and_explain_tflite_explains_it_alone
     assert run["tflite"]["against"] == "twin" and run["tflite"]["withheld"] == len(withheld)
     page, problems = open_report(browser, tmp_path / "t" / "deploy.zip", tmp_path / "unzipped")
     compared, agree = run["tflite"]["compared"], 1 - run["tflite"]["disagreements"] / run["tflite"]["compared"]
-    assert page.locator("#tflite-title").inner_text().startswith(
-        f"The int8 model's twin (its maps are shown) against the model on LiteRT: the same answer on {agree:.1%} of {compared}"
-    )
+    title = page.locator("#tflite-title").inner_text()
+    twin = "The int8 model's twin (its maps are shown) against the model on LiteRT"
+    assert title.startswith(f"{twin}: the same answer on {agree:.1%} of {compared}"), title
     cards = page.locator("#cards").inner_text()
     assert f"{agree:.1%}\ntwin against LiteRT (int8)" in cards and "twin / LiteRT (int8) disagreements" in cards
     assert ("maps withheld (twin not LiteRT)" in cards) == bool(withheld)

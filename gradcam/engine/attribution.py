@@ -14,8 +14,8 @@ The baseline is each feature's median over the windows explained (the job's; the
 default is zero): a feature at its usual value carries no attribution, and faithfulness deletes a
 feature by setting it to the same baseline. Measured on the motion fixture family (docs/motion.md):
 with Expected Gradients of the log-odds (auto), the informative axis holds 0.96-0.99 of every class's
-attribution on all 12 members; from the median alone, the ordinal design's middle class, whose own
-swing the median is, got 0.00-0.42.
+attribution on all 12 members; from the median alone, one class of each ordinal member (the one whose
+swing the median lies nearest) got 0.00-0.42.
 """
 
 from __future__ import annotations
