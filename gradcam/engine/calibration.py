@@ -2,7 +2,7 @@
 sample of the job's own samples, before the batch loop, whose result settles the method and layers.
 
 The candidates are the layer sets `--layer auto` knows (its fused default, the deepest of those layers
-alone, the last convolution) with Grad-CAM, HiResCAM and LayerCAM, and occlusion itself
+alone, the last convolution) with every gradient method (METHODS), and occlusion itself
 (gradcam.engine.occlusion). The gradient candidates come from one pass over the union of their
 layers: its activations and gradients are kept, and each candidate's map is made from them as the
 job's own pass makes it (BaseCAM.maps_of). Each candidate is scored by the share of its maps that
