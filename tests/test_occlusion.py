@@ -156,3 +156,13 @@ def test_occlusion_maps_are_the_evidence_and_point_at_the_object(family):
     assert pointing >= 0.7 and faithful >= 0.5
     mistakes = [r for r, t in zip(results, truths, strict=True) if r.label != SHAPE_CLASSES[t]]
     assert all(r.contrast is not None and r.contrast.cam.shape == (12, 12) for r in mistakes)
+
+
+def test_the_memo_of_hidden_scores_keeps_its_byte_limit_dropping_the_oldest():
+    memo = occlusion.Memo(limit=3 * 400)
+    for i in range(5):
+        memo.keep(bytes([i]), np.full(100, i, np.float32))  # 400 bytes each
+    assert [k[0] for k in memo.kept] == [2, 3, 4] and memo.size == 1200
+    assert bytes([1]) not in memo and memo[bytes([4])][0] == 4
+    memo.keep(b"big", np.zeros(1000, np.float32))  # larger than the limit alone: kept, the rest dropped
+    assert list(memo.kept) == [b"big"] and memo.size == 4000

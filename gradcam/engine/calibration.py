@@ -143,8 +143,8 @@ def _candidate_maps(explainer, model, inputs, explained, methods, sets) -> tuple
     for name, layers in sets.items():
         idx = [order.index(layer.path) for layer in layers]
         named[name] = (",".join(layer.name for layer in layers), layers)
+        chosen = ([activations[i] for i in idx], [grads[i] for i in idx])
         for method in methods:
-            chosen = ([activations[i] for i in idx], [grads[i] for i in idx])
             maps[method, name] = make_cam(tapped, method).maps_of(*chosen).numpy()
     return named, maps
 

@@ -132,6 +132,26 @@ def parts_for(
     return features(blocks, (height, width), kinds)
 
 
+class Memo:
+    """Hidden copies' scores by their input's digest, `limit` bytes of them at most: the oldest go first."""
+
+    def __init__(self, limit: int = MEMO):
+        self.kept: dict[bytes, np.ndarray] = {}
+        self.limit, self.size = limit, 0
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self.kept
+
+    def __getitem__(self, key: bytes) -> np.ndarray:
+        return self.kept[key]
+
+    def keep(self, key: bytes, scores: np.ndarray) -> None:
+        self.kept[key] = scores
+        self.size += scores.nbytes
+        while self.size > self.limit and len(self.kept) > 1:
+            self.size -= self.kept.pop(next(iter(self.kept))).nbytes
+
+
 def hidden(inputs: np.ndarray, fill: np.ndarray, parts: Parts) -> np.ndarray:
     """Every part of every input (N, H, W, C) hidden, image by image: (N * K, H, W, C)."""
     masks = parts.masks[None, :, :, :, None] > 0
@@ -144,7 +164,7 @@ class Evidence:
 
     def __init__(self, forward: Forward, task: Task, parts: Parts, fill: Fill):
         self.forward, self.task, self.parts, self.fill = forward, task, parts, fill
-        self.memo: dict[bytes, np.ndarray] = {}  # an encoded input's digest -> its hidden copies' scores
+        self.memo = Memo()  # an encoded input's digest -> its hidden copies' scores
 
     def scores(self, inputs: np.ndarray) -> np.ndarray:
         """The scores before the final activation of a batch of model inputs."""
@@ -182,13 +202,8 @@ class Evidence:
                 scores = self._run(hidden(encoded[chunk], filled[first : first + per_call], self.parts))
                 for i, each in zip(chunk, scores.reshape(len(chunk), len(self.parts), *scores.shape[1:]), strict=True):
                     found[keys[i]] = each
-                    self._keep(keys[i], each)
+                    self.memo.keep(keys[i], each)
         return [found[key] for key in keys]
-
-    def _keep(self, key: bytes, scores: np.ndarray) -> None:
-        self.memo[key] = scores
-        while sum(each.nbytes for each in self.memo.values()) > MEMO and len(self.memo) > 1:
-            del self.memo[next(iter(self.memo))]
 
     def _fall(self, logits: np.ndarray, copies: np.ndarray, target: np.ndarray) -> np.ndarray:
         """One target's evidence unhidden less its evidence in each hidden copy (K,)."""
