@@ -1,7 +1,8 @@
 """The checks against the model's own evidence and `auto`'s calibration, timed in whole jobs: the default
 job (`--method auto`, `--evidence budget`) against the job without either (`--method gradcam --evidence
-off`), and against the reference on every sample (`--evidence all`), on the bundled example and on the
-trained MobileNetV2 0.35 96x96 fixture; the calibration's share of a job of `images` images.
+off`), and against the reference on every sample (`--evidence all`), on the bundled example, on the
+bundled model with `images` of its kind, and on the trained MobileNetV2 0.35 96x96 fixture; the
+calibration's share of a job of `images` images.
 
     .venv/bin/python bench/evidence.py [--images 1000]
 """
@@ -14,6 +15,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from common import make_export  # noqa: E402
@@ -28,6 +32,25 @@ def bundled_classes() -> list[str]:
     with zipfile.ZipFile(BUNDLED / "export.zip") as archive:
         files = json.loads(archive.read("info.labels"))["files"]
     return sorted({f["label"]["label"] for f in files})
+
+
+def bundled_export(path: Path, n: int) -> Path:
+    """n images of the bundled example's kind: its test images under the eight flips and rotations
+    (each a shape of the same class), in turn."""
+    with zipfile.ZipFile(BUNDLED / "export.zip") as source:
+        files = [f for f in json.loads(source.read("info.labels"))["files"] if f["category"] == "testing"]
+        images = [cv2.imdecode(np.frombuffer(source.read(f["path"]), np.uint8), cv2.IMREAD_COLOR) for f in files]
+    written = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(n):
+            turn, f = divmod(i, len(files))
+            image = np.rot90(images[i % len(files)], turn % 4)
+            image = image[:, ::-1] if (turn // 4) % 2 else image
+            name = f"testing/{i:05d}.png.abcdefgh.ingestion-1.png"
+            archive.writestr(name, cv2.imencode(".png", np.ascontiguousarray(image))[1].tobytes())
+            written.append({"path": name, "category": "testing", "label": files[f]["label"]})
+        archive.writestr("info.labels", json.dumps({"version": 1, "files": written}))
+    return path
 
 
 def job_seconds(model: Path, export: Path, out: Path, classes: list[str], resize_mode: str, **options):
@@ -47,6 +70,13 @@ def evidence_lines(images: int, tmp: Path) -> list[str]:
     mobilenet = trained_mobilenet(tmp / "mobilenet.h5")
     cases = [
         ("bundled example", BUNDLED / "model.h5", BUNDLED / "export.zip", bundled_classes(), "fit-short"),
+        (
+            "bundled model, its images turned",
+            BUNDLED / "model.h5",
+            bundled_export(tmp / "turned.zip", images),
+            bundled_classes(),
+            "fit-short",
+        ),
         (
             "MobileNetV2 0.35 96x96 (trained)",
             mobilenet,

@@ -33,7 +33,8 @@ from gradcam.engine.fomo import DEFAULT_THRESHOLD, Box
 from gradcam.engine.formats import adapter_for, load_model
 from gradcam.engine.maps import normalize, peak
 from gradcam.engine.objects import detect, explain_objects
-from gradcam.engine.occlusion import Evidence, Occlusion, groups, parts_for
+from gradcam.engine.occlusion import Evidence, Occlusion
+from gradcam.engine.parts import groups, parts_for
 from gradcam.engine.preprocess import Geometry, ImageSpec, as_rgb, display_image, preprocess
 from gradcam.engine.tasks import Answer, Detection, Task
 from gradcam.errors import GradcamError
@@ -205,6 +206,11 @@ class Explainer:
             return maps
         return self.evidence.check(self.task.score_names(self.classes), inputs, maps)
 
+    def known(self, inputs: np.ndarray) -> np.ndarray:
+        """Which of a preprocessed batch's maps `check` at no cost (bool): their evidence is taken (auto's sample)."""
+        checked = self.evidence is not None and self.method != OCCLUSION
+        return self.evidence.known(inputs) if checked else np.zeros(len(inputs), bool)
+
     def frame(self, image_size: tuple[int, int], geometry: Geometry, original: tuple[int, int] | None = None):
         """Where the model's output grid lies in an image of this (width, height) (FOMO)."""
         grid = self.adapter.output_shape[:2]
@@ -263,14 +269,8 @@ class Explainer:
             fields = (answer.prediction, answer.label, answer.confidence, answer.scores, cam, heatmap(cam), shown)
             return Explanation(*fields, geometry.valid, hottest, explained, **more)
 
-        contrast = None
-        if maps.contrast is not None:
-            contrast = explanation(
-                maps.contrast,
-                maps.contrast_class,
-                faithfulness=maps.contrast_faithfulness,
-                evidence=maps.contrast_evidence,
-            )
+        checks = {"faithfulness": maps.contrast_faithfulness, "evidence": maps.contrast_evidence}
+        contrast = None if maps.contrast is None else explanation(maps.contrast, maps.contrast_class, **checks)
         return explanation(
             maps.cam, maps.explained, faithfulness=maps.faithfulness, evidence=maps.evidence, contrast=contrast
         )

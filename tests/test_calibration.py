@@ -70,9 +70,11 @@ def test_the_run_says_what_auto_chose(tmp_path):
     export = helpers.write_export(tmp_path / "export.zip", helpers.bundled_samples(12))
     summary = explain_dataset(ROOT / "examples/shapes/model.h5", export, tmp_path / "out", resize_mode="fit-short")
     with zipfile.ZipFile(summary.zip_path) as archive:
-        run = json.loads(archive.read("results.json"))["run"]
-    auto = run["auto"]
+        results = json.loads(archive.read("results.json"))
+    run, auto = results["run"], results["run"]["auto"]
     assert auto["samples"] in (8, 12) and auto["chosen"]["method"] == run["method"]
+    checked = [r for r in results["results"] if r["evidence"] is not None]
+    assert len(checked) >= auto["samples"], "the calibration's references are checks of the job, made again free"
     assert [c["method"] for c in auto["candidates"]] == ["gradcam", "gradcam++", "hirescam", "layercam", OCCLUSION]
     assert all(0 <= c["agreement"] <= 1 for c in auto["candidates"])
     few = helpers.write_export(tmp_path / "few.zip", helpers.bundled_samples(6))

@@ -43,6 +43,22 @@ def test_cheap_checks_cover_every_sample_evenly_spread():
     assert np.flatnonzero(picked).tolist() == [0, 2, 5, 7], "4 of 8, spread over the batch"
 
 
+def test_the_calibrations_references_are_checked_free_and_paid_from_the_budget():
+    checks = EvidenceChecks("budget", prepaid=6)
+    checks.spent(8, 1, checking=1.0, rest=1.0)  # the first batch
+    checks.choose(8)
+    checks.spent(8, 1, checking=0.5, rest=2.0)  # 4 checks a batch are affordable
+    free = np.zeros(8, bool)
+    free[[1, 6]] = True
+    picked = checks.choose(8, free)
+    assert picked[[1, 6]].all() and picked.sum() == 2, "the two taken are checked; 6 owed, 4 repaid"
+    picked = checks.choose(8, free)
+    assert picked[[1, 6]].all() and picked.sum() == 4, "2 more owed: 2 others are checked, spread"
+    checks.spent(8, 2, checking=1.0, rest=2.0, free=2)
+    assert checks.total == 2 + 4 and checks.checked == 3, "free checks count as made, not as timed"
+    assert not EvidenceChecks("off").choose(4, np.ones(4, bool)).any(), "off checks nothing, free or not"
+
+
 def test_all_and_off_do_what_they_say():
     every, none = EvidenceChecks("all"), EvidenceChecks("off")
     for _ in range(3):

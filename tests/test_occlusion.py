@@ -9,6 +9,7 @@ import tensorflow as tf
 import tf_keras
 
 from gradcam.engine import occlusion
+from gradcam.engine import parts as split
 from gradcam.engine.agreement import AGREES, evidence_at_peak
 from gradcam.engine.faithfulness import blurred
 from gradcam.engine.formats import adapter_for, load_model
@@ -21,7 +22,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def test_an_image_s_parts_are_windows_of_a_sixth_at_a_twelfth_flush_with_the_edges():
-    parts = occlusion.patches(96, 96)
+    parts = split.patches(96, 96)
     assert len(parts) == 11 * 11 and parts.shape == (12, 12)
     sizes = parts.masks.reshape(len(parts), -1).sum(axis=1)
     assert (sizes == 16 * 16).all()
@@ -30,14 +31,14 @@ def test_an_image_s_parts_are_windows_of_a_sixth_at_a_twelfth_flush_with_the_edg
     # Each cell (8 x 8 pixels) is hidden whole by the windows over it: 2 per axis, 1 at the edges.
     per_axis = np.array([1] + [2] * 10 + [1])
     assert np.allclose(parts.cover.sum(axis=0), np.outer(per_axis, per_axis))
-    odd = occlusion.patches(160, 120)
+    odd = split.patches(160, 120)
     assert len(odd) == 121 and odd.shape == (12, 12)
     assert odd.masks[-1][-1, -1] == 1 and odd.masks[0][0, 0] == 1
 
 
 def test_a_flat_vector_s_parts_are_its_feature_groups():
     index = np.array([0, 0, 1, 1, 1, -1, 2])
-    parts = occlusion.groups(index)
+    parts = split.groups(index)
     assert parts.masks.shape == (3, 7, 1) and parts.shape == (7, 1)
     assert parts.masks[:, :, 0].tolist() == [[1, 1, 0, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0, 1]]
     maps = parts.to_maps(np.array([[2.0, -1.0, 5.0]]))
@@ -46,7 +47,7 @@ def test_a_flat_vector_s_parts_are_its_feature_groups():
 
 def test_windows_of_features_follow_each_block():
     # MFCC 4 frames x 3 cepstra (time only), then MFE 6 frames x 6 filters (time x thirds), seen as (8, 6).
-    parts = occlusion.features([(4, 3), (6, 6)], (8, 6), ["mfcc", "mfe"])
+    parts = split.features([(4, 3), (6, 6)], (8, 6), ["mfcc", "mfe"])
     flat = parts.masks.reshape(len(parts), -1)
     mfcc, mfe = flat[:, :12], flat[:, 12:]
     only_mfcc = flat[mfcc.any(axis=1)]
@@ -69,7 +70,7 @@ def test_the_falls_are_a_linear_model_s_exact_ones():
     part k takes (w_c - w_other) . ((x - fill) * mask_k) away, w the model's weights composed in NumPy."""
     model = _linear()
     adapter = adapter_for(model, "auto", (12, 12, 3))
-    parts = occlusion.patches(12, 12)
+    parts = split.patches(12, 12)
     x = np.random.default_rng(1).random((3, 12, 12, 3)).astype(np.float32)
     fill = blurred(tf.constant(x)).numpy()
     evidence = occlusion.Evidence(adapter, Classification(), parts, blurred)

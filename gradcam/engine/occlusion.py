@@ -9,8 +9,8 @@ recorded. A map cell's value is the mean fall over the parts that hide it, weigh
 it each hides. Every class's evidence comes from the same hidden copies, so a mistake's map of its
 true class costs nothing more.
 
-What a part is comes from the input's own geometry (`Parts`): an image's patches, a block of audio
-features' time x frequency cells, a flat block's feature groups. One mechanism for all of them.
+What a part is comes from the input's own geometry (gradcam.engine.parts): an image's patches, a
+block of audio features' time x frequency cells, a flat block's feature groups. One mechanism for all.
 
 It is a method of its own (`--method occlusion`: the map shown is the evidence itself), and the
 reference every other map is scored against (gradcam.engine.agreement.evidence_at_peak).
@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
@@ -31,105 +30,13 @@ from gradcam.engine.agreement import evidence_at_peak
 from gradcam.engine.cam import CamBatch
 from gradcam.engine.faithfulness import Fill
 from gradcam.engine.model import Forward
+from gradcam.engine.parts import Parts
 from gradcam.engine.tasks import PREDICTED, SampleTask, Task
 from gradcam.explanation import SampleMaps
 
-PATCH = 1 / 6  # an image part's side, as a share of the input's side
-STRIDE = 1 / 12  # the step between image parts: each map cell is hidden by 2 x 2 of them
 # Hidden copies per model call: larger batches ran slower on 2 cores (MobileNetV2 96: 600/s at 64, 360 at 512).
 COPIES = 128
 MEMO = 64 * 2**20  # bytes of hidden copies' scores kept (Evidence.hidden_scores)
-
-
-@dataclass(frozen=True)
-class Parts:
-    """Parts of one model input, hidden one at a time: masks (K, H, W), 1 where part k hides the
-    input's row and column; cover (K, h, w), the share of each map cell that part k hides."""
-
-    masks: np.ndarray
-    cover: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """The map's (h, w)."""
-        return self.cover.shape[1:]
-
-    def __len__(self) -> int:
-        return len(self.masks)
-
-    def to_maps(self, falls: np.ndarray) -> np.ndarray:
-        """Each target's falls (M, K) -> its map (M, h, w): per cell, the mean fall of the parts that
-        hide it, weighted by how much of it they hide (0 where none does)."""
-        weights = self.cover.sum(axis=0)
-        total = np.einsum("mk,khw->mhw", falls, self.cover)
-        return (total / np.where(weights > 0, weights, 1.0)).astype(np.float32)
-
-
-def _starts(size: int, part: int, count: int) -> list[int]:
-    """`count` starts of a part of `part` cells evenly spread over `size`, the last flush with the end."""
-    return sorted({round(s) for s in np.linspace(0, size - part, count)})
-
-
-def patches(height: int, width: int, side: float = PATCH, step: float = STRIDE) -> Parts:
-    """An image's parts: windows of `side` of its height and width, at `step` of them (the last flush with
-    the edge); the map's cells are the steps, 1/step a side (12 x 12 by default)."""
-    cells = round(1 / step)
-    counts = round((1 - side) / step) + 1
-    rows, columns = max(1, round(height * side)), max(1, round(width * side))
-    masks = []
-    for y in _starts(height, rows, counts):
-        for x in _starts(width, columns, counts):
-            mask = np.zeros((height, width), np.float32)
-            mask[y : y + rows, x : x + columns] = 1
-            masks.append(mask)
-    masks = np.stack(masks)
-    cover = np.stack([cv2.resize(m, (cells, cells), interpolation=cv2.INTER_AREA) for m in masks])
-    return Parts(masks, cover)
-
-
-def groups(index: np.ndarray) -> Parts:
-    """A flat vector's parts: one per group of features (index: each feature's group, -1: none), the map
-    over the features themselves (values x 1)."""
-    masks = np.stack([(index == g).astype(np.float32) for g in range(int(index.max()) + 1)])[:, :, None]
-    return Parts(masks, masks)
-
-
-def features(blocks: Sequence[tuple[int, int]], shape: tuple[int, int], kinds: Sequence[str | None]) -> Parts:
-    """Windows of DSP features' parts: in each block (frames x columns, side by side in the flat vector
-    that the model sees as `shape`), windows of PATCH of its frames at STRIDE, each across a third of
-    its columns where they are frequencies, across all of them where they are cepstra (MFCC: kind
-    `mfcc`); the map over the model's input itself."""
-    masks, offset = [], 0
-    for (frames, columns), kind in zip(blocks, kinds, strict=True):
-        side = max(1, round(frames * PATCH))
-        bands = (
-            [(0, columns)]
-            if kind == "mfcc" or columns < 3
-            else [(columns * i // 3, columns * (i + 1) // 3) for i in range(3)]
-        )
-        for start in _starts(frames, side, round((1 - PATCH) / STRIDE) + 1):
-            for low, high in bands:
-                flat = np.zeros(shape[0] * shape[1], np.float32)
-                block = flat[offset : offset + frames * columns].reshape(frames, columns)
-                block[start : start + side, low:high] = 1
-                masks.append(flat.reshape(shape))
-        offset += frames * columns
-    masks = np.stack(masks)
-    return Parts(masks, masks)
-
-
-def parts_for(
-    shape: tuple[int, int, int], windows: bool, blocks: Sequence[tuple[int, int]] | None, dsp: str | None
-) -> Parts:
-    """The parts of a model input of `shape` (height, width, channels): an image's patches; or for
-    windows of DSP features, their blocks' (blocks: each one's frames x columns, None: one block
-    whose frames are the input's rows; dsp: their types, "+" between several, where known)."""
-    height, width, _channels = shape
-    if not windows:
-        return patches(height, width)
-    blocks = blocks or [(height, width)]
-    kinds = dsp.split("+") if dsp and len(dsp.split("+")) == len(blocks) else [None] * len(blocks)
-    return features(blocks, (height, width), kinds)
 
 
 class Memo:
@@ -156,6 +63,11 @@ def hidden(inputs: np.ndarray, fill: np.ndarray, parts: Parts) -> np.ndarray:
     """Every part of every input (N, H, W, C) hidden, image by image: (N * K, H, W, C)."""
     masks = parts.masks[None, :, :, :, None] > 0
     return np.where(masks, fill[:, None], inputs[:, None]).reshape(-1, *inputs.shape[1:])
+
+
+def _digests(encoded: np.ndarray) -> list[bytes]:
+    """Each encoded input's digest: the memo's key."""
+    return [hashlib.blake2b(x.tobytes(), digest_size=16).digest() for x in encoded]
 
 
 class Evidence:
@@ -190,7 +102,7 @@ class Evidence:
         """Each input's scores with each part hidden in turn (K, ...): run once per input, then kept
         (MEMO bytes at most), so that an input checked twice (auto's sample, then in the job) runs once."""
         encoded = self.forward.encode(inputs).reshape(inputs.shape)
-        keys = [hashlib.blake2b(x.tobytes(), digest_size=16).digest() for x in encoded]
+        keys = _digests(encoded)
         found = {key: self.memo[key] for key in keys if key in self.memo}
         fresh = list({key: i for i, key in enumerate(keys) if key not in found}.values())
         if fresh:
@@ -204,6 +116,11 @@ class Evidence:
                     found[keys[i]] = each
                     self.memo.keep(keys[i], each)
         return [found[key] for key in keys]
+
+    def known(self, inputs: np.ndarray) -> np.ndarray:
+        """Which inputs' hidden copies' scores are kept (bool): checking them again costs no model call."""
+        keys = _digests(self.forward.encode(inputs).reshape(inputs.shape))
+        return np.array([key in self.memo for key in keys], bool)
 
     def _fall(self, logits: np.ndarray, copies: np.ndarray, target: np.ndarray) -> np.ndarray:
         """One target's evidence unhidden less its evidence in each hidden copy (K,)."""

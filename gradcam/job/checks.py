@@ -5,6 +5,11 @@ A check hides each part of the input in turn: one forward pass per part, where a
 about one. `budget` (the default) checks every sample while the checks cost no more than the rest of
 the model's work, so that they at most double the job; past that, an evenly spread share of the
 samples, as large as that time allows. `all` checks every sample whatever it costs; `off` none.
+
+auto's calibration takes the evidence of a sample of the job's own samples before the loop: those
+references are the job's first checks. Each is made again at no cost when its sample comes (the
+evidence is kept, gradcam.engine.occlusion.Memo), and the budget counts them as paid for (`prepaid`),
+so that the calibration and the checks together stay within it.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from gradcam.errors import GradcamError
 class EvidenceChecks:
     """The samples to check in each batch, and how many were offered and checked."""
 
-    def __init__(self, mode: str = "budget"):
+    def __init__(self, mode: str = "budget", prepaid: int = 0):
+        """prepaid: checks already paid for (auto's calibration's references), owed from the budget."""
         if mode not in EVIDENCE_CHECKS:
             raise GradcamError(f"evidence checks {mode!r}: expected one of {', '.join(EVIDENCE_CHECKS)}")
-        self.mode = mode
+        self.mode, self._owed = mode, float(prepaid)
         self.offered = self.checked = 0  # samples, and checks, after the first batch
         self.batches = self.total = 0  # batches seen, and every check made
         self._checking = self._rest = 0.0  # seconds
@@ -35,26 +41,33 @@ class EvidenceChecks:
             return float(self.mode == "all")
         return min(1.0, (self._rest / self.offered) / (self._checking / self.checked))
 
-    def choose(self, count: int) -> np.ndarray:
-        """Which of a batch's `count` samples to check (bool, evenly spread); in `budget`, one sample of
-        each batch until a check has been timed after the first batch (whose times hold the passes'
-        tracing, not their cost)."""
+    def choose(self, count: int, free: np.ndarray | None = None) -> np.ndarray:
+        """Which of a batch's `count` samples to check (bool): those whose check is `free` (bool, already
+        taken), and of the others an evenly spread share; in `budget`, one of each batch until a check
+        has been timed after the first batch (whose times hold the passes' tracing, not their cost)."""
+        if self.mode == "off":
+            return np.zeros(count, bool)
+        free = np.zeros(count, bool) if free is None else free
         if self.mode == "budget" and not self.checked:
             self._quota = 1.0
         else:
-            self._quota += count * self.share
-        take = min(count, int(self._quota + 1e-9))
+            gained = count * self.share
+            repaid = min(self._owed, gained)
+            self._owed -= repaid
+            self._quota += gained - repaid
+        others = np.flatnonzero(~free)
+        take = min(len(others), int(self._quota + 1e-9))
         self._quota -= take
-        chosen = np.zeros(count, bool)
+        chosen = free.copy()
         if take:
-            chosen[np.round(np.linspace(0, count - 1, take)).astype(int)] = True
+            chosen[others[np.round(np.linspace(0, len(others) - 1, take)).astype(int)]] = True
         return chosen
 
-    def spent(self, count: int, checked: int, checking: float, rest: float) -> None:
+    def spent(self, count: int, checked: int, checking: float, rest: float, free: int = 0) -> None:
         """A batch of `count` samples took `rest` seconds of model work and `checking` seconds to
-        check `checked` of them (the first batch's only counted)."""
+        check `checked` of them, and `free` more whose evidence was taken (the first batch's only counted)."""
         self.batches += 1
-        self.total += checked
+        self.total += checked + free
         if self.batches > 1:
             self.offered += count
             self.checked += checked

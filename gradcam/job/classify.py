@@ -78,10 +78,12 @@ class ClassifyStages:
         maps = explainer.maps(inputs, targets, truths)
         beside = self.tflite.run(inputs, targets, maps) if self.tflite else [None] * len(batch)
         checking = time.monotonic()
-        chosen = np.flatnonzero(self.checks.choose(len(batch)))
+        free = explainer.known(inputs)
+        chosen = np.flatnonzero(self.checks.choose(len(batch), free))
         for i, checked in zip(chosen, explainer.check(inputs[chosen], [maps[i] for i in chosen]), strict=True):
             maps[i] = checked
-        self.checks.spent(len(batch), len(chosen), time.monotonic() - checking, checking - started)
+        paid = len(chosen) - int(free[chosen].sum())
+        self.checks.spent(len(batch), paid, time.monotonic() - checking, checking - started, len(chosen) - paid)
         return list(zip(maps, beside, strict=True))
 
     def render(self, prepared: Prepared, output: ModelOutput) -> Rendered:

@@ -96,14 +96,14 @@ class Job:
     def run(self, dataset: Dataset | FeatureSet) -> Summary:
         """Explain every sample of the dataset and write deploy.zip (nothing is left of it on failure);
         `auto` settled first, on a sample of them."""
-        stages = stages_for(self.explainer, dataset, self.settings, self.tflite)
+        prepaid = self.choice.samples if self.choice else 0  # the calibration's references: the first checks
+        stages = stages_for(self.explainer, dataset, self.settings, self.tflite, prepaid)
         samples, skipped = _usable(dataset, stages)
         if self.choice is None and calibrates(self.settings, self.explainer) and enough(samples):
             choice = choose(self.explainer, self.model, self.settings, stages, samples)
-            job = self if choice is None else self.settled(choice)
-            if job is not self:
+            if choice is not None:
                 stages.close()
-                return job.run(dataset)
+                return self.settled(choice).run(dataset)
         return self._run(dataset, stages, samples, skipped)
 
     def _run(self, dataset, stages: Stages, samples: list[Sample], skipped: list[Skipped]) -> Summary:

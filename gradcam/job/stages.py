@@ -61,11 +61,17 @@ class Stages(Protocol):
 
 
 def stages_for(
-    explainer: Explainer, dataset: Dataset | FeatureSet, settings: Settings, tflite: Comparison | None = None
+    explainer: Explainer,
+    dataset: Dataset | FeatureSet,
+    settings: Settings,
+    tflite: Comparison | None = None,
+    prepaid: int = 0,
 ) -> Stages:
-    """The stages for the explainer's model on this dataset (settings: with their defaults)."""
+    """The stages for the explainer's model on this dataset (settings: with their defaults; prepaid:
+    the checks auto's calibration made, gradcam.job.checks)."""
     pictures = PictureOptions(settings.alpha, settings.layout, settings.max_overlay_size, settings.overlays)
-    judging = (settings.target_class, settings.regression_threshold, tflite, EvidenceChecks(settings.evidence))
+    checks = EvidenceChecks(settings.evidence, prepaid)
+    judging = (settings.target_class, settings.regression_threshold, tflite, checks)
     if isinstance(dataset, FeatureSet):
         if isinstance(explainer.task, Detection):
             raise GradcamError("an object detection model does not take windows of features")
