@@ -30,7 +30,6 @@ from gradcam.engine.cam import make_cam
 from gradcam.engine.formats import adapter_for
 from gradcam.engine.layers import Layer
 from gradcam.engine.tasks import PREDICTED
-from gradcam.engine.traced import traced
 
 SAMPLE = 24  # samples the choice is made on at most, evenly spread over the job's
 ROUND = 8  # samples whose evidence is taken at a time, until the choice is clear
@@ -138,7 +137,7 @@ def _candidate_maps(explainer, model, inputs, explained, methods, sets) -> tuple
     union = list(dict.fromkeys(layer for layers in sets.values() for layer in layers))
     tapped = adapter_for(model, ",".join(layer.name for layer in union), explainer.impulse_shape)
     order = [layer.path for layer in tapped.layers]
-    activations, grads = _pass(tapped)(tf.constant(inputs, tf.float32), tf.constant(explained, tf.int32))
+    activations, grads = _pass(tapped, tf.constant(inputs, tf.float32), tf.constant(explained, tf.int32))
     named, maps = {}, {}
     for name, layers in sets.items():
         idx = [order.index(layer.path) for layer in layers]
@@ -155,15 +154,12 @@ def _share(maps: np.ndarray, reference: np.ndarray) -> float:
     return float(np.mean([a is not None and a >= AGREES for a in found]))
 
 
-def _pass(adapter):
-    """inputs, classes -> (activations, gradients of the classes' scores) of the adapter's layers."""
-    spec = [tf.TensorSpec((None, *adapter.image_shape), tf.float32), tf.TensorSpec((None,), tf.int32)]
-
-    def run(inputs, classes):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(inputs)
-            out = adapter(inputs)
-            y = adapter.task.target(out.scores, classes)
-        return out.activations, tape.gradient(y, out.activations)
-
-    return traced(run, spec)
+def _pass(adapter, inputs: tf.Tensor, classes: tf.Tensor) -> tuple[list, list]:
+    """The adapter's layers' activations and the gradients of the classes' scores, eagerly: one pass
+    over a small sample, where tracing it first costs more than the pass (MobileNetV2 96 on 24
+    samples: 0.9 s eager, 2.5 s traced)."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(inputs)
+        out = adapter(inputs)
+        y = adapter.task.target(out.scores, classes)
+    return out.activations, tape.gradient(y, out.activations)
