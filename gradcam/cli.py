@@ -18,6 +18,7 @@ from gradcam.choices import (
     AUTO,
     CATEGORIES,
     COLORS,
+    CROP_ANCHORS,
     DEFAULT_HOST,
     EVIDENCE_CHECKS,
     EXPLAIN,
@@ -30,6 +31,7 @@ from gradcam.choices import (
     OCCLUSION,
     OVERLAYS,
     POOLINGS,
+    RESIZE_METHODS,
     RESIZE_MODES,
 )
 from gradcam.errors import DATASET_EXPECTED, GradcamError, not_found
@@ -48,9 +50,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        description="Grad-CAM for Edge Impulse image models: explain every test image, write deploy.zip.",
-    )
+    p = _Parser(description="What an Edge Impulse model looks at (images, audio, motion), sample by sample.")
     src = p.add_argument_group("offline job (no network)")
     src.add_argument(
         "--model",
@@ -111,9 +111,7 @@ def parser() -> argparse.ArgumentParser:
         help="auto (default: the last conv, or where its map is coarse, finer layers fused with it), "
         "last-conv, or layer names to fuse, e.g. model/block_6_expand_relu,model/block_13_expand_relu",
     )
-    cam.add_argument(
-        "--list-layers", action="store_true", help="print the layers that can be explained (of --model), then exit"
-    )
+    cam.add_argument("--list-layers", action="store_true", help="print the layers --model can explain, then exit")
     cam.add_argument("--pooling-gradients", choices=POOLINGS, default="mean", help="Grad-CAM weights")
     cam.add_argument("--heatmap-normalization", choices=NORMALIZATIONS, default="percentile")
     cam.add_argument("--target-class", help="explain every image with respect to this class")
@@ -161,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
 
     pre = p.add_argument_group("preprocessing (as the impulse's image block; default: from the impulse)")
     pre.add_argument("--resize-mode", choices=RESIZE_MODES, help="default squash")
+    pre.add_argument("--resize-method", choices=RESIZE_METHODS, help="the resize kernel (libvips's), default lanczos3")
+    pre.add_argument("--crop-anchor", choices=CROP_ANCHORS, help="where fit-short's crop sits, default middle-center")
     pre.add_argument("--color", choices=COLORS, help="colour depth (default: from the model's input)")
     pre.add_argument("--input-scaling", choices=INPUT_SCALINGS, help="default 0..1")
 

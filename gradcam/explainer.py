@@ -54,6 +54,8 @@ class Explainer:
         pooling: str = "mean",
         normalization: str = "percentile",
         resize_mode: str = "squash",
+        resize_method: str = "lanczos3",
+        crop_anchor: str = "middle-center",
         grayscale: bool | None = None,
         input_scaling: str = "0..1",
         impulse_shape: tuple[int, int, int] | None = None,
@@ -75,14 +77,13 @@ class Explainer:
         self.adapter = adapter_for(model, layer, impulse_shape)
         self.impulse_shape = impulse_shape
         height, width, channels = self.adapter.image_shape
-        if grayscale is None:
-            grayscale = channels == 1
+        grayscale = channels == 1 if grayscale is None else grayscale
         if (1 if grayscale else 3) != channels:
             raise GradcamError(
                 f"colour depth {'Grayscale' if grayscale else 'RGB'} does not match the model input "
                 f"with {channels} channel(s)"
             )
-        self.spec = ImageSpec(width, height, grayscale, resize_mode, input_scaling)
+        self.spec = ImageSpec(width, height, grayscale, resize_mode, input_scaling, resize_method, crop_anchor)
         self.classes = self.task.class_names(classes, self.adapter.num_outputs)
         objects = isinstance(self.task, Detection)  # several per image, each scored apart
         path = self.adapter.path
@@ -109,8 +110,7 @@ class Explainer:
         else:
             self.cam = make_cam(self.forward, method, pooling, faithfulness and not objects, self.fill)
         self.score_objects = faithfulness_scorer(self.adapter) if faithfulness and objects else None
-        self.method = method
-        self.normalization = normalization
+        self.method, self.normalization = method, normalization
 
     @classmethod
     def from_file(cls, path: str | Path, classes: Sequence[str] | None = None, **options) -> Explainer:

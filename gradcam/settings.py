@@ -47,6 +47,8 @@ class Settings:
     explain: str = "both"  # both: each model's own maps; keras: the TFLite model's answers only; tflite: its maps alone
     # Preprocessing, as Edge Impulse's image block; None: from the impulse, else the default.
     resize_mode: str | None = None  # default squash
+    resize_method: str | None = None  # default lanczos3, as Studio
+    crop_anchor: str | None = None  # default middle-center
     color: str | None = None  # RGB / Grayscale; default: from the model's input channels
     input_scaling: str | None = None  # default 0..1
     image_shape: tuple[int, int, int] | None = None  # (height, width, channels) from the impulse
@@ -74,6 +76,8 @@ class Settings:
         return replace(
             self,
             resize_mode=self.resize_mode or "squash",
+            resize_method=self.resize_method or "lanczos3",
+            crop_anchor=self.crop_anchor or "middle-center",
             input_scaling=self.input_scaling or "0..1",
             detection_threshold=self.detection_threshold if self.detection_threshold is not None else 0.5,
         )
@@ -86,6 +90,8 @@ class Settings:
             "pooling": self.pooling_gradients,
             "normalization": self.heatmap_normalization,
             "resize_mode": self.resize_mode,
+            "resize_method": self.resize_method,
+            "crop_anchor": self.crop_anchor,
             "grayscale": None if self.color is None else self.color == "Grayscale",
             "input_scaling": self.input_scaling,
             "impulse_shape": self.image_shape,
@@ -115,6 +121,8 @@ class Settings:
             "evidence",
             "explain",
             "resize_mode",
+            "resize_method",
+            "crop_anchor",
             "color",
             "input_scaling",
             "batch_size",

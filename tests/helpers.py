@@ -247,14 +247,42 @@ def boxed_export(path: Path, images: list[np.ndarray], labels: list[str], boxes:
 # --- Checks shared by the end-to-end tests. ---
 
 
-def independent_predictions(samples):
-    """Edge Impulse's fit-short + 0..1 written out by hand, then model.predict."""
+def lanczos3(values: np.ndarray, size: int) -> np.ndarray:
+    """An independent Lanczos-3 resampling of `values` along axis 0 to `size` (the kernel widened by a
+    reduction, pixel centres aligned, edges held), in float64: libvips's within a level when shrinking."""
+    count = values.shape[0]
+    factor = count / size
+    support = max(factor, 1.0)
+    rows = []
+    for i in range(size):
+        centre = (i + 0.5) * factor - 0.5
+        taps = np.arange(int(np.floor(centre - 3 * support)), int(np.ceil(centre + 3 * support)) + 1)
+        x = np.abs(taps - centre) / support
+        weights = np.where(x < 3, np.sinc(x) * np.sinc(x / 3), 0.0)
+        rows.append(np.tensordot(weights / weights.sum(), values[np.clip(taps, 0, count - 1)].astype(float), axes=1))
+    return np.stack(rows)
+
+
+def independent_resize(image: np.ndarray, width: int, height: int, method: str = "lanczos3") -> np.ndarray:
+    """A uint8 image resized by hand: Lanczos-3 (`lanczos3`), or the pixel under each centre (`nearest`)."""
+    if method == "nearest":
+        rows = np.floor((np.arange(height) + 0.5) * image.shape[0] / height).astype(int)
+        columns = np.floor((np.arange(width) + 0.5) * image.shape[1] / width).astype(int)
+        return image[rows][:, columns]
+    resized = lanczos3(lanczos3(image, height).transpose(1, 0, 2), width).transpose(1, 0, 2)
+    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+
+
+def independent_predictions(samples, method: str = "lanczos3", anchor: str = "middle-center"):
+    """Edge Impulse's fit-short (at the crop anchor, with the resize method) + 0..1 written out by
+    hand, then model.predict."""
     model = tf_keras.models.load_model(SHAPES / "model.h5", compile=False)
+    left = {"left": 0, "center": 20, "right": 40}[anchor.split("-")[1]]  # 160x120 -> a 120x120 square
     batch = []
     for _, _, data in samples:
         image = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        square = image[:, 20:140]  # 160x120 -> centre 120x120
-        batch.append(cv2.resize(square, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(-1) / 255)
+        square = image[:, left : left + 120]
+        batch.append(independent_resize(square, 64, 64, method).astype(np.float32).reshape(-1) / 255)
     return model.predict(np.stack(batch), verbose=0)
 
 
@@ -292,7 +320,9 @@ def check_deploy_zip(zip_path, export_zip):
     explained = {r["predicted"] for r in results["results"]}
     assert sorted(tiles) == sorted(f"classes/explained/{c}.jpg" for c in explained), "a tile per explained class"
     rows = {r["source"]: r for r in results["results"]}
-    for (path, label, _), p in zip(samples, independent_predictions(samples), strict=True):
+    parameters = results["run"]["parameters"]  # the impulse's resize, as the job took it
+    predictions = independent_predictions(samples, parameters["resize_method"], parameters["crop_anchor"])
+    for (path, label, _), p in zip(samples, predictions, strict=True):
         predicted = SHAPE_CLASSES[int(np.argmax(p))]
         assert rows[path]["predicted"] == predicted
         assert rows[path]["overlay"].startswith(f"{'correct' if predicted == label else 'incorrect'}/{label}/")
@@ -490,10 +520,12 @@ def studio_home(
     size: int = 64,
     resize_mode: str = "fit-short",
     impulse: dict | None = None,
+    resize: dict | None = None,
 ):
     """<root>/home/input with deployment-metadata.json (and trained.h5.zip), an empty <root>/home/output.
     The metadata names the folders as the block sees them: under `mounted_at` in a container.
-    impulse: the metadata's impulse (default: an image impulse of this size and resize mode)."""
+    impulse: the metadata's impulse (default: an image impulse of this size and resize mode, and the
+    input block's `resize` fields, e.g. resizeMethod and cropAnchor)."""
     home = root / "home"
     (home / "input").mkdir(parents=True)
     (home / "output").mkdir()
@@ -513,7 +545,9 @@ def studio_home(
         "project": project,
         "impulse": impulse
         or {
-            "inputBlocks": [{"type": "image", "imageWidth": size, "imageHeight": size, "resizeMode": resize_mode}],
+            "inputBlocks": [
+                {"type": "image", "imageWidth": size, "imageHeight": size, "resizeMode": resize_mode, **(resize or {})}
+            ],
             "dspBlocks": [
                 {
                     "type": "image",

@@ -361,8 +361,8 @@ def impulse(image: dict, learn_type: str = "keras-transfer-image") -> dict:
             "imageWidth": image["width"],
             "imageHeight": image["height"],
             "resizeMode": image["resizeMode"],
-            "resizeMethod": "lanczos3",
-            "cropAnchor": "middle-center",
+            "resizeMethod": image.get("resizeMethod", "lanczos3"),
+            "cropAnchor": image.get("cropAnchor", "middle-center"),
         },
         [
             {

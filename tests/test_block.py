@@ -18,11 +18,15 @@ def _run_block(home, *extra):
 
 
 def test_studio_deployment_writes_only_deploy_zip(studio, tmp_path, export_zip, model_zip):
-    home = helpers.studio_home(tmp_path, studio, model_zip, studio.api_key)
+    resize = {"resizeMethod": "nearest", "cropAnchor": "top-left"}  # the impulse's image block, as the job takes it
+    home = helpers.studio_home(tmp_path, studio, model_zip, studio.api_key, resize=resize)
     result = _run_block(home)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (home / "output").iterdir()) == ["deploy.zip"]
     helpers.check_deploy_zip(home / "output" / "deploy.zip", export_zip)
+    with zipfile.ZipFile(home / "output" / "deploy.zip") as archive:
+        parameters = json.loads(archive.read("results.json"))["run"]["parameters"]
+    assert (parameters["resize_method"], parameters["crop_anchor"]) == ("nearest", "top-left")
     assert not any("/learn-data/" in r.path for r in studio.requests), "the mounted model is used, not downloaded"
     helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, home / "output" / "deploy.zip")
 

@@ -24,6 +24,7 @@ import tf_keras
 
 from gradcam.cli import main
 from gradcam.engine.fomo import Box, Counts, decode, match
+from gradcam.engine.resize import resize
 from gradcam.errors import GradcamError
 from gradcam.explainer import Explainer
 from tests import helpers
@@ -240,15 +241,16 @@ def _export(path: Path, images, boxes, unlabeled: tuple[int, ...] = ()) -> Path:
     return path
 
 
-def _reference_inputs(images) -> np.ndarray:
-    """The JPEG as exported, squashed to 96x96 / 255."""
+def _reference_inputs(images, by_hand: bool = True) -> np.ndarray:
+    """The JPEG as exported, squashed to 96x96 / 255: with Lanczos-3 by hand (within a level of
+    libvips's), or with the block's own libvips resize where a level matters (tests/test_preprocess.py
+    holds that one to the hand-written kernel)."""
     decoded = [
         cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg(im), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         for im in images
     ]
-    return np.stack([cv2.resize(im, (96, 96), interpolation=cv2.INTER_AREA) / 255.0 for im in decoded]).astype(
-        np.float32
-    )
+    resized = [helpers.independent_resize(im, 96, 96) if by_hand else resize(im, 96, 96) for im in decoded]
+    return np.stack(resized).astype(np.float32) / 255.0
 
 
 def _reference_objects(g: np.ndarray, threshold: float) -> list[tuple[float, str, float, float]]:
@@ -362,13 +364,13 @@ def test_the_int8_models_detections_are_compared_with_the_keras_models(tmp_path)
     images, boxes = scenes()
     images, boxes = images[:24], boxes[:24]
     export = _export(tmp_path / "export.zip", images, boxes)
-    calibration, _ = scenes(30, seed=7)
+    calibration, _ = scenes(30, seed=8)
     int8 = tmp_path / "fomo.tflite"
     int8.write_bytes(helpers.tflite_file(fomo(), _reference_inputs(calibration)))
     job = ["--model", FIXTURE, "--dataset", export, "--classes", ",".join(CLASSES), "--tflite", int8]
     assert main([*map(str, job), "--out", str(tmp_path)]) == 0
     document, _, table, _ = _read(tmp_path / "deploy.zip")
-    inputs = _reference_inputs(images)
+    inputs = _reference_inputs(images, by_hand=False)  # a level's difference moves a quantized answer
     keras, device = fomo().predict(inputs, verbose=0), reference(int8, inputs).reshape(-1, 12, 12, 4)
 
     def found(grid) -> Counter:
@@ -383,7 +385,7 @@ def test_the_int8_models_detections_are_compared_with_the_keras_models(tmp_path)
     tflite = document["run"]["tflite"]
     assert (tflite["type"], tflite["compared"]) == ("int8", 24)
     assert tflite["disagreements"] == sum(row["agrees"] == "False" for row in table)
-    assert 0 < tflite["disagreements"] < 24, "both outcomes are checked (3 disagreements with this calibration)"
+    assert 0 < tflite["disagreements"] < 24, "both outcomes are checked (2 disagreements with this calibration)"
     # The int8 model's own map of every object the Keras model found or missed (its twin's, where it
     # gives LiteRT's outputs): it points at the objects found, as the Keras maps do.
     drawn = [r for r in document["results"] if not r["tflite_map_withheld"]]

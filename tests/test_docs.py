@@ -6,6 +6,7 @@ import ast
 import csv
 import json
 import os
+import re
 import shlex
 import zipfile
 from pathlib import Path
@@ -94,6 +95,39 @@ def test_a_broken_parameter_table_is_caught():
         "--tflite-model: no such flag",
         "--tflite: not documented",
     ]
+
+
+# --- What the block says it explains ---
+
+# What the job explains, each with a test that runs it: the words a user reads for it.
+EXPLAINED = {
+    "classification": "test_offline_job.py",
+    "regression": "test_offline_job.py (test_regression_uses_the_error_threshold)",
+    "FOMO": "test_detection.py",
+    "audio": "test_features.py",
+    "motion": "test_motion_job.py",
+    "TFLite": "test_tflite.py",
+}
+
+
+def test_the_studio_description_names_every_kind_of_model_the_block_explains():
+    """The first text a Studio user reads when choosing the block (parameters.json's description)."""
+    description = json.loads((ROOT / "parameters.json").read_text())["info"]["description"]
+    assert [kind for kind in EXPLAINED if kind.lower() not in description.lower()] == []
+    assert "convolution" not in description, "models without a convolution are explained at their input"
+
+
+def test_no_page_says_a_model_without_a_convolution_is_refused():
+    """Dense models on spectral features and on motion features are explained at their input
+    (test_features.py, test_motion_job.py): no page may still say they are refused."""
+    pages = [docs.README, *sorted(docs.DOCS.glob("*.md"))]
+    found = [
+        page.name
+        for page in pages
+        for said in re.split(r"\n\s*\n|\n- ", page.read_text())  # paragraphs and list items
+        if "efused" in said and "no convolution" in said
+    ]
+    assert found == []
 
 
 # --- The column tables ---

@@ -1,15 +1,19 @@
-"""Camera-sized photos: JPEG sizes read from the header, reduced decoding, and a model input that
-matches the full decode's within resampling tolerance."""
+"""Camera-sized and turned photos: decoded in full as displayed, the model's input resized from the
+whole image whatever the overlay's size, the picture shown capped."""
 
 import struct
 
 import cv2
 import numpy as np
 import pytest
+import pyvips
 
 from gradcam.edge import images
-from gradcam.engine.preprocess import ImageSpec, preprocess
-from gradcam.job.inputs import DECODE_MARGIN
+from gradcam.edge.dataset import Sample
+from gradcam.engine.preprocess import preprocess
+from gradcam.explainer import Explainer
+from gradcam.job.inputs import ImageInputs
+from tests.helpers import SHAPE_CLASSES, SHAPES
 
 
 def photo(width: int = 4000, height: int = 3000, seed: int = 0) -> np.ndarray:
@@ -41,36 +45,15 @@ def big():
     return image, jpeg(image)
 
 
-def test_jpeg_size_is_read_from_the_header():
-    small = photo(320, 240)
-    assert images.jpeg_size(jpeg(small)) == (320, 240)
-    assert images.jpeg_size(jpeg(photo(97, 131), cv2.IMWRITE_JPEG_PROGRESSIVE, 1)) == (97, 131)
-    assert images.jpeg_size(with_orientation(jpeg(small), 6)) == (320, 240), "as stored"
-    assert images.jpeg_size(cv2.imencode(".png", small)[1].tobytes()) is None
-    assert images.jpeg_size(jpeg(small)[:20]) is None
-
-
-def test_a_large_jpeg_is_decoded_reduced_but_never_below_min_side(big):
-    _image, data = big
-    for min_side, shape in [(0, (3000, 4000)), (1024, (1500, 2000)), (768, (750, 1000)), (500, (375, 500))]:
-        decoded = images.decode(data, min_side)
-        assert decoded.image.shape == (*shape, 3)
-        assert decoded.original == (4000, 3000)
-
-
-def test_a_turned_photo_reports_its_size_as_displayed():
+def test_a_turned_photo_is_decoded_as_displayed():
     data = with_orientation(jpeg(photo(800, 600)), 6)  # 6: turn 90 degrees clockwise to display
-    full, reduced = images.decode(data), images.decode(data, 200)
-    assert full.image.shape == (800, 600, 3) and full.original == (600, 800)
-    assert reduced.image.shape == (200, 150, 3) and reduced.original == (600, 800)
+    assert images.decode(data).shape == (800, 600, 3)
 
 
 def test_other_formats_are_decoded_in_full():
     image = photo(900, 700)
-    decoded = images.decode(cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes(), 100)
-    np.testing.assert_array_equal(decoded.image, image)
-    assert decoded.original == (900, 700)
-    assert images.decode(b"not an image", 100) is None
+    np.testing.assert_array_equal(images.decode(cv2.imencode(".png", image[..., ::-1])[1].tobytes()), image)
+    assert images.decode(b"not an image") is None
 
 
 def test_downscale_caps_the_long_side():
@@ -79,17 +62,53 @@ def test_downscale_caps_the_long_side():
     assert images.downscale(image, 0) is image and images.downscale(image, 2000) is image
 
 
-@pytest.mark.parametrize("mode", ["squash", "fit-short", "fit-long"])
-@pytest.mark.parametrize("size", [96, 160])
-@pytest.mark.parametrize("max_side", [1024, 64])
-def test_the_model_input_matches_the_full_decode(big, mode, size, max_side):
-    """As the job decodes (at least max(--max-overlay-size, DECODE_MARGIN x the model's size)):
-    within 2 grey levels of the full decode, 0.2 on average."""
+class _Files:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, _sample) -> bytes:
+        return self.data
+
+
+@pytest.mark.parametrize("max_side", [1024, 0])
+def test_the_model_input_is_the_whole_image_s_whatever_the_overlay_size(big, max_side):
+    """The job's input equals the block's preprocessing of the full decode, exactly, for a capped
+    overlay (1024) and a full-size one (0); the picture is capped, the file's size kept."""
     _image, data = big
-    spec = ImageSpec(size, size, False, mode, "0..1")
-    reduced = images.decode(data, max(max_side, DECODE_MARGIN * size))
-    assert reduced.image.shape[1] < 4000
-    full_input, _ = preprocess(images.decode(data).image, spec)
-    reduced_input, _ = preprocess(reduced.image, spec)
-    difference = np.abs(full_input - reduced_input)
-    assert difference.max() <= 2.5 / 255 and difference.mean() <= 0.2 / 255
+    explainer = Explainer.from_file(SHAPES / "model.h5", SHAPE_CLASSES, resize_mode="fit-short")
+    prepared = ImageInputs(_Files(data), explainer, max_side).prepare(Sample("testing/big.jpg", "circle", "testing"))
+    expected, _ = preprocess(images.decode(data), explainer.spec)
+    np.testing.assert_array_equal(prepared.inputs, expected)
+    assert prepared.original == (4000, 3000)
+    assert prepared.image.shape == ((768, 1024, 3) if max_side else (3000, 4000, 3))
+
+
+def _libvips(data: bytes) -> np.ndarray:
+    """The file as libvips (Studio's sharp) reads it: turned upright, alpha dropped, 8-bit sRGB."""
+    image = pyvips.Image.new_from_buffer(data, "").autorot()
+    image = image[: image.bands - 1] if image.hasalpha() else image
+    image = image.colourspace("srgb").cast("uchar")
+    pixels = np.ndarray((image.height, image.width, image.bands), np.uint8, image.write_to_memory())
+    return np.repeat(pixels, 3, axis=2) if image.bands == 1 else pixels
+
+
+def _formats() -> dict[str, bytes]:
+    rgb, bgr = photo(320, 240), photo(320, 240)[..., ::-1]
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    fine = np.random.default_rng(0).integers(0, 257, rgb.shape).astype(np.uint16)  # the low byte
+    return {
+        "turned jpeg (EXIF 6)": with_orientation(jpeg(rgb), 6),
+        "upside-down jpeg (EXIF 3)": with_orientation(jpeg(rgb), 3),
+        "grayscale jpeg": cv2.imencode(".jpg", gray)[1].tobytes(),
+        "grayscale png": cv2.imencode(".png", gray)[1].tobytes(),
+        "rgba png": cv2.imencode(".png", np.dstack([bgr, np.full(gray.shape, 128, np.uint8)]))[1].tobytes(),
+        "16-bit png": cv2.imencode(".png", bgr.astype(np.uint16) * 257 + fine)[1].tobytes(),
+        "16-bit grayscale png": cv2.imencode(".png", gray.astype(np.uint16) * 257)[1].tobytes(),
+    }
+
+
+@pytest.mark.parametrize("name", list(_formats()))
+def test_the_pixels_are_libvips_s(name):
+    """The photos Studio ingests in other forms decode to libvips's pixels, exactly."""
+    data = _formats()[name]
+    np.testing.assert_array_equal(images.decode(data), _libvips(data))

@@ -35,7 +35,8 @@ def _test_set(name: str):
 
 
 def _explainer(model, **options) -> Explainer:
-    return Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", **options)
+    """The default explainer without faithfulness, which these tests do not read (it costs forward passes)."""
+    return Explainer(model, SHAPE_CLASSES, resize_mode="fit-short", **{"faithfulness": False, **options})
 
 
 def _explain_true_class(explainer: Explainer, images, labels) -> list:

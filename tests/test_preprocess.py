@@ -6,6 +6,7 @@ import pytest
 
 from gradcam.engine.preprocess import ImageSpec, display_image, fit, preprocess, scale
 from gradcam.errors import GradcamError
+from tests.helpers import independent_resize
 
 
 def test_fit_short_crops_the_centre_to_the_target_aspect():
@@ -53,9 +54,44 @@ def test_input_scaling(mode, expected):
     np.testing.assert_allclose(scale(pixels, ImageSpec(1, 1, input_scaling=mode))[0, 0], expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("size", [(100, 60), (50, 30)])
+def test_the_default_resize_is_lanczos3_as_studio_s(size):
+    noise = (np.random.default_rng(0).random((90, 150, 3)) * 255).astype(np.uint8)
+    image = cv2.GaussianBlur(noise, (0, 0), 2)
+    resized, _ = fit(image, ImageSpec(*size))
+    expected = independent_resize(image, *size)
+    assert np.abs(resized.astype(int) - expected).max() <= 1, "within a level of Lanczos-3"
+    area = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    assert np.abs(resized.astype(int) - area).max() > 1, "not the block's old OpenCV resize"
+
+
+def test_nearest_takes_the_source_pixels():
+    image = np.arange(10 * 10 * 3, dtype=np.uint8).reshape(10, 10, 3)
+    resized, _ = fit(image, ImageSpec(4, 4, resize_method="nearest"))
+    assert np.array_equal(resized, independent_resize(image, 4, 4, "nearest")), "the pixel under each centre"
+
+
+@pytest.mark.parametrize(
+    ("anchor", "valid"),
+    [("top-left", (0, 0, 100, 100)), ("middle-center", (50, 0, 150, 100)), ("bottom-right", (100, 0, 200, 100))],
+)
+def test_fit_short_crops_at_the_anchor(anchor, valid):
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[:, :, 0] = np.arange(200)[None] // 1  # each column its own red
+    resized, geometry = fit(image, ImageSpec(10, 10, resize_mode="fit-short", crop_anchor=anchor))
+    assert geometry.valid == valid
+    assert abs(int(resized[5, 5, 0]) - (valid[0] + valid[2]) // 2) <= 6, "the crop's middle column in the middle"
+    tall = fit(image.transpose(1, 0, 2), ImageSpec(10, 10, resize_mode="fit-short", crop_anchor=anchor))[1]
+    assert tall.valid == (0, valid[0], 100, valid[2]), "top, middle, bottom along a tall image"
+
+
 def test_unknown_options_are_errors():
     with pytest.raises(GradcamError, match="resize mode 'stretch': expected one of squash, fit-short"):
         ImageSpec(1, 1, resize_mode="stretch")
+    with pytest.raises(GradcamError, match="resize method 'bicubic': expected one of lanczos3, nearest"):
+        ImageSpec(1, 1, resize_method="bicubic")
+    with pytest.raises(GradcamError, match="crop anchor 'centre': expected one of top-left, top-center"):
+        ImageSpec(1, 1, crop_anchor="centre")
     with pytest.raises(GradcamError, match="input scaling '0..2'"):
         ImageSpec(1, 1, input_scaling="0..2")
 

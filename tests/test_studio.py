@@ -2,6 +2,7 @@
 
 import io
 import itertools
+import json
 import time
 import zipfile
 
@@ -45,9 +46,13 @@ def test_emulator_responses_parse_with_the_official_models(studio):
 
 
 def test_local_run_with_an_api_key(studio, export_zip, tmp_path):
+    studio.image = {**studio.image, "resizeMethod": "nearest", "cropAnchor": "bottom-right"}
     result = helpers.run_with_key(studio, "--out", tmp_path / "out", "--work-dir", tmp_path / "work")
     assert result.returncode == 0, result.stderr
     helpers.check_deploy_zip(tmp_path / "out" / "deploy.zip", export_zip)
+    with zipfile.ZipFile(tmp_path / "out" / "deploy.zip") as archive:
+        parameters = json.loads(archive.read("results.json"))["run"]["parameters"]
+    assert (parameters["resize_method"], parameters["crop_anchor"]) == ("nearest", "bottom-right"), "the impulse's"
     assert "learn block Transfer learning (keras-transfer-image, id 19)" in result.stdout
     assert "export job 100 still running" in result.stdout, "a long export shows it is alive"
     helpers.assert_key_kept_secret(studio, result.stdout + result.stderr, tmp_path / "out" / "deploy.zip")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradcam.engine.tasks import PREDICTED, Answer, Binary, Classification, Regression, task_for
+from gradcam.engine.tasks import PREDICTED, Answer, Binary, Classification, Detection, Regression, task_for
 from gradcam.errors import GradcamError
 
 LOGITS = np.array([[2.0, -1.0, 0.5], [-3.0, 4.0, 1.0]], np.float32)
@@ -36,6 +36,12 @@ def test_classification_explains_the_logit_of_the_target_or_predicted_class():
     with pytest.raises(GradcamError, match="2 class names \\(a, b\\) for a classification model with 3 outputs"):
         task.class_names(["a", "b"], 3)
     assert task.class_names(None, 3) == ["0", "1", "2"]
+    many = [f"class{i}" for i in range(63)]
+    with pytest.raises(GradcamError) as found:
+        Detection().class_names(many, 4)
+    message = str(found.value)
+    assert message.startswith("63 class names (class0, class1, class2, class3, class4, class5, class6, class7, ... (63")
+    assert "class8" not in message and " for an object detection model with " in message
     assert task.unknown_labels(["a", "A", "d"], ["a", "b"]) == ["A", "d"]
 
 

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from gradcam.edge.impulse import ImageResize
 from gradcam.errors import GradcamError, not_found
 
 NO_KEY = (
@@ -28,7 +29,7 @@ class DeploymentMetadata:
     studio_host: str | None
     classes: list[str]
     image_shape: tuple[int, int, int] | None  # (height, width, channels)
-    resize_mode: str | None
+    resize: ImageResize  # the image input block's resize mode, method and crop anchor
     learn_blocks: list[tuple[int, str, str]]  # (id, type, name) of the impulse's learn blocks
     tflite_listed: bool  # tfliteModels lists an int8 or float32 trained.tflite
     input_dir: Path
@@ -65,10 +66,10 @@ class DeploymentMetadata:
         return self.api_key
 
 
-def _image_shape(impulse: dict) -> tuple[tuple[int, int, int] | None, str | None]:
+def _image_shape(impulse: dict) -> tuple[tuple[int, int, int] | None, ImageResize]:
     image = next((b for b in impulse.get("inputBlocks", []) if b.get("type") == "image"), None)
     if image is None:
-        return None, None
+        return None, ImageResize()
     channels = 3
     for dsp in impulse.get("dspBlocks", []):
         metadata = dsp.get("metadata") or {}
@@ -78,7 +79,7 @@ def _image_shape(impulse: dict) -> tuple[tuple[int, int, int] | None, str | None
             channels = int(shape["channels"])
         elif options.get("channels"):
             channels = 1 if options["channels"] == "Grayscale" else 3
-    return (int(image["imageHeight"]), int(image["imageWidth"]), channels), image.get("resizeMode")
+    return (int(image["imageHeight"]), int(image["imageWidth"]), channels), ImageResize.of(image)
 
 
 def read_metadata(path: str | Path) -> DeploymentMetadata:
@@ -93,7 +94,7 @@ def read_metadata(path: str | Path) -> DeploymentMetadata:
     try:
         project, folders = data["project"], data["folders"]
         impulse = data.get("impulse") or {}
-        shape, resize_mode = _image_shape(impulse)
+        shape, resize = _image_shape(impulse)
         learn = [
             (int(b["id"]), str(b.get("type", "")), str(b.get("name", b.get("type", ""))))
             for b in impulse.get("learnBlocks", [])
@@ -105,7 +106,7 @@ def read_metadata(path: str | Path) -> DeploymentMetadata:
             studio_host=project.get("studioHost"),
             classes=[str(c) for c in data.get("classes", [])],
             image_shape=shape,
-            resize_mode=resize_mode,
+            resize=resize,
             learn_blocks=learn,
             tflite_listed=any(
                 Path(str(m.get("modelPath", ""))).name == "trained.tflite"

@@ -23,6 +23,21 @@ LEARN_BLOCKS = (
 
 
 @dataclass(frozen=True)
+class ImageResize:
+    """How the impulse's image input block brings an image to the model's size (None: not said): its
+    resizeMode, resizeMethod and cropAnchor (gradcam.engine.resize)."""
+
+    mode: str | None = None
+    method: str | None = None
+    anchor: str | None = None
+
+    @classmethod
+    def of(cls, block: dict) -> ImageResize:
+        """From an input block as deployment-metadata.json or the API gives it (camelCase)."""
+        return cls(block.get("resizeMode"), block.get("resizeMethod"), block.get("cropAnchor"))
+
+
+@dataclass(frozen=True)
 class KerasMetadata:
     """What the job reads from a Keras learn block's metadata."""
 
@@ -89,7 +104,7 @@ class ImpulseInfo:
     mode: str  # classification / regression / object-detection
     input_scaling: str
     image_shape: tuple[int, int, int] | None  # (height, width, channels)
-    resize_mode: str | None
+    resize: ImageResize
     detection_threshold: float | None = None  # FOMO: the learn block's minConfidenceRating
     features: tuple[FeatureBlock, ...] = ()  # a time-series impulse (audio): the DSP blocks the model reads
 

@@ -18,7 +18,7 @@ from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.block import read_metadata
 from gradcam.edge.dataset import Dataset, open_dataset
 from gradcam.edge.features import FeatureSet
-from gradcam.edge.impulse import FeatureBlock, choose_learn_block
+from gradcam.edge.impulse import FeatureBlock, ImageResize, choose_learn_block
 from gradcam.errors import GradcamError
 from gradcam.settings import Settings
 
@@ -58,7 +58,7 @@ def _complete(
     settings: Settings,
     impulse_classes: list[str],
     image_shape: tuple[int, int, int] | None,
-    resize_mode: str | None,
+    resize: ImageResize,
     input_scaling: str | None,
     detection_threshold: float | None,
     **fetched,
@@ -74,7 +74,9 @@ def _complete(
         settings,
         classes=settings.classes or impulse_classes or None,
         image_shape=image_shape,
-        resize_mode=prefer(settings.resize_mode, resize_mode),
+        resize_mode=prefer(settings.resize_mode, resize.mode),
+        resize_method=prefer(settings.resize_method, resize.method),
+        crop_anchor=prefer(settings.crop_anchor, resize.anchor),
         color=prefer(settings.color, color),
         input_scaling=prefer(settings.input_scaling, input_scaling),
         detection_threshold=prefer(settings.detection_threshold, detection_threshold),
@@ -120,7 +122,7 @@ def from_block(settings: Settings, work: Path) -> Source:
         settings,
         meta.classes,
         meta.image_shape,
-        meta.resize_mode,
+        meta.resize,
         scaling,
         threshold,
         model=model,
@@ -172,7 +174,7 @@ def from_api_key(settings: Settings) -> Source:
         settings,
         info.classes,
         info.image_shape,
-        info.resize_mode,
+        info.resize,
         info.input_scaling,
         info.detection_threshold,
         model=model,

@@ -25,6 +25,7 @@ from gradcam.choices import DEFAULT_HOST
 from gradcam.edge.download import download, retry_policy
 from gradcam.edge.dsp import DspData
 from gradcam.edge.impulse import (
+    ImageResize,
     ImpulseInfo,
     KerasMetadata,
     choose_learn_block,
@@ -115,7 +116,7 @@ class StudioClient:
             mode=keras.mode,
             input_scaling=keras.input_scaling,
             image_shape=None,
-            resize_mode=None,
+            resize=ImageResize(),
             detection_threshold=keras.detection_threshold,
         )
         if image is None:  # a time-series impulse (audio): the model reads its DSP blocks' features
@@ -128,7 +129,8 @@ class StudioClient:
             return dataclasses.replace(info, features=blocks)
         channels = self._channels(project_id, impulse.dsp_blocks, learn.dsp)
         shape = (image.image_height, image.image_width, channels) if image.image_width and image.image_height else None
-        return dataclasses.replace(info, image_shape=shape, resize_mode=enum_value(image.resize_mode))
+        resize = ImageResize(enum_value(image.resize_mode), image.resize_method, image.crop_anchor)
+        return dataclasses.replace(info, image_shape=shape, resize=resize)
 
     def keras_metadata(self, project_id: int, learn_id: int, learn_type: str) -> KerasMetadata:
         """A Keras learn block's class names, mode, input scaling and (object detection) kind of

@@ -1,7 +1,8 @@
 """Edge Impulse's image block: resize mode, colour depth and input scaling, and the way back.
 
 An image goes through the same steps as in Studio: resized to the impulse's width and height
-(`squash`, `fit-short` = centre crop to the target aspect, `fit-long` = letterbox with black),
+(`squash`, `fit-short` = a crop to the target aspect at the crop anchor, `fit-long` = letterbox with
+black) with the impulse's kernel (gradcam.engine.resize: libvips's lanczos3 or nearest),
 converted to RGB or grayscale (0.299 R + 0.587 G + 0.114 B), divided by 255, then scaled as the
 model's `imageInputScaling` says. `Geometry` records where the model's input sits in the
 original image, so a heatmap can be put back on the original at its own resolution.
@@ -12,10 +13,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from gradcam.choices import INPUT_SCALINGS, RESIZE_MODES
+from gradcam.engine import resize
 from gradcam.errors import GradcamError
 
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -33,8 +34,11 @@ class ImageSpec:
     grayscale: bool = False
     resize_mode: str = "squash"
     input_scaling: str = "0..1"
+    resize_method: str = "lanczos3"
+    crop_anchor: str = "middle-center"
 
     def __post_init__(self) -> None:
+        resize.check(self.resize_method, self.crop_anchor)
         if self.resize_mode not in RESIZE_MODES:
             raise GradcamError(f"resize mode {self.resize_mode!r}: expected one of {', '.join(RESIZE_MODES)}")
         if self.input_scaling not in INPUT_SCALINGS:
@@ -144,29 +148,25 @@ def as_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
     return image[..., :3]
 
 
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    shrinking = width * height < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-
-
 def fit(image: np.ndarray, spec: ImageSpec) -> tuple[np.ndarray, Geometry]:
     """Resize an RGB uint8 image to the model's size as Edge Impulse's resize mode does."""
     h0, w0 = image.shape[:2]
     w, h = spec.width, spec.height
+    method = spec.resize_method
     if spec.resize_mode == "squash":
-        return _resize(image, w, h), Geometry(w0 / w, h0 / h, 0.0, 0.0, (0, 0, w0, h0))
+        return resize.resize(image, w, h, method), Geometry(w0 / w, h0 / h, 0.0, 0.0, (0, 0, w0, h0))
     if spec.resize_mode in ("fit-short", "crop"):
         scale = max(w / w0, h / h0)
         cw, ch = min(w0, round(w / scale)), min(h0, round(h / scale))
-        x0, y0 = (w0 - cw) // 2, (h0 - ch) // 2
-        resized = _resize(image[y0 : y0 + ch, x0 : x0 + cw], w, h)
+        x0, y0 = resize.crop_start(w0 - cw, h0 - ch, spec.crop_anchor)
+        resized = resize.resize(image[y0 : y0 + ch, x0 : x0 + cw], w, h, method)
         return resized, Geometry(cw / w, ch / h, float(x0), float(y0), (x0, y0, x0 + cw, y0 + ch))
     # fit-long: the whole image, letterboxed with black.
     scale = min(w / w0, h / h0)
     nw, nh = max(1, round(w0 * scale)), max(1, round(h0 * scale))
     px, py = (w - nw) // 2, (h - nh) // 2
     canvas = np.zeros((h, w, image.shape[2]), dtype=image.dtype)
-    canvas[py : py + nh, px : px + nw] = _resize(image, nw, nh)
+    canvas[py : py + nh, px : px + nw] = resize.resize(image, nw, nh, method)
     sx, sy = w0 / nw, h0 / nh
     return canvas, Geometry(sx, sy, -px * sx, -py * sy, (0, 0, w0, h0))
 

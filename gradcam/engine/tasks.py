@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from gradcam.errors import GradcamError
+from gradcam.errors import GradcamError, listed, with_article
 
 PREDICTED = -1  # target index meaning "the class the model predicts"
 NEIGHBOURHOOD = 2  # a FOMO object's faithfulness deletes pixels within this many cells of its own
@@ -49,7 +49,7 @@ class Task:
         names = list(classes) if classes else [str(i) for i in range(expected)]
         if len(names) != expected:
             raise GradcamError(
-                f"{len(names)} class names ({', '.join(names)}) for a {self.name} model with {expected} "
+                f"{len(names)} class names ({listed(names)}) for {with_article(self.name)} model with {expected} "
                 "outputs; give the class names in model output order (--classes a,b,c)"
             )
         return names

@@ -1,7 +1,6 @@
-"""A sample's image file -> the image as it will be shown and the model's input: read, decoded
-(a large JPEG reduced, never below the overlay's size nor DECODE_MARGIN times the model's) and
-preprocessed as Edge Impulse's image block does. Runs in the job's thread pool (OpenCV and NumPy
-release the GIL)."""
+"""A sample's image file -> the image as it will be shown and the model's input: read, decoded in
+full (gradcam.edge.images) and preprocessed as Edge Impulse's image block does; the picture shown at
+most the overlay's size. Runs in the job's thread pool (OpenCV, NumPy and libvips release the GIL)."""
 
 from __future__ import annotations
 
@@ -15,9 +14,6 @@ from gradcam.edge.images import decode, downscale
 from gradcam.engine.preprocess import Geometry
 from gradcam.explainer import Explainer
 
-# A reduced JPEG decode stays at least this many times the model's input size: the model input
-# then matches the full decode's within a few grey levels (tests/test_images.py).
-DECODE_MARGIN = 8
 # Pictures of smaller images are enlarged to at least this many pixels on their long side: a 96x96
 # overlay is a thumbnail, and a panel's caption would not fit under it.
 MIN_SHOWN = 256
@@ -47,15 +43,14 @@ class ImageInputs:
             data = self.dataset.read(sample)
         except (OSError, KeyError) as exc:
             return Prepared(sample, reason=f"cannot read the file ({exc})")
-        spec = self.explainer.spec
-        decoded = decode(data, max(self.max_side, DECODE_MARGIN * max(spec.width, spec.height)) if self.max_side else 0)
-        if decoded is None:
+        image = decode(data)
+        if image is None:
             return Prepared(sample, reason="not a decodable image (corrupt or unsupported format)")
-        inputs, geometry = self.explainer.prepare(decoded.image)
-        shown = enlarged(downscale(decoded.image, self.max_side), self.max_side)
-        (height, width), (shown_height, shown_width) = decoded.image.shape[:2], shown.shape[:2]
+        inputs, geometry = self.explainer.prepare(image)
+        shown = enlarged(downscale(image, self.max_side), self.max_side)
+        (height, width), (shown_height, shown_width) = image.shape[:2], shown.shape[:2]
         geometry = geometry.resized(shown_width / width, shown_height / height)
-        return Prepared(sample, shown, inputs, geometry, decoded.original)
+        return Prepared(sample, shown, inputs, geometry, (width, height))
 
 
 def enlarged(image: np.ndarray, max_side: int = 0) -> np.ndarray:
