@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import logging
 import zipfile
 
 import cv2
@@ -264,20 +265,20 @@ def test_blank_maps_for_an_unpredicted_target_class_are_counted_and_marked(tmp_p
     assert result.stdout.splitlines()[-1] == f"WARNING: {run['warnings'][-1]}" and message in result.stdout
 
 
-def test_the_explained_layers_and_a_coarse_map_are_reported(tmp_path):
+def test_the_explained_layers_and_a_coarse_map_are_reported(tmp_path, caplog):
     """On Edge Impulse's MobileNetV2 96x96 the log and results.json name the layers and their sizes;
-    the last conv alone (3x3) is warned about."""
+    the last conv alone (3x3) is warned about. In this process: its log lines are the command's."""
     export = write_export(tmp_path / "export.zip", helpers.bundled_samples(6))
     model = ROOT / "tests" / "fixtures" / "mobilenetv2_96.h5"
     runs = {}
     for layer in ("auto", "last-conv"):
         out = tmp_path / layer
-        result = _run(
-            "--model", model, "--dataset", export, "--resize-mode", "fit-short", "--layer", layer, "--out", out
-        )
-        assert result.returncode == 0, result.stderr
+        job = ["--model", model, "--dataset", export, "--resize-mode", "fit-short", "--evidence", "off"]
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="gradcam"):
+            assert main([*map(str, job), "--layer", layer, "--out", str(out)]) == 0
         with zipfile.ZipFile(out / "deploy.zip") as archive:
-            runs[layer] = (result.stdout, json.loads(archive.read("results.json"))["run"])
+            runs[layer] = ("\n".join(caplog.messages), json.loads(archive.read("results.json"))["run"])
     stdout, run = runs["auto"]
     assert [(x["name"], x["size"], x["method"]) for x in run["layers"]] == [
         ("model/block_13_expand_relu", "6x6", "gradcam"),
