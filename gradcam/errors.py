@@ -14,6 +14,12 @@ def not_found(path, what: str, expected: str = "") -> str:
     return f"{path}: {what} not found" + (f" (expected {expected})" if expected else "")
 
 
+def check_choice(what: str, value, choices) -> None:
+    """A value that must be one of `choices` (an option, a field): else the one-line error naming it."""
+    if value not in choices:
+        raise GradcamError(f"{what} {value!r}: expected one of {', '.join(choices)}")
+
+
 def listed(names, shown: int = 8) -> str:
     """Names for an error, comma separated: the first `shown` and how many in all when there are more."""
     names = list(names)

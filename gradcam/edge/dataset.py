@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from gradcam.choices import CATEGORIES
 from gradcam.engine.fomo import Box
-from gradcam.errors import DATASET_EXPECTED, GradcamError, not_found
+from gradcam.errors import DATASET_EXPECTED, GradcamError, check_choice, not_found
 
 BOX_FILE = "bounding_boxes.labels"
 _NOT_SAMPLES = ("info.labels", "README.txt", BOX_FILE)
@@ -242,8 +242,7 @@ def _walk(root: Path) -> Iterator[str]:
 def open_dataset(source: str | Path, category: str = "testing") -> Dataset:
     """Open an Edge Impulse export zip or folder and list the samples of `category`."""
     source = Path(source)
-    if category not in CATEGORIES:
-        raise GradcamError(f"category {category!r}: expected one of {', '.join(CATEGORIES)}")
+    check_choice("category", category, CATEGORIES)
     if source.is_dir():
         info_file = source / "info.labels"
         info_text = info_file.read_bytes() if info_file.is_file() else None

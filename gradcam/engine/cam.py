@@ -33,7 +33,7 @@ from gradcam.engine.attribution import AUTO_INPUT
 from gradcam.engine.model import ModelAdapter
 from gradcam.engine.tasks import PREDICTED
 from gradcam.engine.traced import traced
-from gradcam.errors import GradcamError
+from gradcam.errors import GradcamError, check_choice
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,7 @@ class BaseCAM:
     ):
         """faithfulness: score every map in the same pass (a task with one answer per sample only);
         fill: what its deletions replace a region with (gradcam.engine.faithfulness.fill_for)."""
-        if pooling not in POOLINGS:
-            raise GradcamError(f"pooling {pooling!r}: expected one of {', '.join(POOLINGS)}")
+        check_choice("pooling", pooling, POOLINGS)
         self.adapter = adapter
         self.pooling = pooling
         self.faithfulness, self.fill = faithfulness, fill
@@ -280,8 +279,7 @@ def make_cam(
     faithfulness: bool = False,
     fill: faithfulness.Fill = faithfulness.blurred,
 ) -> BaseCAM:
-    if method not in METHODS:
-        raise GradcamError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    check_choice("method", method, METHODS)
     if (adapter.path is None) == (method in INPUT_METHODS):
         if adapter.path is None:
             raise GradcamError(f"method {method!r} explains the input features of a model without convolutions")

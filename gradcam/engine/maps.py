@@ -6,14 +6,13 @@ import cv2
 import numpy as np
 
 from gradcam.choices import NORMALIZATIONS
-from gradcam.errors import GradcamError
+from gradcam.errors import check_choice
 
 
 def normalize(maps: np.ndarray, mode: str = "percentile", percentile: float = 99.0) -> np.ndarray:
     """Scale each map to 0..1: `simple` divides by its maximum; `percentile` divides by its 99th
     percentile and clips, so a few extreme cells do not wash out the rest. A zero map stays zero."""
-    if mode not in NORMALIZATIONS:
-        raise GradcamError(f"heatmap normalization {mode!r}: expected one of {', '.join(NORMALIZATIONS)}")
+    check_choice("heatmap normalization", mode, NORMALIZATIONS)
     flat = maps.reshape(len(maps), int(np.prod(maps.shape[1:]))).astype(np.float32)
     top = flat.max(axis=1) if mode == "simple" else np.percentile(flat, percentile, axis=1)
     top = np.where(top > 0, top, flat.max(axis=1))  # a map whose 99th percentile is 0 but has a peak

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradcam.choices import INPUT_SCALINGS, RESIZE_MODES
+from gradcam.choices import CROP_ANCHORS, INPUT_SCALINGS, RESIZE_METHODS, RESIZE_MODES
 from gradcam.engine import resize
-from gradcam.errors import GradcamError
+from gradcam.errors import GradcamError, check_choice
 
 _GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -38,11 +38,10 @@ class ImageSpec:
     crop_anchor: str = "middle-center"
 
     def __post_init__(self) -> None:
-        resize.check(self.resize_method, self.crop_anchor)
-        if self.resize_mode not in RESIZE_MODES:
-            raise GradcamError(f"resize mode {self.resize_mode!r}: expected one of {', '.join(RESIZE_MODES)}")
-        if self.input_scaling not in INPUT_SCALINGS:
-            raise GradcamError(f"input scaling {self.input_scaling!r}: expected one of {', '.join(INPUT_SCALINGS)}")
+        check_choice("resize mode", self.resize_mode, RESIZE_MODES)
+        check_choice("input scaling", self.input_scaling, INPUT_SCALINGS)
+        check_choice("resize method", self.resize_method, RESIZE_METHODS)
+        check_choice("crop anchor", self.crop_anchor, CROP_ANCHORS)
 
     @property
     def channels(self) -> int:

@@ -7,19 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pyvips
 
-from gradcam.choices import CROP_ANCHORS, RESIZE_METHODS
 from gradcam.errors import GradcamError
 
 pyvips.cache_set_max(0)  # every image is new: a cache of operations would only hold their pixels
 pyvips.concurrency_set(1)  # the job's own threads share the cores, one image each
-
-
-def check(method: str, anchor: str) -> None:
-    """A clear error for a resize method or crop anchor the impulse cannot name."""
-    if method not in RESIZE_METHODS:
-        raise GradcamError(f"resize method {method!r}: expected one of {', '.join(RESIZE_METHODS)}")
-    if anchor not in CROP_ANCHORS:
-        raise GradcamError(f"crop anchor {anchor!r}: expected one of {', '.join(CROP_ANCHORS)}")
 
 
 def resize(image: np.ndarray, width: int, height: int, method: str = "lanczos3") -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradcam.choices import EVIDENCE_CHECKS
-from gradcam.errors import GradcamError
+from gradcam.errors import check_choice
 
 
 class EvidenceChecks:
@@ -25,8 +25,7 @@ class EvidenceChecks:
 
     def __init__(self, mode: str = "budget", prepaid: int = 0):
         """prepaid: checks already paid for (auto's calibration's references), owed from the budget."""
-        if mode not in EVIDENCE_CHECKS:
-            raise GradcamError(f"evidence checks {mode!r}: expected one of {', '.join(EVIDENCE_CHECKS)}")
+        check_choice("evidence checks", mode, EVIDENCE_CHECKS)
         self.mode, self._owed = mode, float(prepaid)
         self.offered = self.checked = 0  # samples, and checks, after the first batch
         self.batches = self.total = 0  # batches seen, and every check made

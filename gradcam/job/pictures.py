@@ -12,7 +12,7 @@ from gradcam.choices import LAYOUTS, OVERLAYS
 from gradcam.engine.agreement import ELSEWHERE
 from gradcam.engine.overlay import blend
 from gradcam.engine.trust import TRUST_THRESHOLD
-from gradcam.errors import GradcamError
+from gradcam.errors import check_choice
 from gradcam.job.inputs import enlarged
 from gradcam.job.looks import ClassLook
 from gradcam.job.records import Outcome, SampleRecord
@@ -28,10 +28,8 @@ class PictureOptions:
     overlays: str = "all"  # all, or mistakes: pictures only for mistakes and unlabeled samples
 
     def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise GradcamError(f"layout {self.layout!r}: expected one of {', '.join(LAYOUTS)}")
-        if self.overlays not in OVERLAYS:
-            raise GradcamError(f"overlays {self.overlays!r}: expected one of {', '.join(OVERLAYS)}")
+        check_choice("layout", self.layout, LAYOUTS)
+        check_choice("overlays", self.overlays, OVERLAYS)
 
     def wanted(self, record: SampleRecord) -> bool:
         """Whether the sample gets pictures: every sample, or only those not judged correct."""
