@@ -49,6 +49,9 @@ class Memo:
     def __contains__(self, key: bytes) -> bool:
         return key in self.kept
 
+    def __len__(self) -> int:
+        return len(self.kept)
+
     def __getitem__(self, key: bytes) -> np.ndarray:
         return self.kept[key]
 
@@ -118,7 +121,10 @@ class Evidence:
         return [found[key] for key in keys]
 
     def known(self, inputs: np.ndarray) -> np.ndarray:
-        """Which inputs' hidden copies' scores are kept (bool): checking them again costs no model call."""
+        """Which inputs' hidden copies' scores are kept (bool): checking them again costs no model call.
+        Asked of every batch: nothing is digested while nothing is kept (no check made yet, --evidence off)."""
+        if not len(self.memo):
+            return np.zeros(len(inputs), bool)
         keys = _digests(self.forward.encode(inputs).reshape(inputs.shape))
         return np.array([key in self.memo for key in keys], bool)
 
